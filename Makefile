@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make demo` and `make test` (both idempotent).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-all lint bench clean
+
+install: $(STAMP)
+
+# Re-install only when the package definition changes. torch is pinned to the
+# local CPU wheel first so that no multi-GB CUDA build is pulled in.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24,<27"
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/ebrm demo
+
+test: install
+	$(BIN)/python -m ruff check src tests benchmarks experiments examples
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+lint: install
+	$(BIN)/python -m ruff check --fix src tests benchmarks experiments examples
+	$(BIN)/python -m ruff format src tests benchmarks experiments examples
+
+bench: install
+	$(BIN)/python benchmarks/bench_energy.py
+	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/bench_server.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

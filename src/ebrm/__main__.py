@@ -1,0 +1,7 @@
+"""`python -m ebrm ...` (also what `accelerate launch -m ebrm` runs)."""
+
+import sys
+
+from ebrm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,52 @@
+"""Plain data types shared by every stage: a scored conversation and a preference pair."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Message = tuple[str, str]
+"""One chat turn as (role, content); role is "system", "user" or "assistant"."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A response to be scored, with the conversation that precedes it."""
+
+    messages: tuple[Message, ...]  # turns before the response, oldest first
+    response: str  # the final assistant response that the reward model scores
+
+    @classmethod
+    def from_prompt(cls, prompt: str, response: str) -> Conversation:
+        """A single-turn conversation: one user prompt and the response."""
+        return cls(messages=(("user", prompt),), response=response)
+
+    @property
+    def prompt_text(self) -> str:
+        """The last user turn (what most reports show as "the prompt")."""
+        for role, content in reversed(self.messages):
+            if role == "user":
+                return content
+        return ""
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A labelled comparison: `chosen` was preferred over `rejected`."""
+
+    chosen: Conversation
+    rejected: Conversation
+    id: str = ""  # stable identifier within its source (e.g. "file.jsonl:17")
+    subset: str | None = None  # RewardBench subset or RM-Bench domain, when known
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class RMBenchItem:
+    """One RM-Bench prompt: 3 chosen and 3 rejected responses (concise, detailed, markdown)."""
+
+    id: str
+    domain: str  # "chat", "code", "math" or "safety" (safety-refuse/-response pooled)
+    subset: str  # the file's own subset name, e.g. "safety-response"
+    messages: tuple[Message, ...]
+    chosen: tuple[str, str, str]
+    rejected: tuple[str, str, str]
