@@ -1,0 +1,19 @@
+"""Feature stores: (embedding, reward) rows of a preference data set, extracted once.
+
+`extract_features` fills a store (resumable, multi-process with accelerate);
+`load_features` / `FeatureStore.open(path).load()` read it back as `PairFeatures`.
+"""
+
+from ebrm.features.extract import ExtractionPlan, build_plan, extract_features, plan_rows
+from ebrm.features.store import FeatureStore, load_features
+from ebrm.features.table import PairFeatures
+
+__all__ = [
+    "ExtractionPlan",
+    "FeatureStore",
+    "PairFeatures",
+    "build_plan",
+    "extract_features",
+    "load_features",
+    "plan_rows",
+]

@@ -1,0 +1,416 @@
+"""Resumable, multi-process extraction of (embedding, reward) rows into a feature store.
+
+The work is fixed before anything runs: the *plan* is the ordered list of unique formatted
+texts plus the pair table, and its hash goes into the manifest. Shard `k` always holds the
+same rows, so a rerun keeps every verified shard and re-extracts only the missing ones, with
+any number of processes (`accelerate launch -m ebrm extract ...`; shards are dealt round-robin
+to the ranks, each rank writes its own shard files and a small progress file, and rank 0
+merges them into one manifest at the end). A shared file system is assumed across nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from ebrm._io import atomic_write_json
+from ebrm._version import __version__, version_info
+from ebrm.data.types import Conversation, PreferencePair
+from ebrm.errors import ConfigError, CorruptArtifactError, IncompatibleArtifactError
+from ebrm.features import store as fs
+
+logger = logging.getLogger(__name__)
+
+# Texts handed to the RM per call: several batches, so that the RM's own length sorting
+# still has room to work while the progress bar moves often enough on a slow 8B model.
+_BATCHES_PER_CALL = 8
+_PROGRESS = re.compile(r"progress-rank-\d{5}\.json")
+_SHARD = re.compile(r"shard-\d{5}\.safetensors")
+_OWN_FILES = {fs.MANIFEST, fs.PAIRS_TENSORS, fs.PAIRS_META}
+
+
+class EmbeddingModel(Protocol):
+    """What extraction needs from a base RM (`ebrm.rm.BaseRewardModel` provides it)."""
+
+    hidden_size: int
+
+    def format(self, conv: Conversation) -> str: ...
+
+    def embed_texts(
+        self, texts: list[str], *, batch_size: int = 16, progress: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ExtractionPlan:
+    """The rows to extract and which rows form each pair; fixed before extraction starts."""
+
+    texts: list[str]  # unique formatted texts, in row order (longest first)
+    chosen: torch.Tensor  # (P,) int64 row of each pair's chosen response
+    rejected: torch.Tensor  # (P,) int64 row of each pair's rejected response
+    ids: list[str]  # per pair, its id in the source data
+    subsets: list[str | None]  # per pair, its subset/domain when known
+    plan_hash: str  # sha256 of the texts (in order) and the pair table
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.texts)
+
+
+def plan_rows(
+    chosen_texts: Sequence[str],
+    rejected_texts: Sequence[str],
+    *,
+    ids: Sequence[str] | None = None,
+    subsets: Sequence[str | None] | None = None,
+) -> ExtractionPlan:
+    """Deduplicate the formatted texts of P pairs into rows.
+
+    Rows are ordered longest text first (ties in order of first appearance): consecutive rows
+    then have similar lengths, so batches need little padding, and an out-of-memory error
+    shows up in the first minute of a long run rather than at the end.
+    """
+    if len(chosen_texts) != len(rejected_texts):
+        raise ValueError("chosen_texts and rejected_texts must have the same length")
+    first_seen: dict[str, int] = {}
+    for text in (t for pair in zip(chosen_texts, rejected_texts, strict=True) for t in pair):
+        first_seen.setdefault(text, len(first_seen))
+    texts = sorted(first_seen, key=lambda t: (-len(t), first_seen[t]))
+    row = {text: i for i, text in enumerate(texts)}
+    chosen = torch.tensor([row[t] for t in chosen_texts], dtype=torch.int64)
+    rejected = torch.tensor([row[t] for t in rejected_texts], dtype=torch.int64)
+    digest = hashlib.sha256()
+    for text in texts:
+        encoded = text.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "little") + encoded)
+    digest.update(chosen.numpy().tobytes() + rejected.numpy().tobytes())
+    n = len(chosen_texts)
+    return ExtractionPlan(
+        texts=texts,
+        chosen=chosen,
+        rejected=rejected,
+        ids=list(ids) if ids is not None else [str(i) for i in range(n)],
+        subsets=list(subsets) if subsets is not None else [None] * n,
+        plan_hash=digest.hexdigest(),
+    )
+
+
+def build_plan(rm: EmbeddingModel, pairs: Sequence[PreferencePair]) -> ExtractionPlan:
+    """Format every response with the RM's template and deduplicate (see `plan_rows`)."""
+    if not pairs:
+        raise ConfigError("No preference pairs to extract; check --data (it yielded 0 pairs).")
+    return plan_rows(
+        [rm.format(pair.chosen) for pair in pairs],
+        [rm.format(pair.rejected) for pair in pairs],
+        ids=[pair.id or str(i) for i, pair in enumerate(pairs)],
+        subsets=[pair.subset for pair in pairs],
+    )
+
+
+def _settings(rm: EmbeddingModel, plan: ExtractionPlan, shard_size: int, storage_dtype: str):
+    provenance = dict(rm.provenance())
+    return {
+        "base_rm": provenance,
+        "embedding_dim": int(rm.hidden_size),
+        "storage_dtype": storage_dtype,
+        "reward_dtype": "float32",
+        "max_length": provenance.get("max_length", getattr(rm, "max_length", None)),
+        "truncation_side": provenance.get("truncation_side", getattr(rm, "truncation_side", None)),
+        "num_rows": plan.num_rows,
+        "num_pairs": len(plan.ids),
+        "shard_size": shard_size,
+        "num_shards": len(fs.shard_ranges(plan.num_rows, shard_size)),
+        "plan_hash": plan.plan_hash,
+    }
+
+
+# (label, how to read it from a manifest): what must agree to continue an existing store.
+_COMPATIBILITY = (
+    ("base RM weights (weights_hash)", lambda m: m.get("base_rm", {}).get("weights_hash")),
+    ("base RM compute dtype", lambda m: str(m.get("base_rm", {}).get("dtype"))),
+    ("embedding dim", lambda m: m.get("embedding_dim")),
+    ("max_length", lambda m: m.get("max_length")),
+    ("truncation side", lambda m: m.get("truncation_side")),
+    ("storage dtype", lambda m: m.get("storage_dtype")),
+    ("shard size", lambda m: m.get("shard_size")),
+    ("data (plan hash of the formatted texts and pairs)", lambda m: m.get("plan_hash")),
+)
+
+
+def check_compatible(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The existing manifest at `out` (None if there is none), if this run may continue it.
+
+    Raises:
+        IncompatibleArtifactError: naming every setting that differs, or when `out` holds
+            files that are not a feature store.
+    """
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory; choose a directory.")
+    if not (out / fs.MANIFEST).exists():
+        foreign = [p.name for p in out.iterdir() if not _is_own_file(p.name)]
+        if foreign:
+            raise IncompatibleArtifactError(
+                f"--out {out} is not empty and is not a feature store (it holds e.g. "
+                f"{foreign[0]!r}); choose a new or empty directory."
+            )
+        return None
+    manifest = fs.read_manifest(out)
+    differ = [
+        f"{label}: store has {get(manifest)!r}, this run has {get(settings)!r}"
+        for label, get in _COMPATIBILITY
+        if get(manifest) != get(settings)
+    ]
+    if differ:
+        raise IncompatibleArtifactError(
+            f"The feature store {out} was made with different settings, so its rows cannot be "
+            f"mixed with this run's: {'; '.join(differ)}. Use a new --out directory, or pass "
+            "--overwrite to discard the store and start over."
+        )
+    return manifest
+
+
+def _is_own_file(name: str) -> bool:
+    if name in _OWN_FILES or _SHARD.fullmatch(name) or _PROGRESS.fullmatch(name):
+        return True
+    # leftovers of ebrm._io.atomic_write killed mid-write: ".<name>.<random>.tmp"
+    if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
+        return _is_own_file(name[1:].rsplit(".", 2)[0])
+    return False
+
+
+def _verified(out: Path, records: list[dict], ranges: list[tuple[int, int]]) -> list[dict]:
+    """The shard records whose file exists, matches its checksum and its planned rows."""
+    kept: dict[int, dict] = {}
+    for record in records:
+        index = record.get("index")
+        file = out / str(record.get("file"))
+        if not isinstance(index, int) or not 0 <= index < len(ranges) or index in kept:
+            continue
+        if (record.get("start"), record.get("end")) != ranges[index] or not file.is_file():
+            logger.warning("%s is missing or misplaced; it will be re-extracted", file)
+            continue
+        if fs.sha256_file(file) != record.get("sha256"):
+            logger.warning("%s fails its checksum; it will be re-extracted", file)
+            continue
+        kept[index] = record
+    return [kept[i] for i in sorted(kept)]
+
+
+def _prepare(
+    out: Path,
+    plan: ExtractionPlan,
+    settings: dict[str, Any],
+    existing: dict[str, Any] | None,
+    data_spec: str | None,
+) -> dict[str, Any]:
+    """Rank 0: clean up, merge and verify earlier progress, write pair table and manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in out.iterdir():
+        if path.name.startswith(".") and _is_own_file(path.name):
+            path.unlink(missing_ok=True)  # half-written temporary file of a killed run
+    ranges = fs.shard_ranges(plan.num_rows, settings["shard_size"])
+    records = list(existing["shards"]) if existing else []
+    progress_files = sorted(p for p in out.iterdir() if _PROGRESS.fullmatch(p.name))
+    for path in progress_files:
+        progress = _read_json(path)
+        if existing and progress.get("plan_hash") == settings["plan_hash"]:
+            records.extend(progress.get("shards", []))
+    shards = _verified(out, records, ranges)
+    pairs_sha = fs.write_pair_table(out, plan.chosen, plan.rejected, plan.ids, plan.subsets)
+    manifest = {
+        "format": fs.FORMAT_NAME,
+        "format_version": fs.FORMAT_VERSION,
+        "ebrm_version": __version__,
+        "versions": version_info(),
+        **settings,
+        "row_order": "unique formatted texts, longest first",
+        "data": {
+            "spec": data_spec,
+            "num_pairs": len(plan.ids),
+            "num_texts": 2 * len(plan.ids),
+            "num_unique_texts": plan.num_rows,
+        },
+        "pairs_sha256": pairs_sha,
+        "shards": shards,
+        "complete": len(shards) == len(ranges),
+    }
+    fs.write_manifest(out, manifest)
+    for path in progress_files:  # merged into the manifest above
+        path.unlink(missing_ok=True)
+    return manifest
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _remove_store(out: Path) -> None:
+    """Delete the files of a feature store at `out` (only ours: never a whole directory)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory; choose a directory.")
+    if not (out / fs.MANIFEST).exists() and any(not _is_own_file(p.name) for p in out.iterdir()):
+        raise IncompatibleArtifactError(
+            f"--overwrite refuses to empty {out}: it is not a feature store. "
+            "Choose a new or empty directory."
+        )
+    for path in out.iterdir():
+        if _is_own_file(path.name):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _process_state():
+    """accelerate's process state (a single process when not launched by accelerate)."""
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def extract_features(
+    rm: EmbeddingModel,
+    pairs: Sequence[PreferencePair],
+    out: str | Path,
+    *,
+    batch_size: int = 16,
+    shard_size: int = 4096,
+    storage_dtype: str = "float32",
+    progress: bool = True,
+    overwrite: bool = False,
+    data_spec: str | None = None,
+) -> fs.FeatureStore:
+    """Embed every unique response of `pairs` with `rm` into the feature store `out`.
+
+    Resumable: rerunning the same call on a partial store keeps its verified shards and
+    extracts only the rest. Under `accelerate launch` the shards are split across processes.
+
+    Args:
+        rm: the base RM (`ebrm.rm.BaseRewardModel` or anything with the same methods).
+        pairs: the preference data.
+        out: the store directory (created if missing).
+        batch_size: texts per forward pass.
+        shard_size: rows per shard file (also the unit of work lost when interrupted).
+        storage_dtype: float32, bfloat16 or float16 for the embeddings (rewards: float32).
+        progress: show a tqdm bar (on the main process only).
+        overwrite: discard an existing store at `out` instead of continuing it.
+        data_spec: the data spec the pairs came from, recorded in the manifest.
+
+    Returns:
+        The finished `FeatureStore`.
+
+    Raises:
+        IncompatibleArtifactError: `out` holds a store made with another RM, other settings
+            or other data (unless `overwrite`), or files that are not a feature store.
+        ConfigError: invalid options or no pairs.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1; got {batch_size}.")
+    if shard_size < 1:
+        raise ConfigError(f"shard_size must be an int >= 1; got {shard_size}.")
+    storage_dtype = fs.normalize_storage_dtype(storage_dtype)
+    out = Path(out)
+    state = _process_state()
+    plan = build_plan(rm, pairs)
+    settings = _settings(rm, plan, shard_size, storage_dtype)
+    # Every rank checks (read-only), so a refusal reaches all ranks instead of hanging them.
+    existing = None if overwrite else check_compatible(out, settings)
+    if state.is_main_process:
+        if overwrite:
+            _remove_store(out)
+        _prepare(out, plan, settings, existing, data_spec)
+    state.wait_for_everyone()
+
+    manifest = fs.read_manifest(out)
+    ranges = fs.shard_ranges(plan.num_rows, shard_size)
+    done = {record["index"] for record in manifest["shards"]}
+    todo = [k for k in range(len(ranges)) if k not in done]
+    mine = todo[state.process_index :: state.num_processes]
+    if state.is_main_process and done:
+        logger.info("resuming %s: %d of %d shards already done", out, len(done), len(ranges))
+    _extract_shards(
+        rm, plan, out, manifest, mine, ranges,
+        batch_size=batch_size,
+        storage_dtype=storage_dtype,
+        progress=progress and state.is_main_process,
+        rank=state.process_index,
+        world_size=state.num_processes,
+    )  # fmt: skip
+    state.wait_for_everyone()
+    if state.num_processes > 1 and state.is_main_process:
+        _prepare(out, plan, settings, fs.read_manifest(out), data_spec)
+    state.wait_for_everyone()
+    store = fs.FeatureStore.open(out)
+    if not store.complete:  # pragma: no cover - only when a rank failed silently
+        raise CorruptArtifactError(f"{out} is incomplete after extraction; re-run to finish it.")
+    return store
+
+
+def _extract_shards(
+    rm: EmbeddingModel,
+    plan: ExtractionPlan,
+    out: Path,
+    manifest: dict[str, Any],
+    mine: list[int],
+    ranges: list[tuple[int, int]],
+    *,
+    batch_size: int,
+    storage_dtype: str,
+    progress: bool,
+    rank: int,
+    world_size: int,
+) -> None:
+    """Embed and write this rank's shards, recording each one once it is on disk."""
+    progress_file = out / f"progress-rank-{rank:05d}.json"
+    written: list[dict] = []
+    dim = manifest["embedding_dim"]
+    total = sum(ranges[k][1] - ranges[k][0] for k in mine)
+    chunk = batch_size * _BATCHES_PER_CALL
+    with tqdm(total=total, disable=not progress, unit="text", desc="extract") as bar:
+        for index in mine:
+            start, end = ranges[index]
+            embeddings, rewards = [], []
+            for lo in range(start, end, chunk):
+                texts = plan.texts[lo : min(lo + chunk, end)]
+                emb, rew = rm.embed_texts(texts, batch_size=batch_size, progress=False)
+                if tuple(emb.shape) != (len(texts), dim) or tuple(rew.shape) != (len(texts),):
+                    raise ValueError(
+                        f"embed_texts returned embeddings {tuple(emb.shape)} and rewards "
+                        f"{tuple(rew.shape)} for {len(texts)} texts; expected ({len(texts)}, "
+                        f"{dim}) and ({len(texts)},)"
+                    )
+                embeddings.append(emb)
+                rewards.append(rew)
+                bar.update(len(texts))
+            record = fs.write_shard(
+                out, index, start, torch.cat(embeddings), torch.cat(rewards),
+                storage_dtype=storage_dtype,
+            )  # fmt: skip
+            # Only now, with the shard safely on disk, is it recorded as done.
+            if world_size == 1:
+                manifest["shards"] = sorted([*manifest["shards"], record], key=lambda r: r["index"])
+                manifest["complete"] = len(manifest["shards"]) == len(ranges)
+                fs.write_manifest(out, manifest)
+            else:
+                written.append(record)
+                atomic_write_json(
+                    progress_file, {"plan_hash": plan.plan_hash, "rank": rank, "shards": written}
+                )

@@ -1,0 +1,195 @@
+"""Extraction into a feature store, with a fake RM (fast): dedup, resume, refusal, dtypes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+from ebrm.errors import ConfigError, CorruptArtifactError, IncompatibleArtifactError
+from ebrm.features import FeatureStore, extract_features, load_features
+from tests.features.fakes import FakeRM, fake_embedding, make_pairs
+
+PAIRS = make_pairs(23)
+
+
+def _extract(tmp_path, rm=None, pairs=PAIRS, **kwargs):
+    options = {"batch_size": 1, "shard_size": 8, "progress": False, **kwargs}
+    return extract_features(rm or FakeRM(), pairs, tmp_path / "store", **options)
+
+
+def _equal(a, b) -> bool:
+    return all(
+        torch.equal(getattr(a, name), getattr(b, name))
+        for name in ("embeddings", "rewards", "chosen", "rejected")
+    )
+
+
+def test_rows_are_unique_texts_embedded_once(tmp_path):
+    rm = FakeRM()
+    features = _extract(tmp_path, rm).load()
+    texts = {rm.format(c) for p in PAIRS for c in (p.chosen, p.rejected)}
+    assert len(texts) < 2 * len(PAIRS)  # the data does repeat texts
+    assert features.embeddings.shape == (len(texts), rm.hidden_size)
+    embedded = [t for call in rm.calls for t in call]
+    assert sorted(embedded) == sorted(texts)  # every unique text exactly once
+    for i, pair in enumerate(PAIRS):
+        for conv, rows in ((pair.chosen, features.chosen), (pair.rejected, features.rejected)):
+            expected = fake_embedding(rm.format(conv), rm.hidden_size)
+            assert torch.equal(features.embeddings[rows[i]], expected)
+            assert torch.equal(features.rewards[rows[i]], expected.sum())
+
+
+def test_rows_are_ordered_longest_first(tmp_path):
+    rm = FakeRM()
+    _extract(tmp_path, rm)
+    lengths = [len(t) for call in rm.calls for t in call]
+    assert lengths == sorted(lengths, reverse=True)
+
+
+def test_manifest_records_provenance_shards_and_checksums(tmp_path):
+    rm = FakeRM()
+    store = _extract(tmp_path, rm, data_spec="my/data.jsonl")
+    m = store.manifest
+    assert m["format"] == "ebrm-feature-store" and m["format_version"] == 1
+    assert m["base_rm"] == rm.provenance() and store.provenance == rm.provenance()
+    assert m["complete"] is True
+    assert (m["max_length"], m["truncation_side"]) == (64, "left")
+    assert (m["embedding_dim"], m["storage_dtype"], m["num_pairs"]) == (8, "float32", 23)
+    assert m["data"]["spec"] == "my/data.jsonl"
+    ends = [0] + [s["end"] for s in m["shards"]]
+    assert [s["start"] for s in m["shards"]] == ends[:-1]  # contiguous, in order
+    assert ends[-1] == m["num_rows"]
+    for record in m["shards"]:
+        assert record["end"] - record["start"] <= 8
+        data = (store.path / record["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == record["sha256"]
+        assert record["file"] == f"shard-{record['index']:05d}.safetensors"
+    ids, subsets = store.pair_info()
+    assert ids == [p.id for p in PAIRS] and subsets == [p.subset for p in PAIRS]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "fp16", "float32"])
+def test_storage_dtype_rounds_embeddings_but_not_rewards(tmp_path, dtype):
+    reference = _extract(tmp_path / "ref").load()
+    features = load_features(_extract(tmp_path, storage_dtype=dtype).path)
+    torch_dtype = {"bfloat16": torch.bfloat16, "fp16": torch.float16, "float32": torch.float32}
+    expected = reference.embeddings.to(torch_dtype[dtype]).float()
+    assert features.embeddings.dtype == torch.float32
+    assert torch.equal(features.embeddings, expected)
+    assert torch.equal(features.rewards, reference.rewards)
+
+
+def test_resume_after_crash_embeds_each_row_once_and_equals_uninterrupted(tmp_path):
+    reference = _extract(tmp_path / "ref").load()
+    crashed = FakeRM(fail_after=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _extract(tmp_path, crashed)
+    store = FeatureStore.open(tmp_path / "store")
+    assert not store.complete and len(store.manifest["shards"]) == 2
+    with pytest.raises(IncompatibleArtifactError, match="incomplete .16 of"):
+        store.load()
+    resumed = FakeRM()
+    features = _extract(tmp_path, resumed).load()
+    first = [t for call in crashed.calls for t in call]
+    second = [t for call in resumed.calls for t in call]
+    assert len(first) == 16 and not set(first) & set(second)
+    assert len(first) + len(second) == reference.embeddings.shape[0]
+    assert _equal(features, reference)
+
+
+def test_unrecorded_trailing_shard_and_temp_files_are_redone(tmp_path):
+    reference = _extract(tmp_path / "ref").load()
+    with pytest.raises(RuntimeError):
+        _extract(tmp_path, FakeRM(fail_after=1))
+    out = tmp_path / "store"
+    # killed after the rename but before the manifest update, and mid-write of another file
+    (out / "shard-00001.safetensors").write_bytes(b"half a shard")
+    (out / ".shard-00002.safetensors.abc123.tmp").write_bytes(b"partial")
+    resumed = FakeRM()
+    features = _extract(tmp_path, resumed).load()
+    assert _equal(features, reference)
+    assert not list(out.glob(".*.tmp"))
+    assert sum(len(call) for call in resumed.calls) == reference.embeddings.shape[0] - 8
+
+
+def test_corrupt_shard_is_detected_then_redone_by_rerun(tmp_path):
+    store = _extract(tmp_path)
+    reference = store.load()
+    shard = store.path / "shard-00001.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-3] ^= 0xFF  # inside the tensor data: still loadable, but wrong
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CorruptArtifactError, match=r"shard-00001\.safetensors fails its sha256"):
+        load_features(store.path)
+    assert not _equal(store.load(verify=False), reference)  # the fast path trusts the bytes
+    rm = FakeRM()
+    again = _extract(tmp_path, rm)
+    assert [len(call) for call in rm.calls] == [8]  # only the corrupt shard
+    assert _equal(again.load(), reference)
+
+
+def test_missing_shard_is_named(tmp_path):
+    store = _extract(tmp_path)
+    (store.path / "shard-00002.safetensors").unlink()
+    with pytest.raises(CorruptArtifactError, match=r"shard-00002.safetensors is listed"):
+        store.load()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"rm": FakeRM(weights_hash="other")}, r"weights_hash.*'w0'.*'other'"),
+        ({"rm": FakeRM(max_length=32)}, r"max_length: store has 64, this run has 32"),
+        ({"storage_dtype": "bfloat16"}, r"storage dtype: store has 'float32'"),
+        ({"shard_size": 4}, r"shard size"),
+        ({"pairs": PAIRS[:-1]}, r"data \(plan hash"),
+    ],
+)
+def test_store_from_other_rm_settings_or_data_is_refused(tmp_path, change, message):
+    _extract(tmp_path)
+    with pytest.raises(IncompatibleArtifactError, match=message) as info:
+        _extract(tmp_path, **change)
+    assert "--overwrite" in str(info.value)
+    fresh = _extract(tmp_path / "fresh", **change).load()
+    assert _equal(_extract(tmp_path, overwrite=True, **change).load(), fresh)
+
+
+def test_directory_that_is_not_a_store_is_refused(tmp_path):
+    out = tmp_path / "store"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(IncompatibleArtifactError, match="not a feature store.*notes.txt"):
+        _extract(tmp_path)
+    with pytest.raises(IncompatibleArtifactError, match="refuses to empty"):
+        _extract(tmp_path, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_complete_store_rerun_does_no_work(tmp_path):
+    first = _extract(tmp_path).manifest
+    rm = FakeRM()
+    again = _extract(tmp_path, rm)
+    assert rm.calls == [] and again.manifest["shards"] == first["shards"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be an int >= 1; got 0"),
+        ({"shard_size": 0}, "shard_size must be an int >= 1; got 0"),
+        ({"storage_dtype": "int8"}, "Unknown storage dtype 'int8'"),
+        ({"pairs": []}, "No preference pairs"),
+    ],
+)
+def test_bad_options_raise_config_error(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        _extract(tmp_path, **kwargs)
+
+
+def test_manifest_is_small_json(tmp_path):
+    store = _extract(tmp_path, pairs=make_pairs(200))
+    text = (store.path / "manifest.json").read_text()
+    assert json.loads(text)["num_pairs"] == 200 and len(text) < 20_000
