@@ -1,0 +1,447 @@
+"""`BaseRewardModel`: (embedding, reward) per text from any HF sequence-classification RM.
+
+The embedding is exactly the input of the model's scalar score head at the token the
+model itself pools (captured with a forward pre-hook), so `head_reward(embedding)` equals
+the model's own logits. Every batch checks that identity, which makes an unknown
+architecture with a different pooling rule fail loudly instead of silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ebrm._device import resolve_device, resolve_dtype
+from ebrm.errors import ConfigError, DataFormatError, IncompatibleArtifactError
+from ebrm.rm.pooling import find_score_head, pool_head_input
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ebrm.data.types import Conversation
+
+logger = logging.getLogger(__name__)
+
+_TRUNCATION_SIDES = ("left", "right")
+_HASH_CHUNK = 1 << 20
+
+
+def plain_format(conv: Conversation) -> str:
+    """Fallback text layout used only when `ebrm.data.format_conversation` is unavailable."""
+    turns = [f"{role.capitalize()}: {content}" for role, content in conv.messages]
+    turns.append(f"Assistant: {conv.response}")
+    return "\n\n".join(turns)
+
+
+class BaseRewardModel:
+    """A frozen reward model that returns (embedding, reward) per text.
+
+    Build it with `BaseRewardModel.from_pretrained(...)`; the constructor takes a loaded
+    model and tokenizer.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        *,
+        name_or_path: str,
+        revision: str | None = None,
+        max_length: int = 1024,
+        truncation_side: str = "left",
+        padding_side: str | None = None,
+    ) -> None:
+        if not isinstance(max_length, int) or max_length < 1:
+            raise ConfigError(f"max_length must be a positive int; got {max_length!r}.")
+        if truncation_side not in _TRUNCATION_SIDES:
+            raise ConfigError(
+                f"truncation_side must be 'left' (keep the end of the text, i.e. the response) "
+                f"or 'right'; got {truncation_side!r}."
+            )
+        num_labels = getattr(model.config, "num_labels", None)
+        if num_labels != 1:
+            raise ConfigError(
+                f"{name_or_path} has num_labels={num_labels}; a reward model must output one "
+                "scalar (num_labels=1). Load a reward model, or train one with "
+                "`ebrm base-rm train`."
+            )
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name_or_path = name_or_path
+        self.revision = revision
+        self.max_length = max_length
+        self.truncation_side = truncation_side
+        if padding_side not in (None, "left", "right"):
+            raise ConfigError(f"padding_side must be 'left' or 'right'; got {padding_side!r}.")
+        self.head_name, self.head = find_score_head(model)
+        self.hidden_size = int(self.head.in_features)
+        self.pad_token_id = self._setup_padding()
+        self.padding_side = self._choose_padding_side(padding_side)
+        # Left padding shifts absolute positions (GPT-2, BERT), so we pass positions that
+        # start at the first real token, when the model accepts them.
+        self._accepts_position_ids = "position_ids" in inspect.signature(model.forward).parameters
+        self._weights_hash: str | None = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype = "float32",
+        max_length: int = 1024,
+        truncation_side: str = "left",
+        revision: str | None = None,
+        padding_side: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> BaseRewardModel:
+        """Load a local directory or hub id as a frozen reward model.
+
+        Args:
+            name_or_path: HF model directory or hub id of a sequence-classification RM.
+            device: torch device (None: CUDA if available, else CPU).
+            dtype: compute dtype, float32 / bfloat16 / float16.
+            max_length: tokens per text after formatting; longer texts are truncated.
+            truncation_side: "left" drops the start (keeps the response), "right" the end.
+            revision: hub revision (branch, tag or commit).
+            padding_side: "left"/"right"; None uses the tokenizer's own setting.
+            trust_remote_code: allow custom model code from the hub.
+
+        Raises:
+            ConfigError: the model cannot be loaded or has more than one output.
+        """
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        torch_dtype = resolve_dtype(dtype)
+        torch_device = resolve_device(device)
+        local = Path(name_or_path).expanduser()
+        name = str(local.resolve()) if local.is_dir() else str(name_or_path)
+        kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                name, dtype=torch_dtype, **kwargs
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"Could not load a sequence-classification reward model from {name!r}: {exc}. "
+                "Give a local HF model directory (config.json + weights + tokenizer) or a hub "
+                "id (set HF_HUB_OFFLINE=0 to download)."
+            ) from exc
+        model.to(torch_device)
+        return cls(
+            model,
+            tokenizer,
+            name_or_path=name,
+            revision=revision,
+            max_length=max_length,
+            truncation_side=truncation_side,
+            padding_side=padding_side,
+        )
+
+    def _setup_padding(self) -> int:
+        """Pick the pad id the model pools by, giving tokenizer and config one if missing."""
+        tok = self.tokenizer
+        if tok.pad_token is None:
+            if tok.eos_token is None:
+                raise ConfigError(
+                    f"The tokenizer of {self.name_or_path} has neither a pad nor an eos token; "
+                    "set tokenizer.pad_token before wrapping it."
+                )
+            logger.info("Tokenizer has no pad token; using its eos token %r.", tok.eos_token)
+            tok.pad_token = tok.eos_token
+        text_config = self.model.config.get_text_config()
+        if text_config.pad_token_id is None:
+            # Without a pad id the model cannot pool batches; the usual fix (TRL does the
+            # same) is the tokenizer's pad id, which pools the last non-pad token.
+            logger.info("Model config has no pad_token_id; setting it to %d.", tok.pad_token_id)
+            text_config.pad_token_id = tok.pad_token_id
+        elif text_config.pad_token_id != tok.pad_token_id:
+            logger.warning(
+                "Model pad_token_id %d differs from the tokenizer's %s; padding with the "
+                "model's, which is the id it pools by.",
+                text_config.pad_token_id,
+                tok.pad_token_id,
+            )
+        return int(text_config.pad_token_id)
+
+    def _choose_padding_side(self, requested: str | None) -> str:
+        """Right padding for models that pool a fixed position themselves (BERT's [CLS]).
+
+        Decoders pool the last non-pad token, which works with either side; an encoder
+        whose head receives an already pooled (B, H) vector reads position 0, which left
+        padding would fill with a pad token. A one-row probe tells the two apart.
+        """
+        side = requested or getattr(self.tokenizer, "padding_side", "right")
+        if side == "right" or self._head_sees_all_tokens():
+            return side
+        if requested == "left":
+            raise ConfigError(
+                f"padding_side='left' is not possible for {self.name_or_path}: it pools a fixed "
+                "position itself (e.g. [CLS]), which left padding fills with a pad token. "
+                "Use padding_side='right'."
+            )
+        logger.info("Tokenizer pads left, but this model pools [CLS]; padding right instead.")
+        return "right"
+
+    @torch.inference_mode()
+    def _head_sees_all_tokens(self) -> bool:
+        captured: list[torch.Tensor] = []
+        handle = self.head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        ids = torch.full((1, 2), self.pad_token_id, dtype=torch.long, device=self.device)
+        try:
+            self.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        finally:
+            handle.remove()
+        return bool(captured) and captured[0].ndim == 3
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.head.weight.dtype
+
+    @property
+    def model_type(self) -> str:
+        return str(getattr(self.model.config, "model_type", type(self.model).__name__))
+
+    @property
+    def weights_hash(self) -> str:
+        """sha256 of the model's safetensors files (streamed), else of its state dict."""
+        if self._weights_hash is None:
+            files = _safetensors_files(self.name_or_path, self.revision)
+            if files:
+                self._weights_hash = _hash_files(files)
+            else:
+                self._weights_hash = _hash_state_dict(self.model.state_dict())
+        return self._weights_hash
+
+    def provenance(self) -> dict:
+        """What identifies the features this RM produces (stored with every artifact)."""
+        return {
+            "name_or_path": self.name_or_path,
+            "revision": self.revision,
+            "weights_hash": self.weights_hash,
+            "hidden_size": self.hidden_size,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "max_length": self.max_length,
+            "truncation_side": self.truncation_side,
+            "model_type": self.model_type,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"BaseRewardModel({self.name_or_path!r}, model_type={self.model_type!r}, "
+            f"hidden_size={self.hidden_size}, dtype={self.dtype}, device={self.device})"
+        )
+
+    # ------------------------------------------------------------------ text -> ids
+    def format(self, conv: Conversation) -> str:
+        """The text this RM scores for a conversation (its chat template when it has one)."""
+        format_conversation = _conversation_formatter()
+        if format_conversation is None:
+            return plain_format(conv)
+        return format_conversation(conv, self.tokenizer)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated to `max_length` on `truncation_side`.
+
+        A text that already starts with the tokenizer's BOS (a rendered chat template) is
+        tokenized without adding special tokens again.
+        """
+        tok = self.tokenizer
+        tok.truncation_side = self.truncation_side
+        bos = tok.bos_token
+        templated = [bool(bos) and text.startswith(bos) for text in texts]
+        ids: list[list[int] | None] = [None] * len(texts)
+        for add_special in (True, False):
+            index = [i for i, t in enumerate(templated) if t != add_special]
+            if not index:
+                continue
+            encoded = tok(
+                [texts[i] for i in index],
+                add_special_tokens=add_special,
+                truncation=True,
+                max_length=self.max_length,
+            )["input_ids"]
+            for i, row in zip(index, encoded, strict=True):
+                ids[i] = list(row)
+        for i, row in enumerate(ids):
+            if not row:
+                raise DataFormatError(
+                    f"Text {i} tokenizes to zero tokens ({texts[i]!r}); a reward model needs at "
+                    "least one token. Drop empty texts before embedding."
+                )
+        return ids  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ embeddings
+    def embed_texts(
+        self, texts: Sequence[str], *, batch_size: int = 16, progress: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings and rewards of raw texts.
+
+        Texts are sorted by token length into batches (longest first, so an out-of-memory
+        error shows up at once) and returned in input order.
+
+        Returns:
+            (embeddings (N, D) float32 cpu, rewards (N,) float32 cpu).
+        """
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1; got {batch_size}.")
+        texts = list(texts)
+        ids = self.tokenize(texts)
+        return self.embed_token_ids(ids, batch_size=batch_size, progress=progress)
+
+    def embed_token_ids(
+        self, ids: Sequence[Sequence[int]], *, batch_size: int = 16, progress: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`embed_texts` on already tokenized rows (same length-sorted batching)."""
+        n = len(ids)
+        embeddings = torch.empty((n, self.hidden_size), dtype=torch.float32)
+        rewards = torch.empty((n,), dtype=torch.float32)
+        order = sorted(range(n), key=lambda i: len(ids[i]), reverse=True)
+        bar = tqdm(total=n, desc="embed", unit="text", disable=not progress)
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            emb, rew = self._forward_batch([ids[i] for i in index])
+            embeddings[index] = emb
+            rewards[index] = rew
+            bar.update(len(index))
+        bar.close()
+        return embeddings, rewards
+
+    def embed_conversations(
+        self, convs: Sequence[Conversation], *, batch_size: int = 16, progress: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`embed_texts` of `format(conv)` for each conversation."""
+        return self.embed_texts(
+            [self.format(conv) for conv in convs], batch_size=batch_size, progress=progress
+        )
+
+    def collate(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """Pad token rows into model inputs on this RM's device and padding side."""
+        length = max(len(row) for row in rows)
+        input_ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, row in enumerate(rows):
+            start = 0 if self.padding_side == "right" else length - len(row)
+            span = slice(start, start + len(row))
+            input_ids[i, span] = torch.as_tensor(row, dtype=torch.long)
+            attention_mask[i, span] = 1
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.padding_side == "left" and self._accepts_position_ids:
+            inputs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        return {key: value.to(self.device) for key, value in inputs.items()}
+
+    @torch.inference_mode()
+    def _forward_batch(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = self.collate(rows)
+        captured: list[torch.Tensor] = []
+        handle = self.head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        try:
+            logits = self.model(**inputs).logits  # (B, 1)
+        finally:
+            handle.remove()
+        if len(captured) != 1:
+            raise IncompatibleArtifactError(
+                f"The score head {self.head_name!r} of {self.name_or_path} ran {len(captured)} "
+                "times in one forward pass; cannot tell which call produced the reward."
+            )
+        pooled = pool_head_input(captured[0], inputs["input_ids"], self.pad_token_id)  # (B, H)
+        self._check_identity(pooled, logits)
+        return pooled.float().cpu(), logits[:, 0].float().cpu()
+
+    def _check_identity(self, pooled: torch.Tensor, logits: torch.Tensor) -> None:
+        """head(pooled) must reproduce the model's logits, or the pooling is not the model's."""
+        recomputed = self.head(pooled)
+        tol = 1e-4 if pooled.dtype == torch.float32 else 3e-2
+        scale = 1.0 + float(logits.abs().max())
+        if not torch.allclose(recomputed.float(), logits.float(), rtol=tol, atol=tol * scale):
+            raise IncompatibleArtifactError(
+                f"The input of {self.name_or_path}'s score head {self.head_name!r} at the "
+                f"pooled token does not reproduce the model's reward ({type(self.model).__name__} "
+                "pools differently from the last non-pad token or [CLS]). This architecture is "
+                "not supported; please report it."
+            )
+
+    # ------------------------------------------------------------------ head
+    def head_reward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The RM's own score head applied to embeddings, in float32.
+
+        Args:
+            embeddings: (N, D) as returned by `embed_texts`.
+
+        Returns:
+            (N,) float32 cpu rewards; equal to the model's logits up to float rounding.
+        """
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.hidden_size:
+            raise ConfigError(
+                f"embeddings must have shape (N, {self.hidden_size}); "
+                f"got {tuple(embeddings.shape)}."
+            )
+        weight = self.head.weight.detach().float().cpu()
+        bias = None if self.head.bias is None else self.head.bias.detach().float().cpu()
+        out = nn.functional.linear(embeddings.detach().float().cpu(), weight, bias)
+        return out[:, 0]
+
+
+@functools.cache
+def _conversation_formatter():
+    try:
+        from ebrm.data import format_conversation
+    except ImportError:
+        logger.warning("ebrm.data.format_conversation is unavailable; using plain_format.")
+        return None
+    return format_conversation
+
+
+def _safetensors_files(name_or_path: str, revision: str | None) -> list[Path]:
+    """The safetensors weight files of a local directory or a cached hub snapshot."""
+    local = Path(name_or_path)
+    if not local.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            local = Path(
+                snapshot_download(
+                    name_or_path,
+                    revision=revision,
+                    local_files_only=True,
+                    allow_patterns=["*.safetensors"],
+                )
+            )
+        except Exception:  # not cached or not a hub id: fall back to the state dict
+            return []
+    return sorted(local.glob("*.safetensors"))
+
+
+def _hash_files(files: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _hash_state_dict(state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
