@@ -1,0 +1,18 @@
+"""Refinement: from the energy head's density p(y | e) to rewards (DESIGN §1.6-1.7)."""
+
+from ebrm.refine.config import METHODS, RefineConfig
+from ebrm.refine.grid import Posterior, grid_posterior, grid_scores, p_better, posterior_mean
+from ebrm.refine.paper import PaperResult, paper_refine, paper_search
+
+__all__ = [
+    "METHODS",
+    "PaperResult",
+    "Posterior",
+    "RefineConfig",
+    "grid_posterior",
+    "grid_scores",
+    "p_better",
+    "paper_refine",
+    "paper_search",
+    "posterior_mean",
+]

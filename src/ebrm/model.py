@@ -1,0 +1,381 @@
+"""`EnergyRewardModel`: a frozen base RM's refinement, as one loadable artifact.
+
+It bundles the energy head, the reward normaliser, the refinement settings and the
+provenance of the base RM (name, revision, weight hash, ...) plus what training
+recorded. `refine()` works on stored features; `score()` embeds conversations with the
+base RM first. `save_pretrained` / `from_pretrained` read and write the refined-model
+directory of DESIGN §3 (config.json, energy_head.safetensors, README.md; no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ebrm._device import resolve_device
+from ebrm._io import atomic_write_text
+from ebrm.energy.config import EnergyHeadConfig
+from ebrm.energy.head import EnergyHead
+from ebrm.errors import (
+    ConfigError,
+    CorruptArtifactError,
+    DataFormatError,
+    IncompatibleArtifactError,
+)
+from ebrm.refine import grid as grid_refine
+from ebrm.refine import uncertainty
+from ebrm.refine.config import METHODS, RefineConfig
+from ebrm.refine.paper import paper_refine
+from ebrm.refine.results import RefinedRewards
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "energy_head.safetensors"
+CARD_NAME = "README.md"
+FORMAT_NAME = "ebrm-refined-model"
+FORMAT_VERSION = 1
+_KNOWN_KEYS = {"format", "format_version", "versions", "head", "normalizer", "refine"}
+_KNOWN_KEYS |= {"base_rm", "train"}
+
+
+class EnergyRewardModel:
+    """A base RM's energy head plus everything needed to refine its rewards.
+
+    Args:
+        head: the trained `EnergyHead`.
+        normalizer: the fitted `RewardNormalizer` (raw base reward -> normalised y).
+        refine_config: how to refine; default `RefineConfig()`.
+        base_rm_info: the base RM's provenance (name_or_path, revision, weights_hash,
+            hidden_size, max_length, truncation_side, dtype, ...).
+        train_info: what training recorded (metrics, filter report, chosen method and the
+            validation numbers behind it); JSON-serialisable.
+        base_rm: an already loaded `ebrm.rm.adapter.BaseRewardModel` (optional).
+    """
+
+    def __init__(
+        self,
+        head: EnergyHead,
+        normalizer: Any,
+        refine_config: RefineConfig | None = None,
+        base_rm_info: dict | None = None,
+        train_info: dict | None = None,
+        *,
+        base_rm: Any = None,
+    ) -> None:
+        self.head = head.eval()
+        self.normalizer = normalizer
+        self.refine_config = refine_config or RefineConfig()
+        self.base_rm_info = dict(base_rm_info or {})
+        self.train_info = dict(train_info or {})
+        self._base_rm = None
+        if base_rm is not None:
+            self.attach_base_rm(base_rm)
+
+    # ---- properties -------------------------------------------------------------------
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.head.config.embedding_dim)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.head.parameters()).device
+
+    def to(self, device: str | torch.device) -> EnergyRewardModel:
+        self.head.to(resolve_device(device))
+        return self
+
+    def to_raw(self, values: torch.Tensor) -> torch.Tensor:
+        """Locations (rewards, means, quantiles) in normalised units -> base RM raw units."""
+        return self.normalizer.inverse_transform(values)
+
+    def to_raw_spread(self, values: torch.Tensor) -> torch.Tensor:
+        """Spreads (std, interval widths) in normalised units -> raw units."""
+        return self.normalizer.inverse_transform(values) - self.normalizer.inverse_transform(
+            torch.zeros_like(values)
+        )
+
+    # ---- refinement -------------------------------------------------------------------
+    def _grid_kwargs(self) -> dict:
+        cfg = self.refine_config
+        return {"grid": cfg.grid(), "row_chunk": cfg.row_chunk, "grid_chunk": cfg.grid_chunk}
+
+    def posterior(self, embeddings: torch.Tensor, *, progress: bool = False):
+        """Grid posterior statistics (`ebrm.refine.grid.Posterior`) of (N, D) embeddings."""
+        return grid_refine.grid_posterior(
+            self.head,
+            embeddings,
+            polish_steps=self.refine_config.polish_steps,
+            progress=progress,
+            **self._grid_kwargs(),
+        )
+
+    def refine(
+        self,
+        embeddings: torch.Tensor,
+        base_rewards: torch.Tensor,
+        *,
+        method: str | None = None,
+        progress: bool = False,
+    ) -> RefinedRewards:
+        """Refined rewards of N responses from their embeddings and raw base rewards.
+
+        Empty input (N = 0) returns a `RefinedRewards` of empty tensors.
+
+        Args:
+            embeddings: (N, D) base-RM embeddings.
+            base_rewards: (N,) the base RM's rewards in its raw units.
+            method: override `refine_config.method` (mean|mode|median|conservative|paper|ascent).
+            progress: show a progress bar.
+
+        Raises:
+            IncompatibleArtifactError: D differs from the head's embedding dimension.
+            DataFormatError: NaN/inf values, or shapes that do not match.
+        """
+        cfg = self.refine_config
+        method = method or cfg.method
+        if method not in METHODS:
+            raise ConfigError(
+                f"Unknown refinement method {method!r}; choose one of {', '.join(METHODS)}."
+            )
+        embeddings = torch.as_tensor(embeddings)
+        base_raw = torch.as_tensor(base_rewards).detach().cpu().to(torch.float32)
+        if base_raw.ndim != 1 or embeddings.ndim != 2 or base_raw.shape[0] != embeddings.shape[0]:
+            raise DataFormatError(
+                f"refine needs embeddings (N, D) and base_rewards (N,); got shapes "
+                f"{tuple(embeddings.shape)} and {tuple(base_raw.shape)}"
+            )
+        if not torch.isfinite(base_raw).all():
+            bad = (~torch.isfinite(base_raw)).nonzero().flatten()
+            raise DataFormatError(
+                f"base_rewards contain NaN or infinite values in {bad.numel()} of "
+                f"{base_raw.numel()} rows (first bad row: {int(bad[0])}); drop those rows"
+            )
+        if embeddings.shape[0] == 0:
+            from ebrm.refine._util import check_embeddings
+
+            check_embeddings(self.head, embeddings)  # still report a dimension mismatch
+            return RefinedRewards.empty(method)
+        base = self.normalizer.transform(base_raw).to(torch.float32)
+        post = self.posterior(embeddings, progress=progress)
+        cons = uncertainty.conservative(post.mean, post.std, cfg.conservative_k)
+        if method in ("paper", "ascent"):
+            reward = paper_refine(
+                self.head,
+                embeddings,
+                base,
+                steps=cfg.paper_steps,
+                step_size=cfg.paper_step_size,
+                decay=cfg.paper_decay,
+                min_step=cfg.paper_min_step,
+                hybrid_init=method == "paper",
+                generator=torch.Generator().manual_seed(cfg.seed),
+            )
+        else:
+            reward = {"mean": post.mean, "mode": post.mode, "median": post.q50}.get(method, cons)
+        return RefinedRewards(
+            reward=reward,
+            base=base,
+            base_raw=base_raw,
+            mean=post.mean,
+            std=post.std,
+            q05=post.q05,
+            q50=post.q50,
+            q95=post.q95,
+            mode=post.mode,
+            log_z=post.log_z,
+            conservative=cons,
+            method=method,
+        )
+
+    def p_better(self, emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:
+        """P(y_a > y_b) (N,) for rows a[i], b[i] under independent posteriors."""
+        return grid_refine.p_better(self.head, emb_a, emb_b, **self._grid_kwargs())
+
+    # ---- the base RM ------------------------------------------------------------------
+    def attach_base_rm(self, rm: Any) -> EnergyRewardModel:
+        """Use `rm` for `score()`; it must be the base RM the head was trained on.
+
+        Raises:
+            IncompatibleArtifactError: weight hash or hidden size differ (names both).
+        """
+        recorded = self.base_rm_info.get("weights_hash")
+        given = getattr(rm, "weights_hash", None)
+        if recorded and given and recorded != given:
+            raise IncompatibleArtifactError(
+                f"The base reward model {getattr(rm, 'name_or_path', '?')!r} has weights hash "
+                f"{given} but this refined model was trained on "
+                f"{self.base_rm_info.get('name_or_path', '?')!r} with weights hash {recorded}; "
+                "load the base RM it was trained with, or retrain the energy head"
+            )
+        if not recorded:
+            logger.warning("no base RM weights hash recorded; cannot verify the attached RM")
+        hidden = getattr(rm, "hidden_size", None)
+        if hidden is not None and int(hidden) != self.embedding_dim:
+            raise IncompatibleArtifactError(
+                f"The base reward model has hidden size {hidden} but the energy head expects "
+                f"embeddings of dimension {self.embedding_dim}"
+            )
+        self._base_rm = rm
+        return self
+
+    @property
+    def base_rm(self) -> Any:
+        """The attached base RM, loaded from `base_rm_info` on first use."""
+        if self._base_rm is None:
+            from ebrm.rm.adapter import BaseRewardModel  # heavy; only when scoring text
+
+            info = self.base_rm_info
+            if not info.get("name_or_path"):
+                raise IncompatibleArtifactError(
+                    "This refined model records no base RM path; attach one with "
+                    "model.attach_base_rm(BaseRewardModel.from_pretrained(...))"
+                )
+            rm = BaseRewardModel.from_pretrained(
+                info["name_or_path"],
+                device=self.device,
+                dtype=info.get("dtype", "float32"),
+                max_length=info.get("max_length", 1024),
+                truncation_side=info.get("truncation_side", "left"),
+                revision=info.get("revision"),
+            )
+            self.attach_base_rm(rm)
+        return self._base_rm
+
+    def score(self, convs: list, *, batch_size: int = 16, progress: bool = False):
+        """Embed conversations with the base RM and refine their rewards.
+
+        Args:
+            convs: `ebrm.data.types.Conversation` objects.
+            batch_size: base-RM batch size.
+
+        Returns:
+            `RefinedRewards` in input order.
+        """
+        embeddings, rewards = self.base_rm.embed_conversations(
+            list(convs), batch_size=batch_size, progress=progress
+        )
+        return self.refine(embeddings, rewards, progress=progress)
+
+    # ---- persistence ------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        """The JSON-serialisable content of config.json."""
+        from ebrm._version import version_info
+
+        config = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "versions": version_info(),
+            "head": self.head.config.to_dict(),
+            "normalizer": self.normalizer.to_dict(),
+            "refine": self.refine_config.to_dict(),
+            "base_rm": self.base_rm_info,
+            "train": self.train_info,
+        }
+        return _jsonable(config, "config")
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write the refined-model directory atomically (see `ebrm.model` docstring)."""
+        from ebrm.refine.card import render_model_card
+        from ebrm.refine.io import replace_directory, save_weights
+
+        config = self.config_dict()  # validated before anything is written
+        text = json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+        def build(tmp: Path) -> None:
+            save_weights(self.head, tmp / WEIGHTS_NAME)
+            atomic_write_text(tmp / CONFIG_NAME, text)
+            atomic_write_text(tmp / CARD_NAME, render_model_card(config))
+
+        return replace_directory(directory, build, ours=(CONFIG_NAME, WEIGHTS_NAME, CARD_NAME))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        *,
+        device: str | torch.device | None = None,
+        base_rm: Any = None,
+    ) -> EnergyRewardModel:
+        """Load a refined-model directory written by `save_pretrained`.
+
+        Raises:
+            CorruptArtifactError: a file is missing or corrupt (names the file).
+            IncompatibleArtifactError: not an ebrm refined model, a newer format, or a
+                `base_rm` whose weights differ from the recorded ones (names both).
+        """
+        from ebrm.energy.normalize import RewardNormalizer
+        from ebrm.refine.io import load_weights, read_config
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ConfigError(
+                f"No refined-model directory at {directory}; pass the --out of `ebrm train`"
+            )
+        config_path = directory / CONFIG_NAME
+        config = read_config(config_path)
+        if config.get("format") != FORMAT_NAME:
+            raise IncompatibleArtifactError(
+                f"{config_path} is not an ebrm refined-model config (format "
+                f"{config.get('format')!r}, expected {FORMAT_NAME!r}); pass the directory "
+                "written by `ebrm train` or save_pretrained, not the base RM's"
+            )
+        if int(config.get("format_version", 0)) > FORMAT_VERSION:
+            raise IncompatibleArtifactError(
+                f"{config_path} has format version {config['format_version']} but this ebrm "
+                f"reads up to {FORMAT_VERSION}; upgrade ebrm"
+            )
+        unknown = sorted(set(config) - _KNOWN_KEYS)
+        if unknown:
+            logger.warning("ignoring unknown keys in %s: %s", config_path, unknown)
+        try:
+            head = EnergyHead(EnergyHeadConfig.from_dict(config["head"]))
+            normalizer = RewardNormalizer.from_dict(config["normalizer"])
+            refine_config = RefineConfig.from_dict(config.get("refine") or {})
+        except (KeyError, TypeError, ConfigError) as exc:
+            raise CorruptArtifactError(f"{config_path} is invalid: {exc}") from exc
+        load_weights(head, directory / WEIGHTS_NAME)
+        head.to(resolve_device(device))
+        return cls(
+            head,
+            normalizer,
+            refine_config,
+            config.get("base_rm") or {},
+            config.get("train") or {},
+            base_rm=base_rm,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"EnergyRewardModel(base_rm={self.base_rm_info.get('name_or_path')!r}, "
+            f"embedding_dim={self.embedding_dim}, method={self.refine_config.method!r})"
+        )
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """Plain JSON types; tensors/numpy become lists or numbers, non-finite floats None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _jsonable(value.tolist(), where)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise ConfigError(
+        f"{where} holds a {type(value).__name__}, which cannot be written to config.json; "
+        "store numbers, strings, lists or dicts"
+    )
+
+
+__all__ = ["EnergyRewardModel", "RefinedRewards"]

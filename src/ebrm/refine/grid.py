@@ -1,0 +1,260 @@
+"""Grid refinement: the whole posterior p(y | e) ∝ exp f(e, y) on a shared 1-D grid.
+
+Because y is one-dimensional, f can be evaluated on a dense grid in one batched,
+autograd-free pass (DESIGN §1.6). The grid is shared by all responses, so the reward
+branch `project_rewards(grid)` runs once; per (response, grid point) only the joint
+layers after the first one run. The argmax is then polished by a deterministic
+golden-section search between its grid neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ebrm.refine import uncertainty
+from ebrm.refine._util import check_embeddings, eval_mode, head_placement
+
+logger = logging.getLogger(__name__)
+
+_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0  # golden-section ratio
+QUANTILE_LEVELS = (0.05, 0.5, 0.95)
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Statistics of p(y | e) per response, each (N,) float32 in normalised units."""
+
+    mode: torch.Tensor  # argmax of f (grid argmax, polished)
+    mode_score: torch.Tensor  # f(e, mode)
+    mean: torch.Tensor
+    std: torch.Tensor
+    q05: torch.Tensor
+    q50: torch.Tensor
+    q95: torch.Tensor
+    log_z: torch.Tensor  # log ∫ exp f(e, y) dy over the grid's range
+
+    def __len__(self) -> int:
+        return int(self.mean.shape[0])
+
+
+def _default_grid(grid: torch.Tensor | None) -> torch.Tensor:
+    if grid is None:
+        from ebrm.refine.config import RefineConfig
+
+        return RefineConfig().grid()
+    return uncertainty.check_grid(grid)
+
+
+def _scores_on_grid(
+    head: nn.Module, emb_part: torch.Tensor, grid_part: torch.Tensor, grid_chunk: int
+) -> torch.Tensor:
+    """f for projected embeddings (n, H1) on a projected grid (G, H1) -> (n, G)."""
+    return torch.cat(
+        [
+            head.forward_projected(emb_part, grid_part[start : start + grid_chunk])
+            for start in range(0, grid_part.shape[0], grid_chunk)
+        ],
+        dim=1,
+    )
+
+
+def _score_points(head: nn.Module, emb_part: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """f at one point per row: (n, H1), (n,) -> (n,)."""
+    return head.forward_projected(emb_part, head.project_rewards(points.unsqueeze(1)))[:, 0]
+
+
+def _polish(
+    head: nn.Module,
+    emb_part: torch.Tensor,
+    grid: torch.Tensor,
+    scores: torch.Tensor,
+    steps: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Golden-section search between the grid neighbours of each row's argmax.
+
+    Returns the best point evaluated (grid argmax included, so f never gets worse) and
+    its f, each (n,).
+    """
+    best_f, k = scores.max(dim=1)
+    best_y = grid[k]
+    if steps == 0:
+        return best_y, best_f
+    last = grid.numel() - 1
+    a, b = grid[(k - 1).clamp(0, last)], grid[(k + 1).clamp(0, last)]
+    c, d = b - _INV_PHI * (b - a), a + _INV_PHI * (b - a)
+    fc, fd = _score_points(head, emb_part, c), _score_points(head, emb_part, d)
+    for point, value in ((c, fc), (d, fd)):
+        better = value > best_f
+        best_y, best_f = torch.where(better, point, best_y), torch.where(better, value, best_f)
+    for _ in range(steps):
+        left = fc > fd  # the maximum lies in [a, d]: shrink from the right
+        b = torch.where(left, d, b)
+        a = torch.where(left, a, c)
+        new_c = torch.where(left, b - _INV_PHI * (b - a), d)
+        new_d = torch.where(left, c, a + _INV_PHI * (b - a))
+        kept_f = torch.where(left, fc, fd)
+        new_point = torch.where(left, new_c, new_d)
+        new_f = _score_points(head, emb_part, new_point)
+        fc, fd = torch.where(left, new_f, kept_f), torch.where(left, kept_f, new_f)
+        c, d = new_c, new_d
+        better = new_f > best_f
+        best_y = torch.where(better, new_point, best_y)
+        best_f = torch.where(better, new_f, best_f)
+    return best_y, best_f
+
+
+def grid_scores(
+    head: nn.Module,
+    embeddings: torch.Tensor,
+    *,
+    grid: torch.Tensor | None = None,
+    row_chunk: int = 64,
+    grid_chunk: int = 256,
+) -> torch.Tensor:
+    """f(e, y) for every response and grid point, no autograd, dropout off: (N, G) float32."""
+    grid = _default_grid(grid)
+    embeddings = check_embeddings(head, embeddings)
+    device, dtype = head_placement(head)
+    with eval_mode(head), torch.no_grad():
+        grid_part = head.project_rewards(grid.to(device=device, dtype=dtype))  # (G, H1), once
+        out = [
+            _scores_on_grid(
+                head, head.project_embeddings(embeddings[i : i + row_chunk]), grid_part, grid_chunk
+            ).float()
+            for i in range(0, embeddings.shape[0], row_chunk)
+        ]
+    if not out:
+        return torch.zeros(0, grid.numel())
+    return torch.cat(out).cpu()
+
+
+def grid_posterior(
+    head: nn.Module,
+    embeddings: torch.Tensor,
+    *,
+    grid: torch.Tensor | None = None,
+    polish_steps: int = 20,
+    row_chunk: int = 64,
+    grid_chunk: int = 256,
+    progress: bool = False,
+) -> Posterior:
+    """Posterior statistics of p(y | e) ∝ exp f(e, y) on a shared grid.
+
+    Deterministic, batched, autograd-free; dropout is off during the call.
+
+    Args:
+        head: an `EnergyHead` (or any module with project_embeddings / project_rewards /
+            forward_projected).
+        embeddings: (N, D) base-RM embeddings.
+        grid: (G,) strictly increasing points in normalised units; default
+            `RefineConfig().grid()`. It should cover the training rewards with a margin.
+        polish_steps: golden-section steps around the grid argmax (0 = grid argmax only).
+        row_chunk, grid_chunk: responses and grid points per pass; peak memory is about
+            row_chunk * grid_chunk * (first joint width) * 4 bytes.
+        progress: show a progress bar over row chunks.
+
+    Returns:
+        A `Posterior` of (N,) float32 CPU tensors.
+
+    Raises:
+        IncompatibleArtifactError: embedding dimension differs from the head's.
+        DataFormatError: NaN/inf embeddings.
+    """
+    grid = _default_grid(grid)
+    embeddings = check_embeddings(head, embeddings)
+    device, dtype = head_placement(head)
+    grid_dev = grid.to(device=device, dtype=dtype)
+    n = embeddings.shape[0]
+    columns: dict[str, list[torch.Tensor]] = {f.name: [] for f in fields(Posterior)}
+    with eval_mode(head), torch.no_grad():
+        grid_part = head.project_rewards(grid_dev)  # (G, H1): the reward branch runs once
+        starts = range(0, n, row_chunk)
+        for start in tqdm(starts, desc="grid refine", disable=not progress, unit="chunk"):
+            emb_part = head.project_embeddings(embeddings[start : start + row_chunk])  # (n, H1)
+            scores = _scores_on_grid(head, emb_part, grid_part, grid_chunk)  # (n, G)
+            mode, mode_score = _polish(head, emb_part, grid_dev, scores, polish_steps)
+            log_p, log_z = uncertainty.log_masses(scores, grid_dev)
+            mean, std = uncertainty.moments(log_p, grid_dev)
+            qs = uncertainty.quantiles(scores, log_z, grid_dev, list(QUANTILE_LEVELS))
+            values = {
+                "mode": mode,
+                "mode_score": mode_score,
+                "mean": mean,
+                "std": std,
+                "q05": qs[:, 0],
+                "q50": qs[:, 1],
+                "q95": qs[:, 2],
+                "log_z": log_z,
+            }
+            for name, value in values.items():
+                columns[name].append(value.float().cpu())
+    return Posterior(
+        **{name: torch.cat(parts) if parts else torch.zeros(0) for name, parts in columns.items()}
+    )
+
+
+def posterior_mean(head: nn.Module, embeddings: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Differentiable posterior mean E[y | e] on the grid (N,), for training objectives.
+
+    softmax over G of (f + log trapezoid weight), dotted with the grid. Gradients flow to
+    the head's parameters (and to `embeddings` if they require grad). The head's current
+    mode is used (dropout stays on in training mode). Memory: N * G * H1 activations.
+    """
+    grid = uncertainty.check_grid(grid)
+    device, dtype = head_placement(head)
+    grid = grid.to(device=device, dtype=dtype)
+    scores = head(embeddings.to(device=device, dtype=dtype), grid)  # (N, G)
+    log_w = uncertainty.trapezoid_log_weights(grid).to(dtype)
+    weights = torch.softmax(scores + log_w, dim=-1)
+    return weights @ grid
+
+
+def p_better(
+    head: nn.Module,
+    emb_a: torch.Tensor,
+    emb_b: torch.Tensor,
+    *,
+    grid: torch.Tensor | None = None,
+    row_chunk: int = 64,
+    grid_chunk: int = 256,
+) -> torch.Tensor:
+    """P(y_a > y_b) (N,) for independent posteriors of paired responses a[i], b[i].
+
+    Ties on a grid point count half, so p_better(a, b) + p_better(b, a) = 1.
+
+    Raises:
+        DataFormatError: if emb_a and emb_b do not have the same number of rows.
+    """
+    from ebrm.errors import DataFormatError
+
+    grid = _default_grid(grid)
+    emb_a = check_embeddings(head, emb_a, name="emb_a")
+    emb_b = check_embeddings(head, emb_b, name="emb_b")
+    if emb_a.shape[0] != emb_b.shape[0]:
+        raise DataFormatError(
+            f"p_better compares rows pairwise, so emb_a and emb_b need the same number of rows; "
+            f"got {emb_a.shape[0]} and {emb_b.shape[0]}"
+        )
+    device, dtype = head_placement(head)
+    grid_dev = grid.to(device=device, dtype=dtype)
+    out = []
+    with eval_mode(head), torch.no_grad():
+        grid_part = head.project_rewards(grid_dev)
+        for start in range(0, emb_a.shape[0], row_chunk):
+            sl = slice(start, start + row_chunk)
+            log_p_a, _ = uncertainty.log_masses(
+                _scores_on_grid(head, head.project_embeddings(emb_a[sl]), grid_part, grid_chunk),
+                grid_dev,
+            )
+            log_p_b, _ = uncertainty.log_masses(
+                _scores_on_grid(head, head.project_embeddings(emb_b[sl]), grid_part, grid_chunk),
+                grid_dev,
+            )
+            out.append(uncertainty.prob_greater(log_p_a, log_p_b).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
