@@ -1,0 +1,172 @@
+"""What every integration shares: the `Scorer` protocol, reward modes, input conversion.
+
+The integrations (TRL, HTTP server, verl, best-of-n) only need something with
+`score(convs, *, batch_size) -> RefinedRewards`; `ebrm.model.EnergyRewardModel` is one,
+and tests use small fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from ebrm.data.types import Conversation
+from ebrm.errors import ConfigError, DataFormatError
+
+logger = logging.getLogger(__name__)
+
+REWARD_MODES = ("refined", "mean", "conservative", "base")
+"""Reward kinds a caller may optimise: the configured refinement, the posterior mean, the
+uncertainty-penalised `mean - k*std`, or the frozen base RM's reward (normalised units)."""
+
+RECORD_FIELDS = ("reward", "base", "base_raw", "mean", "std", "q05", "q95", "conservative")
+"""Per-response values the server and best-of-n report (all in normalised reward units,
+except `base_raw`, the base RM's own units)."""
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that scores conversations like `EnergyRewardModel.score`."""
+
+    def score(self, convs: list[Conversation], *, batch_size: int = 16) -> Any:
+        """Return a `RefinedRewards`-like object of (N,) tensors with `.reward_for(kind)`."""
+        ...
+
+
+def check_mode(mode: str) -> str:
+    """Validate a reward mode name."""
+    if mode not in REWARD_MODES:
+        raise ConfigError(f"Unknown reward mode {mode!r}; choose one of {', '.join(REWARD_MODES)}.")
+    return mode
+
+
+def rewards_for_mode(result: Any, mode: str) -> list[float]:
+    """The reward of kind `mode` from a `RefinedRewards`, as a list of floats."""
+    return result.reward_for(mode).detach().float().cpu().tolist()
+
+
+def result_records(result: Any) -> list[dict[str, float]]:
+    """Per-response dicts with `RECORD_FIELDS` (missing fields are left out)."""
+    columns = {}
+    for name in RECORD_FIELDS:
+        value = getattr(result, name, None)
+        if value is not None:
+            columns[name] = value.detach().float().cpu().tolist()
+    n = len(next(iter(columns.values()))) if columns else 0
+    return [{name: col[i] for name, col in columns.items()} for i in range(n)]
+
+
+def score_safely(scorer: Scorer, convs: list[Conversation], *, batch_size: int) -> Any:
+    """Score with autograd usable inside, even when the caller is in `inference_mode`.
+
+    Grid refinement needs no gradients, but the paper's gradient-ascent refinement does; a
+    caller such as TRL may hold `torch.inference_mode()`, whose tensors can never join
+    autograd, so inference mode is switched off here and the scorer decides about grads.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        return scorer.score(convs, batch_size=batch_size)
+
+
+def clean_text(text: str) -> str:
+    """Replace lone surrogates (valid in JSON, invalid UTF-8) so tokenizers never choke."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _content_text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return clean_text(content)
+    if isinstance(content, Sequence):  # multimodal-style list of parts: keep the text parts
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, Mapping) and part.get("type", "text") == "text":
+                parts.append(str(part.get("text", "")))
+        return clean_text("".join(parts))
+    raise DataFormatError(
+        f"{where}: message content must be a string or a list of text parts, "
+        f"got {type(content).__name__}."
+    )
+
+
+def messages_from(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """A prompt as messages: a plain string is one user turn; a list holds message dicts."""
+    if isinstance(value, str):
+        return (("user", clean_text(value)),)
+    if isinstance(value, Sequence):
+        turns = []
+        for i, message in enumerate(value):
+            if isinstance(message, Mapping):
+                role, content = message.get("role"), message.get("content")
+            elif (
+                isinstance(message, Sequence) and not isinstance(message, str) and len(message) == 2
+            ):
+                role, content = message
+            else:
+                raise DataFormatError(
+                    f"{where}[{i}]: expected a message {{'role': ..., 'content': ...}}, "
+                    f"got {type(message).__name__}."
+                )
+            if not isinstance(role, str):
+                raise DataFormatError(f"{where}[{i}]: 'role' must be a string, got {role!r}.")
+            turns.append((role, _content_text(content, f"{where}[{i}]")))
+        return tuple(turns)
+    raise DataFormatError(
+        f"{where}: a prompt must be a string or a list of messages, got {type(value).__name__}."
+    )
+
+
+def completion_text(value: Any, where: str) -> str:
+    """A completion as text: a string, or (TRL conversational) a list of assistant messages."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return _content_text(value.get("content"), where)
+    if isinstance(value, Sequence):
+        return "".join(content for _, content in messages_from(value, where))
+    raise DataFormatError(
+        f"{where}: a completion must be a string or a list of messages, got {type(value).__name__}."
+    )
+
+
+def to_conversation(prompt: Any, completion: Any, where: str = "item") -> Conversation:
+    """Build the `Conversation` that the reward model scores."""
+    return Conversation(
+        messages=messages_from(prompt, f"{where}.prompt"),
+        response=completion_text(completion, f"{where}.completion"),
+    )
+
+
+def load_scorer(path: str | os.PathLike, *, device: str | None = None) -> Scorer:
+    """Load a refined-model directory (`EnergyRewardModel.from_pretrained`)."""
+    from ebrm.model import EnergyRewardModel
+
+    return EnergyRewardModel.from_pretrained(path, device=device)
+
+
+_ENV_LOCK = threading.Lock()
+_ENV_SCORERS: dict[tuple[str, str | None], Scorer] = {}
+
+
+def scorer_from_env(var: str = "EBRM_MODEL") -> Scorer:
+    """The model named by an environment variable, loaded once per process."""
+    path = os.environ.get(var)
+    if not path:
+        raise ConfigError(
+            f"Environment variable {var} is not set; set it to a refined-model directory "
+            f"(written by `ebrm train`), e.g. export {var}=runs/ebrm-model."
+        )
+    device = os.environ.get("EBRM_DEVICE") or None
+    key = (path, device)
+    with _ENV_LOCK:
+        if key not in _ENV_SCORERS:
+            logger.info("loading EBRM model from %s (%s)", path, var)
+            _ENV_SCORERS[key] = load_scorer(path, device=device)
+        return _ENV_SCORERS[key]

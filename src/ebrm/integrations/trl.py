@@ -1,0 +1,118 @@
+"""EBRM rewards as a TRL reward function (`GRPOTrainer(reward_funcs=...)`, RLOO, ...).
+
+Example:
+    >>> from trl import GRPOTrainer
+    >>> from ebrm.integrations.trl import EBRMRewardFunction
+    >>> reward = EBRMRewardFunction("runs/ebrm-model", mode="conservative")
+    >>> trainer = GRPOTrainer(model=..., reward_funcs=[reward], ...)
+
+From the command line, `trl grpo --reward_funcs ebrm.integrations.trl.ebrm_reward` uses the
+model in the environment variable `EBRM_MODEL` (mode from `EBRM_MODE`, default "refined").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from ebrm.integrations._common import (
+    Scorer,
+    check_mode,
+    load_scorer,
+    rewards_for_mode,
+    score_safely,
+    scorer_from_env,
+    to_conversation,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class EBRMRewardFunction:
+    """A picklable TRL reward function: `(prompts, completions, **kwargs) -> list[float]`.
+
+    Args:
+        model_or_path: a refined-model directory, or an already loaded scorer
+            (`EnergyRewardModel` or anything with `score(convs, *, batch_size)`).
+        mode: which reward to return: "refined" (the model's configured refinement),
+            "mean" (posterior mean), "conservative" (mean - k*std, against reward hacking)
+            or "base" (the frozen base RM, normalised).
+        batch_size: responses per forward pass of the base RM.
+        device: torch device for a model loaded from a path (default: CUDA if available).
+
+    Prompts and completions may be plain strings or, for conversational datasets, lists of
+    message dicts (`[{"role": "assistant", "content": ...}]`), as TRL passes them.
+    Rewards are in the model's normalised units (the base RM's rewards have mean 0 and
+    scale 4 over its training responses).
+    """
+
+    def __init__(
+        self,
+        model_or_path: Scorer | str | os.PathLike,
+        *,
+        mode: str = "refined",
+        batch_size: int = 16,
+        device: str | None = None,
+    ) -> None:
+        self.mode = check_mode(mode)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1. Got {batch_size} instead.")
+        self.batch_size = batch_size
+        self.device = device
+        if isinstance(model_or_path, str | os.PathLike):
+            self.path: str | None = os.fspath(model_or_path)
+            self._scorer: Scorer | None = None  # loaded on first call (cheap to pickle)
+        else:
+            self.path = None
+            self._scorer = model_or_path
+        # TRL names the logged metric `rewards/<__name__>/mean`.
+        self.__name__ = f"ebrm_{mode}"
+        self.calls = 0  # number of __call__s, for logging and tests
+
+    @property
+    def scorer(self) -> Scorer:
+        if self._scorer is None:
+            assert self.path is not None
+            self._scorer = load_scorer(self.path, device=self.device)
+        return self._scorer
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.path is not None:
+            state["_scorer"] = None  # a worker process reloads the model from its path
+        return state
+
+    def __repr__(self) -> str:
+        source = self.path if self.path is not None else type(self._scorer).__name__
+        return f"EBRMRewardFunction({source!r}, mode={self.mode!r}, batch_size={self.batch_size})"
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        """One reward per (prompt, completion); extra TRL keyword arguments are ignored."""
+        if len(prompts) != len(completions):
+            raise ValueError(
+                f"Got {len(prompts)} prompts but {len(completions)} completions; "
+                "the reward function needs one prompt per completion."
+            )
+        self.calls += 1
+        if not completions:
+            return []
+        convs = [
+            to_conversation(p, c, f"completion {i}")
+            for i, (p, c) in enumerate(zip(prompts, completions, strict=True))
+        ]
+        result = score_safely(self.scorer, convs, batch_size=self.batch_size)
+        return rewards_for_mode(result, self.mode)
+
+
+def ebrm_reward(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+    """TRL reward function loadable by dotted path: `ebrm.integrations.trl.ebrm_reward`.
+
+    The model directory comes from `EBRM_MODEL`, the mode from `EBRM_MODE` (default
+    "refined"), the device from `EBRM_DEVICE` and the batch size from `EBRM_BATCH_SIZE`
+    (default 16). The model is loaded once per process, on the first call.
+    """
+    mode = check_mode(os.environ.get("EBRM_MODE", "refined"))
+    batch_size = int(os.environ.get("EBRM_BATCH_SIZE", "16"))
+    function = EBRMRewardFunction(scorer_from_env("EBRM_MODEL"), mode=mode, batch_size=batch_size)
+    return function(prompts, completions, **kwargs)
