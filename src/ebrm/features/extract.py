@@ -279,11 +279,24 @@ def _remove_store(out: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _process_state():
-    """accelerate's process state (a single process when not launched by accelerate)."""
-    from accelerate import PartialState
+def process_state():
+    """accelerate's process state (a single process when not launched by accelerate/torchrun).
 
-    return PartialState()
+    On a machine without an accelerator, accelerate only forms a (gloo) process group when
+    asked for CPU explicitly, so several launched processes there mean CPU processes.
+    """
+    import os
+
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = getattr(torch, "accelerator", None)
+    has_accelerator = (
+        accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+    )
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or (launched and not has_accelerator)
+    return PartialState(cpu=cpu)
 
 
 def extract_features(
@@ -328,7 +341,7 @@ def extract_features(
         raise ConfigError(f"shard_size must be an int >= 1; got {shard_size}.")
     storage_dtype = fs.normalize_storage_dtype(storage_dtype)
     out = Path(out)
-    state = _process_state()
+    state = process_state()
     plan = build_plan(rm, pairs)
     settings = _settings(rm, plan, shard_size, storage_dtype)
     # Every rank checks (read-only), so a refusal reaches all ranks instead of hanging them.
