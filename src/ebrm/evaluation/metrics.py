@@ -219,7 +219,7 @@ def verdict(delta: Mapping[str, Any], *, unit: str = "pairs", what: str = "accur
     level = round(100 * delta.get("level", 0.95))
     stats = f"refined - base {what} = {d:+.1f} points ({level}% CI {lo:+.1f} to {hi:+.1f}"
     if "mcnemar_p" in delta:
-        stats += f", McNemar p = {_format_p(delta['mcnemar_p'])}"
+        stats += f", McNemar p = {format_p(delta['mcnemar_p'])}"
     stats += f", n = {delta['n']} {unit})"
     if lo > 0:
         return f"Refinement helped: {stats}."
@@ -228,5 +228,5 @@ def verdict(delta: Mapping[str, Any], *, unit: str = "pairs", what: str = "accur
     return f"No detectable difference: {stats}; the interval includes 0."
 
 
-def _format_p(p: float) -> str:
+def format_p(p: float) -> str:
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"

@@ -1,0 +1,189 @@
+"""The runner against a fake model with known rewards: one pass, correct wiring, files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ebrm.data.types import Conversation, PreferencePair, RMBenchItem
+from ebrm.errors import ConfigError, DataFormatError
+from ebrm.evaluation import evaluate, evaluate_scores
+from ebrm.evaluation.calibration import expected_calibration_error
+from ebrm.evaluation.metrics import mcnemar_exact
+from tests.evaluation.fake_model import SCALE, FakeModel, ScoreOnlyModel, parse
+
+
+def _pairs():
+    # (chosen raw, chosen bonus, rejected raw, rejected bonus)
+    spec = [
+        (1.0, 0.0, 0.0, 0.0),  # both right
+        (0.0, 2.0, 1.0, 0.0),  # base wrong, refined right
+        (0.5, 0.0, 0.5, 0.0),  # tie on both: wrong on both
+        (2.0, -3.0, 1.0, 0.0),  # base right, refined wrong
+        (0.0, 1.5, 1.0, 0.0),  # base wrong, refined right
+        (3.0, 0.0, -1.0, 0.0),  # both right
+    ]
+    pairs = []
+    for i, (cr, cb, rr, rb) in enumerate(spec):
+        prompt = f"question {i % 3}"  # repeated prompts; one response repeated below
+        pairs.append(
+            PreferencePair(
+                chosen=Conversation.from_prompt(prompt, f"r={cr} b={cb} chosen {i}"),
+                rejected=Conversation.from_prompt(prompt, f"r={rr} b={rb} rejected"),
+                id=str(i),
+            )
+        )
+    return pairs, spec
+
+
+def test_pairwise_runner_matches_a_direct_computation(tmp_path):
+    pairs, spec = _pairs()
+    model = FakeModel()
+    metrics = evaluate(model, "pairwise", pairs, tmp_path / "out", n_boot=200, progress=False)
+
+    # One pass over the unique responses only.
+    unique = {c for p in pairs for c in (p.chosen, p.rejected)}
+    assert model.base_rm.calls == 1 and len(model.base_rm.texts_seen) == len(unique)
+
+    base_ok = [cr > rr for cr, _, rr, _ in spec]
+    ref_ok = [cr + cb > rr + rb for cr, cb, rr, rb in spec]
+    assert metrics["n"] == len(spec)
+    assert metrics["base"]["accuracy"] == pytest.approx(np.mean(base_ok))
+    assert metrics["refined"]["accuracy"] == pytest.approx(np.mean(ref_ok))
+    assert metrics["delta"]["improved"] == 2 and metrics["delta"]["worsened"] == 1
+    assert metrics["delta"]["mcnemar_p"] == pytest.approx(mcnemar_exact(2, 1))
+    assert metrics["delta"]["verdict"].startswith("No detectable difference")
+    assert metrics["base"]["ties"] == 1
+
+    sig = lambda d: 1 / (1 + math.exp(-d))  # noqa: E731
+    p_base = [sig(cr - rr) for cr, _, rr, _ in spec]  # raw units
+    p_ref = [sig(SCALE * (cr + cb - rr - rb)) for cr, cb, rr, rb in spec]
+    assert metrics["base"]["ece"] == pytest.approx(expected_calibration_error(p_base))
+    assert metrics["refined"]["ece"] == pytest.approx(expected_calibration_error(p_ref))
+    assert metrics["model"]["p_better"] == "posterior"
+
+    out = tmp_path / "out"
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["base"]["accuracy"] == metrics["base"]["accuracy"]
+    assert set(on_disk) >= {"benchmark", "data", "n", "base", "refined", "delta"}
+    report = (out / "report.md").read_text()
+    for png in ("reward_distributions.png", "base_vs_refined.png", "reliability.png"):
+        assert (out / png).stat().st_size > 1000
+        assert f"({png})" in report
+    assert metrics["delta"]["verdict"] in report
+
+
+def test_score_only_model_falls_back_to_gaussian_p_better():
+    pairs, spec = _pairs()
+    metrics = evaluate(ScoreOnlyModel(), "pairwise", pairs, None, n_boot=100, progress=False)
+    assert metrics["model"]["p_better"] == "gaussian"
+    ref_ok = [cr + cb > rr + rb for cr, cb, rr, rb in spec]
+    assert metrics["refined"]["accuracy"] == pytest.approx(np.mean(ref_ok))
+
+
+def test_other_reward_kinds_are_evaluated():
+    pairs, spec = _pairs()
+    # conservative = refined - 1 for every response: same ordering as refined.
+    m = evaluate(
+        FakeModel(), "pairwise", pairs, None, n_boot=50, progress=False, kind="conservative"
+    )
+    assert m["refined"]["accuracy"] == pytest.approx(
+        np.mean([cr + cb > rr + rb for cr, cb, rr, rb in spec])
+    )
+    assert m["model"]["refined_reward"] == "conservative"
+    with pytest.raises(ConfigError, match="Unknown refined reward kind 'best'"):
+        evaluate(FakeModel(), "pairwise", pairs, None, kind="best")
+
+
+def _items():
+    rng = np.random.default_rng(0)
+    items = []
+    for i, dom in enumerate(["chat", "chat", "safety", "safety", "safety"]):
+        c = [f"r={rng.normal():.3f} b={rng.normal():.3f} c{i}{k}" for k in range(3)]
+        r = [f"r={rng.normal():.3f} b={rng.normal():.3f} r{i}{k}" for k in range(3)]
+        sub = dom if dom == "chat" else ("safety-refuse" if i < 4 else "safety-response")
+        items.append(RMBenchItem(str(i), dom, sub, (("user", f"q{i}"),), tuple(c), tuple(r)))
+    return items
+
+
+def _naive_levels(items, use_bonus):
+    def score(text):
+        raw, bonus = parse(text)
+        return raw + bonus if use_bonus else raw
+
+    out = {}
+    for dom in ("chat", "safety"):
+        mats = [
+            [
+                [float(score(it.chosen[i]) > score(it.rejected[j])) for j in range(3)]
+                for i in range(3)
+            ]
+            for it in items
+            if it.domain == dom
+        ]
+        m = np.mean(mats, axis=0)
+        hard = np.mean([m[0][1], m[0][2], m[1][2]])
+        normal = np.mean([m[0][0], m[1][1], m[2][2]])
+        easy = np.mean([m[1][0], m[2][0], m[2][1]])
+        out[dom] = (easy, normal, hard)
+    return out
+
+
+def test_rmbench_runner_wires_styles_like_a_naive_loop(tmp_path):
+    items = _items()
+    metrics = evaluate(FakeModel(), "rm-bench", items, tmp_path, n_boot=100, progress=False)
+    for side, bonus in (("base", False), ("refined", True)):
+        for dom, (easy, normal, hard) in _naive_levels(items, bonus).items():
+            got = metrics[side][dom]
+            assert (got["easy"], got["normal"], got["hard"]) == pytest.approx((easy, normal, hard))
+        assert metrics[side]["overall"] == pytest.approx(
+            np.mean([metrics[side][d]["avg"] for d in ("chat", "safety")])
+        )
+    assert (tmp_path / "rmbench_heatmaps.png").exists()
+    assert "rmbench_heatmaps.png" in (tmp_path / "report.md").read_text()
+
+
+def test_rewardbench_file_in_its_schema(tmp_path):
+    from tests.evaluation.test_rewardbench import CHAT, CHAT_HARD, REASONING, ROWS, SAFETY
+
+    path = tmp_path / "rb.jsonl"
+    with path.open("w") as handle:
+        for i, (subset, c, r) in enumerate(ROWS):
+            row = {
+                "prompt": f"p{i}",
+                "chosen": f"r={c} yes",
+                "rejected": f"r={r} no",
+                "subset": subset,
+                "id": i,
+            }
+            handle.write(json.dumps(row) + "\n")
+    metrics = evaluate(
+        FakeModel(), "reward-bench", str(path), tmp_path / "o", n_boot=100, progress=False
+    )
+    base = metrics["base"]
+    assert base["Chat"] == pytest.approx(CHAT)
+    assert base["Chat Hard"] == pytest.approx(CHAT_HARD)
+    assert base["Safety"] == pytest.approx(SAFETY)
+    assert base["Reasoning"] == pytest.approx(REASONING)
+    assert base["score"] == pytest.approx((CHAT + CHAT_HARD + SAFETY + REASONING) / 4)
+    assert metrics["data"] == str(path)
+
+
+def test_evaluate_scores_rejects_bad_inputs():
+    with pytest.raises(ConfigError, match="Unknown benchmark 'mmlu'"):
+        evaluate_scores(
+            "mmlu", base_chosen=[1], base_rejected=[0], refined_chosen=[1], refined_rejected=[0]
+        )
+    with pytest.raises(DataFormatError, match="needs a subset/domain label"):
+        evaluate_scores(
+            "rm-bench",
+            base_chosen=np.zeros((1, 3)),
+            base_rejected=np.zeros((1, 3)),
+            refined_chosen=np.zeros((1, 3)),
+            refined_rejected=np.zeros((1, 3)),
+        )
+    with pytest.raises(DataFormatError, match="no pairwise rows"):
+        evaluate(FakeModel(), "pairwise", [], None)
