@@ -11,7 +11,6 @@ raises `QueueFullError` at once (HTTP 503) instead of letting latency grow witho
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -94,6 +93,7 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._stopping = False
 
     @property
     def queued_items(self) -> int:
@@ -104,29 +104,28 @@ class MicroBatcher:
         if self._worker is not None:
             return
         self._wakeup = asyncio.Event()
+        self._stopping = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ebrm-score")
         self._worker = asyncio.create_task(self._run(), name="ebrm-batcher")
 
     async def stop(self) -> None:
-        """Score what is still queued, then stop the worker."""
-        if self._worker is None:
+        """Score everything already queued, then stop the worker."""
+        if self._worker is None or self._wakeup is None:
             return
-        while self._jobs:
-            await asyncio.sleep(0.005)
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
+        self._stopping = True
+        self._wakeup.set()
+        await self._worker
         self._worker = None
-        assert self._executor is not None
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     async def submit(self, items: list[Any]) -> list[Any]:
         """Queue `items` and wait for their results (in order)."""
         if not items:
             return []
-        if self._worker is None or self._wakeup is None:
-            raise RuntimeError("MicroBatcher.start() was not called")
+        if self._worker is None or self._wakeup is None or self._stopping:
+            raise RuntimeError("MicroBatcher is not running (start() not called, or stopped)")
         if self._queued_items + len(items) > self.max_queue:
             self.stats.rejected += 1
             raise QueueFullError(
@@ -154,11 +153,14 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             if not self._jobs:
+                if self._stopping:
+                    return
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                continue
             # Give late arrivals up to max_wait to join, unless the batch is already full.
             deadline = self._jobs[0].enqueued + self.max_wait
-            while self._queued_items < self.max_batch_size:
+            while self._queued_items < self.max_batch_size and not self._stopping:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
