@@ -187,3 +187,52 @@ def test_evaluate_scores_rejects_bad_inputs():
         )
     with pytest.raises(DataFormatError, match="no pairwise rows"):
         evaluate(FakeModel(), "pairwise", [], None)
+
+
+def test_rewardbench_runner_reports_calibration():
+    from tests.evaluation.test_rewardbench import ROWS
+
+    pairs = [
+        PreferencePair(
+            Conversation.from_prompt(f"p{i}", f"r={c} yes"),
+            Conversation.from_prompt(f"p{i}", f"r={r} no"),
+            id=str(i),
+            subset=subset,
+        )
+        for i, (subset, c, r) in enumerate(ROWS)
+    ]
+    m = evaluate(FakeModel(), "reward-bench", pairs, None, n_boot=50, progress=False)
+    p_base = [1 / (1 + math.exp(-(c - r))) for _, c, r in ROWS]
+    assert m["base"]["ece"] == pytest.approx(expected_calibration_error(p_base))
+    assert "calibration" in m["refined"]
+
+
+def test_evaluate_features_with_a_real_energy_model(tmp_path):
+    import torch
+
+    from ebrm.energy.config import EnergyHeadConfig
+    from ebrm.energy.head import EnergyHead
+    from ebrm.energy.normalize import RewardNormalizer
+    from ebrm.evaluation import evaluate_features
+    from ebrm.features.table import PairFeatures
+    from ebrm.model import EnergyRewardModel
+    from ebrm.refine.config import RefineConfig
+
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(40, 8, generator=g)
+    rewards = torch.randn(40, generator=g)
+    feats = PairFeatures(emb, rewards, torch.arange(0, 40, 2), torch.arange(1, 40, 2))
+    torch.manual_seed(0)
+    head = EnergyHead(EnergyHeadConfig(embedding_dim=8, reward_widths=(8,), joint_widths=(16,)))
+    model = EnergyRewardModel(
+        head.eval(), RewardNormalizer().fit(rewards), RefineConfig(grid_size=64), {}, {}
+    )
+    m = evaluate_features(model, feats, tmp_path, data="synthetic", n_boot=100)
+    expected = (rewards[feats.chosen] > rewards[feats.rejected]).double().mean().item()
+    assert m["base"]["accuracy"] == pytest.approx(expected)
+    refined = model.refine(emb, rewards).reward
+    assert m["refined"]["accuracy"] == pytest.approx(
+        (refined[feats.chosen] > refined[feats.rejected]).double().mean().item()
+    )
+    assert m["model"]["p_better"] == "posterior" and m["n"] == 20
+    assert (tmp_path / "metrics.json").exists()

@@ -31,6 +31,16 @@ def _signed(x: float | None) -> str:
     return "-" if x is None else f"{100.0 * x:+.1f}"
 
 
+def _calibration_rows(base: Mapping, refined: Mapping) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for key, label in (("ece", "ECE (15 bins)"), ("brier", "Brier")):
+        if key in base or key in refined:
+            b, r = base.get(key), refined.get(key)
+            d = "" if b is None or r is None else f"{r - b:+.4f}"
+            rows.append((label, *("-" if v is None else f"{v:.4f}" for v in (b, r)), d))
+    return rows
+
+
 def summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     """(metric, base, refined, refined - base) rows, accuracies in percent.
 
@@ -52,12 +62,7 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             ("accuracy 95% CI", _ci(base["ci95"]), _ci(refined["ci95"]), _ci(delta.get("ci95")))
         )
         rows.append(("ties", str(base["ties"]), str(refined["ties"]), ""))
-        for key in ("ece", "brier"):
-            if key in base or key in refined:
-                b, r = base.get(key), refined.get(key)
-                d = "" if b is None or r is None else f"{r - b:+.4f}"
-                fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-                rows.append((key.upper() if key == "ece" else "Brier", fmt(b), fmt(r), d))
+        rows += _calibration_rows(base, refined)
         if "mcnemar_p" in delta:
             rows.append(
                 ("pairs fixed / broken", "", "", f"{delta['improved']} / {delta['worsened']}")
@@ -105,6 +110,7 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(
             ("score (%)", _pct(base["score"]), _pct(refined["score"]), _signed(delta.get("score")))
         )
+        rows += _calibration_rows(base, refined)
         cis = metrics.get("score_ci95", {})
         rows.append(
             ("score 95% CI", _ci(cis.get("base")), _ci(cis.get("refined")), _ci(delta.get("ci95")))

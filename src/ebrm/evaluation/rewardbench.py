@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ebrm.errors import DataFormatError
+from ebrm.evaluation.calibration import calibration_metrics
 from ebrm.evaluation.metrics import bootstrap_ci, paired_difference, pairwise_correct, verdict
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,8 @@ def rewardbench_metrics(
     refined_chosen: Any,
     refined_rejected: Any,
     *,
+    p_base: Any | None = None,
+    p_refined: Any | None = None,
     data: str = "",
     n_boot: int = 2000,
     seed: int = 0,
@@ -178,11 +181,18 @@ def rewardbench_metrics(
     """The reward-bench metrics.json object, with a paired delta of the leaderboard score.
 
     The bootstrap resamples pairs within each subset, so the subset weights hold in every
-    replicate; McNemar is over all pairs of the known subsets (unweighted).
+    replicate; McNemar is over all pairs of the known subsets (unweighted). With `p_base` /
+    `p_refined` ((P,) P(chosen > rejected)), each side also gets "ece", "brier" and
+    "calibration" over all pairs (unweighted).
     """
     labels = _check_subsets(subsets)
     base = rewardbench_side(labels, base_chosen, base_rejected)
     refined = rewardbench_side(labels, refined_chosen, refined_rejected)
+    for side, p in ((base, p_base), (refined, p_refined)):
+        if p is not None:
+            cal = calibration_metrics(p)
+            side["ece"], side["brier"] = cal.pop("ece"), cal.pop("brier")
+            side["calibration"] = cal
     known = np.isin(labels, list(EXAMPLE_COUNTS))
     weights = subset_weights(labels[known].tolist())
     cb = pairwise_correct(base_chosen, base_rejected)[known]

@@ -8,6 +8,7 @@ the demo and the experiments reuse the metrics and the report without re-scoring
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,8 +80,9 @@ def evaluate_scores(
             pairs in the same order, normalised units: (P,) for pairwise/reward-bench, (P, 3)
             in style order for rm-bench.
         base_raw_chosen, base_raw_rejected: the base RM's raw rewards (P,), for its
-            Bradley-Terry probability sigmoid(r_c - r_r) (pairwise calibration).
-        p_refined: (P,) refined P(chosen > rejected) (pairwise calibration).
+            Bradley-Terry probability sigmoid(r_c - r_r) (calibration; pairwise and
+            reward-bench).
+        p_refined: (P,) refined P(chosen > rejected) (calibration; pairwise, reward-bench).
         labels: (P,) RewardBench subset or RM-Bench domain per row (required for those).
         data: the data spec, recorded in metrics.json.
         out_dir: write metrics.json, report.md and PNGs here when given.
@@ -96,11 +98,12 @@ def evaluate_scores(
         _np(v) for v in (base_chosen, base_rejected, refined_chosen, refined_rejected)
     )
     opts = {"data": data, "n_boot": n_boot, "seed": seed}
+    p_base = None
+    if base_raw_chosen is not None and base_raw_rejected is not None:
+        p_base = bt_probability(_np(base_raw_chosen), _np(base_raw_rejected))
+    probs = {"p_base": p_base, "p_refined": _np(p_refined)}
     if benchmark == "pairwise":
-        p_base = None
-        if base_raw_chosen is not None and base_raw_rejected is not None:
-            p_base = bt_probability(_np(base_raw_chosen), _np(base_raw_rejected))
-        metrics = pairwise_metrics(bc, br, rc, rr, p_base=p_base, p_refined=_np(p_refined), **opts)
+        metrics = pairwise_metrics(bc, br, rc, rr, **probs, **opts)
     elif labels is None:
         raise DataFormatError(
             f"{benchmark} needs a subset/domain label per row (labels=...); none were given"
@@ -108,7 +111,7 @@ def evaluate_scores(
     elif benchmark == "rm-bench":
         metrics = rmbench_metrics([str(x) for x in labels], bc, br, rc, rr, **opts)
     else:
-        metrics = rewardbench_metrics(list(labels), bc, br, rc, rr, **opts)
+        metrics = rewardbench_metrics(list(labels), bc, br, rc, rr, **probs, **opts)
     if extra:
         metrics.update(extra)
     if out_dir is not None:
@@ -138,7 +141,8 @@ def score_responses(
         embeddings, raw = base_rm.embed_conversations(
             list(convs), batch_size=batch_size, progress=progress
         )
-        return model.refine(embeddings, raw), embeddings
+        kwargs = {"progress": progress} if _accepts(model.refine, "progress") else {}
+        return model.refine(embeddings, raw, **kwargs), embeddings
     return model.score(list(convs), batch_size=batch_size, progress=progress), None
 
 
@@ -168,6 +172,13 @@ def refined_p_better(
     scale = torch.sqrt(std[chosen] ** 2 + std[rejected] ** 2).clamp_min(1e-12)
     z = (mean[chosen] - mean[rejected]) / scale
     return (0.5 * (1.0 + torch.erf(z / 2**0.5))).numpy(), "gaussian"
+
+
+def _accepts(func: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
 
 
 def _index(convs: Sequence[Conversation]) -> tuple[list[Conversation], list[int]]:
