@@ -259,3 +259,10 @@ def test_bad_fields_name_file_row_and_field(tmp_path, bad_row, match):
 )
 def test_detect_layout(row, layout):
     assert detect_layout(row) == layout
+
+
+def test_lone_surrogate_is_refused(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"prompt": "p", "chosen": "bad \\ud800 text", "rejected": "b"}\n')
+    with pytest.raises(DataFormatError, match=r"line 1: field 'chosen' holds a lone UTF-16"):
+        load_pairs(str(path))

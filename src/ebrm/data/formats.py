@@ -53,6 +53,8 @@ ROLES = {
     "function": "tool",
 }
 
+# Lone UTF-16 surrogates ("\\ud800" escapes in JSON) are not valid Unicode and break tokenizers.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _HH_MARKER = re.compile(r"(?:\A|\n\n)(Human|Assistant):(?: |\Z)")
 
 # RM-Bench sub-domains; safety-refuse and safety-response pool into the "safety" domain.
@@ -131,6 +133,11 @@ def _string(value: Any, field: str, location: str) -> str:
     if not isinstance(value, str):
         raise DataFormatError(
             f"{location}: field {field!r} must be a string, got {_type_name(value)}."
+        )
+    if _SURROGATE.search(value):
+        raise DataFormatError(
+            f"{location}: field {field!r} holds a lone UTF-16 surrogate (a \\udXXX escape), "
+            "which is not valid Unicode. Fix the text encoding of the source."
         )
     return value
 
@@ -286,7 +293,7 @@ def parse_sharegpt(row: dict, location: str, default_id: str) -> PreferencePair:
     for side in ("chosen", "rejected"):
         value = _field(row, side, location)
         if isinstance(value, str):
-            response = value
+            response = _string(value, side, location)
         else:
             role, response = _message(value, side, location)
             if role != "assistant":
