@@ -97,7 +97,7 @@ def paper_search(
     with eval_mode(head):
         with torch.no_grad():
             emb_part = head.project_embeddings(embeddings)  # (N, H1), once per response
-        y = start.to(device)
+        y = start.to(device).clone()  # updated in place; the start (and input) stay intact
         score, grad = _score_and_grad(head, emb_part, y) if n else (y.clone(), y.clone())
         init_score = score.clone()
         lam = torch.full((n,), float(step_size), dtype=torch.float64, device=device)

@@ -68,24 +68,33 @@ def moments(log_p: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torc
 def quantiles(
     scores: torch.Tensor, log_z: torch.Tensor, grid: torch.Tensor, levels: list[float]
 ) -> torch.Tensor:
-    """Posterior quantiles (N, L) by inverting the CDF with linear interpolation.
+    """Posterior quantiles (N, L) by inverting the trapezoid CDF.
 
     The CDF at grid point k is the trapezoid integral of the normalised density up to it,
-    so it ends exactly at 1 and is consistent with `log_masses`.
+    so it ends exactly at 1 and is consistent with `log_masses`. Between grid points the
+    density is linear (as the trapezoid rule assumes), so the CDF is quadratic there and
+    is inverted exactly rather than by linear interpolation.
     """
     y = grid.to(device=scores.device, dtype=torch.float64)
     density = (scores.to(torch.float64) - log_z.unsqueeze(-1)).exp()  # (N, G), <= 1/min gap
-    pieces = (density[:, 1:] + density[:, :-1]) / 2 * (y[1:] - y[:-1])  # (N, G-1)
+    gaps = y[1:] - y[:-1]  # (G-1,)
+    pieces = (density[:, 1:] + density[:, :-1]) / 2 * gaps  # (N, G-1)
     cdf = torch.cat([torch.zeros_like(pieces[:, :1]), pieces.cumsum(-1)], dim=-1)  # (N, G)
-    cdf = cdf / cdf[:, -1:]  # remove rounding so the last point is exactly 1
+    total = cdf[:, -1:]
     q = torch.tensor(levels, dtype=torch.float64, device=scores.device)
-    q = q.unsqueeze(0).expand(scores.shape[0], -1).contiguous()  # (N, L)
-    # first index whose CDF reaches q; interpolate inside the interval ending there
+    q = (q.unsqueeze(0) * total).contiguous()  # (N, L), scaled to remove rounding in `total`
+    # the cell [y_lo, y_hi] whose CDF range contains q
     hi = torch.searchsorted(cdf, q).clamp(1, y.numel() - 1)
     lo = hi - 1
-    c_lo, c_hi = cdf.gather(-1, lo), cdf.gather(-1, hi)
-    frac = ((q - c_lo) / (c_hi - c_lo).clamp_min(1e-300)).clamp(0, 1)
-    return y[lo] + frac * (y[hi] - y[lo])
+    d0, d1 = density.gather(-1, lo), density.gather(-1, hi)
+    rest = (q - cdf.gather(-1, lo)).clamp_min(0)  # mass still needed inside the cell
+    width = gaps[lo]
+    # solve d0 t + (d1 - d0) t^2 / (2 width) = rest for t in [0, width], in the form that
+    # is stable for any slope (including d1 == d0); the discriminant is >= d1^2 >= 0
+    slope = (d1 - d0) / (2 * width)
+    root = (d0.square() + 4 * slope * rest).clamp_min(0).sqrt()
+    t = 2 * rest / (d0 + root).clamp_min(1e-300)
+    return y[lo] + torch.minimum(t, width)
 
 
 def prob_greater(log_p_a: torch.Tensor, log_p_b: torch.Tensor) -> torch.Tensor:

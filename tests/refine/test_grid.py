@@ -1,0 +1,163 @@
+"""Grid refinement against closed-form posteriors, brute force and finite differences."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ebrm.energy.config import EnergyHeadConfig
+from ebrm.energy.head import EnergyHead
+from ebrm.errors import ConfigError, DataFormatError, IncompatibleArtifactError
+from ebrm.refine import grid_posterior, grid_scores, p_better, paper_search, posterior_mean
+from ebrm.refine.config import RefineConfig
+from tests.refine.conftest import gaussian_embeddings, synthetic_features
+
+GRID = torch.linspace(-16, 16, 257, dtype=torch.float64)  # spacing 0.125
+STEP = 32 / 256
+NORMAL = torch.distributions.Normal(0.0, 1.0)
+
+
+def test_gaussian_head_moments_and_log_z_match_closed_form(gaussian_head):
+    emb = gaussian_embeddings(200)
+    mu, s, c = emb[:, 0], emb[:, 1].exp(), emb[:, 2]
+    post = grid_posterior(gaussian_head, emb, grid=GRID)
+    # mu in [-5, 5] and s <= 2 leave >= 5.5 s of mass inside [-16, 16], and the trapezoid
+    # rule is spectrally accurate for Gaussians with s / step >= 4, so the only error left
+    # is the float32 of the returned tensors (relative 6e-8 of values up to ~16).
+    torch.testing.assert_close(post.mean.double(), mu, atol=1e-5, rtol=0)
+    torch.testing.assert_close(post.std.double(), s, atol=1e-5, rtol=0)
+    log_z = c + s.log() + 0.5 * math.log(2 * math.pi)
+    torch.testing.assert_close(post.log_z.double(), log_z, atol=1e-5, rtol=0)
+    # the polished mode is found to within golden-section precision (0.25 * 0.618**20)
+    torch.testing.assert_close(post.mode.double(), mu, atol=1e-4, rtol=0)
+
+
+def test_gaussian_head_quantiles_match_closed_form(gaussian_head):
+    emb = gaussian_embeddings(200, seed=1)
+    mu, s = emb[:, 0], emb[:, 1].exp()
+    post = grid_posterior(gaussian_head, emb, grid=GRID)
+    for level, got in ((0.05, post.q05), (0.5, post.q50), (0.95, post.q95)):
+        z = NORMAL.icdf(torch.tensor(level)).double()
+        expected = mu + s * z
+        # The quantile inverts the cumulative trapezoid integral exactly, so its only error
+        # is the trapezoid rule's: |CDF error| <= step^2/12 * max|p'| with
+        # max|p'| = 1 / (s^2 sqrt(2 pi e)), moved to y by the density p(q) = phi(z) / s.
+        max_slope = 1 / (s**2 * math.sqrt(2 * math.pi * math.e))
+        density = torch.exp(-0.5 * z**2) / (math.sqrt(2 * math.pi) * s)
+        bound = STEP**2 / 12 * max_slope / density
+        assert ((got.double() - expected).abs() <= bound + 1e-5).all()
+
+
+def test_gaussian_head_p_better_matches_closed_form(gaussian_head):
+    emb_a, emb_b = gaussian_embeddings(100, seed=2), gaussian_embeddings(100, seed=3)
+    got = p_better(gaussian_head, emb_a, emb_b, grid=GRID).double()
+    diff = emb_a[:, 0] - emb_b[:, 0]
+    scale = (emb_a[:, 1].exp() ** 2 + emb_b[:, 1].exp() ** 2).sqrt()
+    expected = NORMAL.cdf(diff / scale)
+    # Discretising two continuous densities on a shared grid with ties counted half is the
+    # midpoint rule for P(Y_a - Y_b > 0); its error is O(step^2 / scale^2) times a density
+    # bounded by 0.4, i.e. below 0.4 * 0.0156 / 0.5 ~ 0.013 for the narrowest pairs.
+    assert (got - expected).abs().max() < 0.4 * STEP**2 / scale.min() ** 2
+    back = p_better(gaussian_head, emb_b, emb_a, grid=GRID).double()
+    torch.testing.assert_close(got + back, torch.ones_like(got), atol=1e-6, rtol=0)
+
+
+def test_grid_mode_matches_brute_force_dense_argmax(trained_head):
+    head = trained_head
+    emb, _ = synthetic_features(32, 16, seed=11)
+    grid = RefineConfig(grid_min=-12.0, grid_max=12.0, grid_size=128).grid()
+    post = grid_posterior(head, emb, grid=grid)
+    dense = torch.linspace(-12, 12, 12001)  # spacing 0.002, plain (unfactorised) forward
+    with torch.no_grad():
+        brute = head(emb, dense)  # (N, 24001)
+    best, where = brute.max(dim=1)
+    # the polished mode is at least as good as a 12,001-point search up to float32 noise
+    assert (post.mode_score >= best - 1e-5).all()
+    assert (post.mode - dense[where]).abs().max() < 0.01
+    with torch.no_grad():
+        check = head(emb, post.mode.unsqueeze(1))[:, 0]
+    torch.testing.assert_close(check, post.mode_score, atol=1e-5, rtol=0)
+
+
+def test_grid_beats_paper_mode_on_trained_and_random_heads(trained_head):
+    torch.manual_seed(3)
+    random_head = EnergyHead(
+        EnergyHeadConfig(embedding_dim=16, reward_widths=(8, 16), joint_widths=(64, 32))
+    )
+    emb, y = synthetic_features(256, 16, seed=12)
+    grid = torch.linspace(-16, 16, 256)
+    for head in (trained_head, random_head):
+        post = grid_posterior(head, emb, grid=grid)
+        paper = paper_search(head, emb, y)
+        inside = (paper.reward >= -16) & (paper.reward <= 16)
+        assert inside.float().mean() >= 0.99  # otherwise the comparison says nothing
+        wins = post.mode_score >= paper.score - 1e-6
+        assert wins.float().mean() >= 0.99
+
+
+def test_differentiable_posterior_mean_matches_grid_and_finite_differences():
+    torch.manual_seed(0)
+    head = EnergyHead(EnergyHeadConfig(embedding_dim=8, reward_widths=(4, 8), joint_widths=(16, 8)))
+    head = head.double().eval()
+    emb = torch.randn(5, 8, dtype=torch.float64)
+    grid = torch.linspace(-6, 6, 97, dtype=torch.float64)
+    mean = posterior_mean(head, emb, grid)
+    post = grid_posterior(head, emb, grid=grid)
+    torch.testing.assert_close(mean.float(), post.mean, atol=1e-5, rtol=0)
+    # gradient of sum(mean) w.r.t. one weight matrix vs central differences
+    weight = head.joint_in_reward.weight
+    (grad,) = torch.autograd.grad(mean.sum(), weight)
+    eps = 1e-6
+    numeric = torch.zeros_like(weight)
+    with torch.no_grad():
+        for idx in [(0, 0), (3, 5), (15, 7), (7, 2)]:
+            old = weight[idx].item()
+            weight[idx] = old + eps
+            up = posterior_mean(head, emb, grid).sum()
+            weight[idx] = old - eps
+            down = posterior_mean(head, emb, grid).sum()
+            weight[idx] = old
+            numeric[idx] = (up - down) / (2 * eps)
+            torch.testing.assert_close(grad[idx], numeric[idx], atol=1e-7, rtol=1e-5)
+    assert grad.abs().sum() > 0
+
+
+def test_chunking_does_not_change_results(trained_head):
+    emb, _ = synthetic_features(50, 16, seed=4)
+    grid = torch.linspace(-10, 10, 101)
+    one = grid_posterior(trained_head, emb, grid=grid, row_chunk=64, grid_chunk=512)
+    many = grid_posterior(trained_head, emb, grid=grid, row_chunk=7, grid_chunk=13)
+    for name in ("mean", "std", "q05", "q50", "q95", "log_z", "mode_score"):
+        torch.testing.assert_close(getattr(one, name), getattr(many, name), atol=2e-5, rtol=0)
+    scores = grid_scores(trained_head, emb, grid=grid, row_chunk=9, grid_chunk=17)
+    with torch.no_grad():
+        torch.testing.assert_close(scores, trained_head(emb, grid), atol=1e-5, rtol=0)
+
+
+def test_grid_posterior_is_deterministic_and_restores_training_mode():
+    torch.manual_seed(1)
+    head = EnergyHead(EnergyHeadConfig(embedding_dim=6, reward_widths=(4,), joint_widths=(8,)))
+    head.train()  # dropout on: grid refinement must switch it off
+    emb = torch.randn(10, 6)
+    a = grid_posterior(head, emb)
+    b = grid_posterior(head, emb)
+    assert torch.equal(a.mean, b.mean) and torch.equal(a.mode, b.mode)
+    assert head.training
+
+
+def test_grid_errors():
+    head = EnergyHead(EnergyHeadConfig(embedding_dim=6, reward_widths=(4,), joint_widths=(8,)))
+    with pytest.raises(IncompatibleArtifactError, match="dimension 5 .* dimension 6"):
+        grid_posterior(head, torch.randn(3, 5))
+    bad = torch.randn(4, 6)
+    bad[2, 1] = float("nan")
+    with pytest.raises(DataFormatError, match="first bad row: 2"):
+        grid_posterior(head, bad)
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        grid_posterior(head, torch.randn(3, 6), grid=torch.tensor([0.0, 2.0, 1.0]))
+    with pytest.raises(DataFormatError, match="same number of rows"):
+        p_better(head, torch.randn(3, 6), torch.randn(4, 6))
+    empty = grid_posterior(head, torch.zeros(0, 6))
+    assert empty.mean.shape == (0,) and len(empty) == 0
