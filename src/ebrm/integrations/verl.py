@@ -1,0 +1,110 @@
+"""EBRM rewards for verl (`custom_reward_function.path=<this file>`, `.name=compute_score`).
+
+verl calls `compute_score(data_source, solution_str, ground_truth, extra_info)` once per
+response (its batch reward manager calls `compute_score_batch` with lists). The prompt is
+taken from `extra_info` ("prompt", "question" or "query": a string or a message list) when
+the dataset provides it; otherwise the response is scored after an empty user turn.
+
+Backends, chosen by environment variables:
+  * `EBRM_SERVER_URL` (e.g. http://127.0.0.1:8000): post to a running `ebrm serve`
+    (bearer token from `EBRM_TOKEN`), which batches across all verl workers;
+  * else `EBRM_MODEL`: a refined-model directory loaded once per process
+    (device `EBRM_DEVICE`).
+The reward kind is `EBRM_MODE` (refined | mean | conservative | base; default refined).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ebrm.data.types import Conversation
+from ebrm.errors import ConfigError
+from ebrm.integrations._common import (
+    check_mode,
+    messages_from,
+    rewards_for_mode,
+    score_safely,
+    scorer_from_env,
+)
+
+PROMPT_KEYS = ("prompt", "question", "query")
+
+
+def _prompt_of(extra_info: Any) -> Any:
+    if isinstance(extra_info, dict):
+        for key in PROMPT_KEYS:
+            if extra_info.get(key) is not None:
+                return extra_info[key]
+    return ""
+
+
+def _conversation(solution_str: str, extra_info: Any) -> Conversation:
+    prompt = _prompt_of(extra_info)
+    return Conversation(messages=messages_from(prompt, "extra_info.prompt"), response=solution_str)
+
+
+def _score_remote(url: str, convs: list[Conversation], mode: str) -> list[float]:
+    import httpx
+
+    items = [{"prompt": [{"role": r, "content": c} for r, c in conv.messages],
+              "response": conv.response} for conv in convs]  # fmt: skip
+    headers = {}
+    if os.environ.get("EBRM_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['EBRM_TOKEN']}"
+    timeout = float(os.environ.get("EBRM_TIMEOUT", "180"))
+    last: Exception | None = None
+    for _ in range(int(os.environ.get("EBRM_RETRIES", "3"))):
+        try:
+            resp = httpx.post(
+                f"{url.rstrip('/')}/score",
+                json={"items": items, "mode": mode},
+                headers=headers,
+                timeout=timeout,
+            )
+            if resp.status_code == 503:  # busy: retry
+                last = RuntimeError(resp.text)
+                continue
+            resp.raise_for_status()
+            return [float(row["reward"]) for row in resp.json()["results"]]
+        except httpx.TransportError as exc:
+            last = exc
+    raise RuntimeError(f"EBRM server at {url} failed: {last}")
+
+
+def compute_score_batch(
+    data_sources: Sequence[Any],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Any] | None = None,
+    **kwargs: Any,
+) -> list[float]:
+    """Rewards for many responses at once (verl's `BatchRewardManager` interface)."""
+    mode = check_mode(os.environ.get("EBRM_MODE", "refined"))
+    infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
+    if len(infos) != len(solution_strs):
+        raise ConfigError(
+            f"Got {len(solution_strs)} solutions but {len(infos)} extra_infos; "
+            "pass one extra_info per solution."
+        )
+    convs = [_conversation(s, info) for s, info in zip(solution_strs, infos, strict=True)]
+    if not convs:
+        return []
+    url = os.environ.get("EBRM_SERVER_URL")
+    if url:
+        return _score_remote(url, convs, mode)
+    batch_size = int(os.environ.get("EBRM_BATCH_SIZE", "16"))
+    result = score_safely(scorer_from_env("EBRM_MODEL"), convs, batch_size=batch_size)
+    return rewards_for_mode(result, mode)
+
+
+def compute_score(
+    data_source: Any,
+    solution_str: str,
+    ground_truth: Any = None,
+    extra_info: Any = None,
+    **kwargs: Any,
+) -> float:
+    """One response's reward (verl's default reward-function signature)."""
+    return compute_score_batch([data_source], [solution_str], [ground_truth], [extra_info])[0]
