@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ebrm.data import _fields as F
 from ebrm.data import formats
 from ebrm.data._read import RawRow, iter_file_rows, list_data_files
 from ebrm.data.hub import PREFIX, iter_hub_rows
@@ -71,7 +72,7 @@ def _layout_of(row: RawRow, first: tuple[str, str] | None) -> str:
     if layout is not None and layout != first_layout:
         raise DataFormatError(
             f"{row.location}: the row layout changes from {first_layout} (first row, "
-            f"{first_location}) to {layout}; found {formats.describe_fields(row.data)}. "
+            f"{first_location}) to {layout}; found {F.describe_fields(row.data)}. "
             "One file must use one layout; split it into one file per layout."
         )
     if not isinstance(row.data, dict):
