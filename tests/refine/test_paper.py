@@ -20,7 +20,7 @@ def naive_paper(head, emb, start, *, steps=50, lam0=0.5, eta=0.2, min_step=1e-6)
         e = emb[i : i + 1]
         y, lam = start[i].clone(), lam0
 
-        def f_and_grad(value):
+        def f_and_grad(value, e=e):
             value = value.detach().clone().requires_grad_(True)
             score = head(e, value.reshape(1))[0, 0]
             (grad,) = torch.autograd.grad(score, value)
