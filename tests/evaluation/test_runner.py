@@ -142,6 +142,9 @@ def test_rmbench_runner_wires_styles_like_a_naive_loop(tmp_path):
         assert metrics[side]["overall"] == pytest.approx(
             np.mean([metrics[side][d]["avg"] for d in ("chat", "safety")])
         )
+    for side in ("base", "refined"):  # the metrics.json contract: domains + "overall" only
+        assert set(metrics[side]) == {"chat", "safety", "overall"}
+        assert set(metrics[side]["chat"]) >= {"easy", "normal", "hard", "avg"}
     assert (tmp_path / "rmbench_heatmaps.png").exists()
     assert "rmbench_heatmaps.png" in (tmp_path / "report.md").read_text()
 
