@@ -1,0 +1,76 @@
+"""`ebrm serve`: HTTP reward server (`/score`, OpenRLHF `/get_reward`, `/health`, `/metrics`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ebrm.cli._options import Device
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        model: Annotated[Path, typer.Option("--model", help="Refined-model directory.")],
+        host: Annotated[
+            str, typer.Option("--host", help="Interface to bind (loopback unless you expose it).")
+        ] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+        token: Annotated[
+            str | None,
+            typer.Option(
+                "--token",
+                envvar="EBRM_SERVER_TOKEN",
+                help="Require 'Authorization: Bearer TOKEN' (or set EBRM_SERVER_TOKEN).",
+            ),
+        ] = None,
+        mode: Annotated[
+            str, typer.Option("--mode", help="Default reward: refined|mean|conservative|base.")
+        ] = "refined",
+        max_batch_size: Annotated[
+            int, typer.Option("--max-batch-size", min=1, help="Most responses per forward pass.")
+        ] = 64,
+        max_wait_ms: Annotated[
+            float,
+            typer.Option("--max-wait-ms", min=0, help="Longest wait for a batch to fill (ms)."),
+        ] = 5.0,
+        max_queue: Annotated[
+            int, typer.Option("--max-queue", min=1, help="Most queued responses; then 503.")
+        ] = 4096,
+        max_body_bytes: Annotated[
+            int, typer.Option("--max-body-bytes", min=1, help="Largest request body; then 413.")
+        ] = 8 * 1024 * 1024,
+        special_tokens: Annotated[
+            str | None,
+            typer.Option(
+                "--special-tokens",
+                help="Comma-separated policy special tokens to strip in /get_reward "
+                "(default: common ones such as <|im_end|>, </s>, <|eot_id|>).",
+            ),
+        ] = None,
+        device: Device = None,
+    ) -> None:
+        """Serve refined rewards over HTTP, micro-batching concurrent requests."""
+        from ebrm.integrations import server
+        from ebrm.model import EnergyRewardModel
+
+        kwargs = {} if special_tokens is None else {
+            "special_tokens": tuple(t for t in special_tokens.split(",") if t)
+        }  # fmt: skip
+        config = server.ServerConfig(
+            host=host,
+            port=port,
+            token=token,
+            mode=mode,
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            max_body_bytes=max_body_bytes,
+            **kwargs,
+        )
+        erm = EnergyRewardModel.from_pretrained(model, device=device)
+        erm.base_rm  # load the base RM now, not on the first request  # noqa: B018
+        typer.echo(f"serving {model} on http://{host}:{port} (mode {mode})")
+        server.run_server(server.create_app(erm, config), config)
