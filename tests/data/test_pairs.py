@@ -138,3 +138,18 @@ def test_hub_rows_go_through_the_same_parsers(monkeypatch):
     (pair,) = load_pairs("hf:org/name")
     assert calls == [("org/name", None, None)]
     assert (pair.chosen.response, pair.subset, pair.id) == ("a", "s", "org/name:test:0")
+
+
+def test_hub_dataset_with_several_splits_asks_for_one(monkeypatch):
+    import datasets
+
+    rows = [{"prompt": "p", "chosen": "a", "rejected": "b"}]
+
+    def fake_load_dataset(name, config, split=None):
+        return datasets.DatasetDict(
+            {s: datasets.Dataset.from_list(rows) for s in ("train", "test")}
+        )
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    with pytest.raises(ConfigError, match=r"splits \['test', 'train'\]; name one.*hf:org/n::test"):
+        load_pairs("hf:org/n")
