@@ -135,8 +135,11 @@ def test_bt_term_equals_direct_computation():
     total = obj(head, batch, generator=torch.Generator().manual_seed(3)).loss
     nce = base(head, batch, generator=torch.Generator().manual_seed(3)).loss
 
-    def mean(e):  # E[y|e] = sum y exp f / sum exp f, one grid point at a time
-        w = [math.exp(head(e.unsqueeze(0), grid[j : j + 1]).item()) for j in range(len(grid))]
+    def mean(e):  # E[y|e] = sum w y exp f / sum w exp f, trapezoid w, one point at a time
+        w = [
+            math.exp(head(e.unsqueeze(0), grid[j : j + 1]).item()) * (0.5 if j in (0, 24) else 1)
+            for j in range(len(grid))
+        ]
         return sum(wj * yj for wj, yj in zip(w, grid.tolist(), strict=True)) / sum(w)
 
     bt = 0.0

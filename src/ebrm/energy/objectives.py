@@ -17,6 +17,7 @@ from ebrm.energy.head import EnergyHead
 from ebrm.energy.losses import bradley_terry_loss, nce_plus_loss
 from ebrm.energy.noise import sample_candidates
 from ebrm.errors import ConfigError
+from ebrm.refine.uncertainty import trapezoid_log_weights
 
 
 @dataclass(frozen=True)
@@ -52,17 +53,21 @@ class Objective(Protocol):
 def grid_posterior_mean(
     head: EnergyHead, embedding_part: torch.Tensor, grid: torch.Tensor
 ) -> torch.Tensor:
-    """Differentiable posterior mean E[y | e] of p(y|e) ∝ exp f(e,y) on a uniform grid.
+    """Differentiable posterior mean E[y | e] of p(y|e) ∝ exp f(e,y) on a grid.
+
+    The same quadrature (trapezoid weights) as `ebrm.refine.posterior_mean`, but from the
+    already projected embeddings, so the NCE+ term and this one share `W_e e`.
 
     Args:
         embedding_part: (B, H1) from `head.project_embeddings`.
-        grid: (G,) uniformly spaced reward values (normalised units).
+        grid: (G,) strictly increasing reward values (normalised units).
 
     Returns:
         (B,) posterior means; gradients flow into the head.
     """
     scores = scores_projected(head, embedding_part, head.project_rewards(grid))  # (B, G)
-    return torch.softmax(scores, dim=1) @ grid
+    log_w = trapezoid_log_weights(grid).to(scores.dtype)
+    return torch.softmax(scores + log_w, dim=1) @ grid
 
 
 @dataclass

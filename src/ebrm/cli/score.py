@@ -1,0 +1,30 @@
+"""`ebrm score`: refined rewards of stored features with a trained energy head (JSONL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ebrm.cli._options import Device
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def score(
+        model: Annotated[Path, typer.Option("--model", help="Refined-model directory.")],
+        features: Annotated[Path, typer.Option("--features", help="Feature store directory.")],
+        out: Annotated[Path, typer.Option("--out", help="Output JSONL file (one line per row).")],
+        device: Device = None,
+        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    ) -> None:
+        """Score every row of a feature store: base, refined, mean, std, q05, q95."""
+        from ebrm.energy.scoring import score_features, write_scores
+        from ebrm.features.store import load_features
+        from ebrm.model import EnergyRewardModel
+
+        erm = EnergyRewardModel.from_pretrained(model, device=device)
+        rows = score_features(erm, load_features(features), progress=progress)
+        write_scores(rows, out)
+        typer.echo(f"wrote {len(rows)} rows to {out}")

@@ -1,0 +1,72 @@
+"""`ebrm train`: fit an energy head on a feature store; DIR becomes a refined-model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ebrm.cli._options import Device, OutDir, Seed
+
+Features = Annotated[
+    Path, typer.Option("--features", help="Feature store directory (from `ebrm extract`).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        features: Features,
+        out: OutDir,
+        preset: Annotated[
+            str, typer.Option("--preset", help="small-data (default) or paper (DESIGN §1.5).")
+        ] = "small-data",
+        objective: Annotated[
+            str, typer.Option("--objective", help="nce+ (paper), nce+bt or nce+margin.")
+        ] = "nce+",
+        no_filter: Annotated[
+            bool, typer.Option("--no-filter", help="Train on all pairs, not just agreeing ones.")
+        ] = False,
+        steps: Annotated[
+            int | None, typer.Option("--steps", min=1, help="Optimiser-step budget override.")
+        ] = None,
+        seed: Seed = 0,
+        device: Device = None,
+        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    ) -> None:
+        """Train the energy head with NCE+; prints validation accuracy of base vs refined."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from ebrm.energy import TrainConfig, train_energy_head
+        from ebrm.features.store import FeatureStore
+
+        overrides = {"objective": objective, "seed": seed, "device": device}
+        if no_filter:
+            overrides["filter_conflicts"] = False
+        if steps is not None:  # a fixed budget: no early stop before it
+            overrides.update(max_steps=steps, epochs=None, min_steps=steps)
+        config = TrainConfig.preset(preset, **overrides)
+        store = FeatureStore.open(features)
+        result = train_energy_head(
+            store.load(), config, base_rm_info=store.provenance, progress=progress
+        )
+        result.model.train_info["features"] = str(features)
+        result.save(out)
+
+        val = result.validation
+        table = Table(title=f"validation pairwise accuracy ({val['pairs']} pairs)")
+        for column in ("base", "refined (mean)", "refined (mode)", "chosen"):
+            table.add_column(column, justify="right")
+        fmt = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        table.add_row(
+            fmt(val.get("base_accuracy")),
+            fmt(val.get("mean_accuracy")),
+            fmt(val.get("mode_accuracy")),
+            val.get("method", "mean"),
+        )
+        console = Console()
+        console.print(f"conflict filter: {result.filter_report}")
+        console.print(table)
+        console.print(f"refined model written to {out}")
