@@ -8,7 +8,6 @@ architecture with a different pooling rule fail loudly instead of silently.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import inspect
 import logging
@@ -33,13 +32,6 @@ logger = logging.getLogger(__name__)
 
 _TRUNCATION_SIDES = ("left", "right")
 _HASH_CHUNK = 1 << 20
-
-
-def plain_format(conv: Conversation) -> str:
-    """Fallback text layout used only when `ebrm.data.format_conversation` is unavailable."""
-    turns = [f"{role.capitalize()}: {content}" for role, content in conv.messages]
-    turns.append(f"Assistant: {conv.response}")
-    return "\n\n".join(turns)
 
 
 class BaseRewardModel:
@@ -251,9 +243,8 @@ class BaseRewardModel:
     # ------------------------------------------------------------------ text -> ids
     def format(self, conv: Conversation) -> str:
         """The text this RM scores for a conversation (its chat template when it has one)."""
-        format_conversation = _conversation_formatter()
-        if format_conversation is None:
-            return plain_format(conv)
+        from ebrm.data import format_conversation
+
         return format_conversation(conv, self.tokenizer)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -396,16 +387,6 @@ class BaseRewardModel:
         bias = None if self.head.bias is None else self.head.bias.detach().float().cpu()
         out = nn.functional.linear(embeddings.detach().float().cpu(), weight, bias)
         return out[:, 0]
-
-
-@functools.cache
-def _conversation_formatter():
-    try:
-        from ebrm.data import format_conversation
-    except ImportError:
-        logger.warning("ebrm.data.format_conversation is unavailable; using plain_format.")
-        return None
-    return format_conversation
 
 
 def _safetensors_files(name_or_path: str, revision: str | None) -> list[Path]:

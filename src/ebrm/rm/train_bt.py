@@ -1,0 +1,349 @@
+"""`ebrm base-rm train`: a Bradley-Terry reward model from any HF model directory.
+
+Two modes:
+
+* full fine-tuning with TRL's `RewardTrainer` (loss `-log sigmoid(r_chosen - r_rejected)`),
+  fed token ids that `BaseRewardModel` produced, so training sees exactly the texts,
+  template and truncation that scoring will see later;
+* `freeze_encoder=True`: only the score head is trained. The head's input is then a fixed
+  function of the text, so we embed every text once with `BaseRewardModel` and fit the
+  Linear head on those features with a short BT loop. TRL is not used here because it
+  would run the frozen encoder forward on every step of every epoch (~epochs x slower on
+  CPU) for the identical result.
+
+The result is an ordinary HF directory (`save_pretrained` + tokenizer) plus
+`ebrm_base_rm.json` recording data, seed, label noise and accuracies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ebrm._io import atomic_write_json
+from ebrm.data.types import PreferencePair
+from ebrm.errors import ConfigError, DataFormatError
+from ebrm.rm.adapter import BaseRewardModel
+
+logger = logging.getLogger(__name__)
+
+REPORT_NAME = "ebrm_base_rm.json"
+
+
+@dataclass(frozen=True)
+class BTTrainConfig:
+    """Options of `train_bradley_terry`."""
+
+    freeze_encoder: bool = False  # train only the score head, on precomputed features
+    label_noise: float = 0.0  # fraction of training pairs whose chosen/rejected are swapped
+    seed: int = 0  # seeds the head init, split, label flips and data order
+    epochs: float | None = None  # passes over the training pairs; None: 1 full, 20 head-only
+    learning_rate: float | None = None  # AdamW lr; None: 5e-5 full, 1e-3 head-only
+    weight_decay: float = 0.0  # AdamW weight decay
+    batch_size: int = 16  # pairs per optimiser step (and texts per forward when embedding)
+    max_length: int = 512  # tokens per text; longer texts lose their start
+    validation_fraction: float = 0.1  # held-out pairs (grouped by prompt), labels never flipped
+    device: str | None = None  # torch device; None: CUDA if available
+    progress: bool = True  # show progress bars
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_noise <= 1.0:
+            raise ConfigError(f"label_noise must be in [0, 1]; got {self.label_noise}.")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ConfigError(
+                f"validation_fraction must be in [0, 1); got {self.validation_fraction}."
+            )
+        if self.epochs is not None and not self.epochs > 0:
+            raise ConfigError(f"epochs must be > 0; got {self.epochs}.")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0; got {self.learning_rate}.")
+        if self.batch_size < 1 or self.max_length < 8:
+            raise ConfigError(
+                f"batch_size must be >= 1 and max_length >= 8; got {self.batch_size}, "
+                f"{self.max_length}."
+            )
+
+    @property
+    def resolved_epochs(self) -> float:
+        return self.epochs if self.epochs is not None else (20 if self.freeze_encoder else 1)
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1e-3 if self.freeze_encoder else 5e-5
+
+
+@dataclass(frozen=True)
+class BTTrainResult:
+    """What `train_bradley_terry` produced."""
+
+    out: Path  # the saved HF model directory
+    train_accuracy: float  # on the training labels as trained (flipped ones included)
+    train_accuracy_clean: float  # on the training pairs' original labels
+    validation_accuracy: float | None  # on the untouched validation pairs (None if none)
+    num_train: int
+    num_validation: int
+    num_flipped: int
+    seconds: float
+
+
+def flip_labels(
+    pairs: list[PreferencePair], fraction: float, *, seed: int
+) -> tuple[list[PreferencePair], list[int]]:
+    """Swap chosen and rejected of exactly `round(fraction * len(pairs))` seeded pairs.
+
+    Returns:
+        (the pairs with those labels flipped, sorted indices of the flipped pairs).
+    """
+    n_flip = int(round(fraction * len(pairs)))
+    generator = torch.Generator().manual_seed(seed)
+    flipped = sorted(torch.randperm(len(pairs), generator=generator)[:n_flip].tolist())
+    out = list(pairs)
+    for i in flipped:
+        p = out[i]
+        out[i] = dataclasses.replace(p, chosen=p.rejected, rejected=p.chosen)
+    return out, flipped
+
+
+def load_trainable_rm(model_path: str | Path, config: BTTrainConfig) -> BaseRewardModel:
+    """Any HF model directory as a 1-output sequence-classification model, ready to train."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(config.seed)  # the new score head is initialised from this seed
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_path), num_labels=1, ignore_mismatched_sizes=True
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"Could not load a model to train from {str(model_path)!r}: {exc}"
+        ) from exc
+    from ebrm._device import resolve_device
+
+    model.to(resolve_device(config.device))
+    local = Path(model_path)
+    name = str(local.resolve()) if local.is_dir() else str(model_path)
+    return BaseRewardModel(
+        model, tokenizer, name_or_path=name, max_length=config.max_length, padding_side="right"
+    )
+
+
+def _pair_ids(rm: BaseRewardModel, pairs: list[PreferencePair]):
+    chosen = rm.tokenize([rm.format(p.chosen) for p in pairs])
+    rejected = rm.tokenize([rm.format(p.rejected) for p in pairs])
+    return chosen, rejected
+
+
+def _accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
+    """Strict `>`: ties count as wrong."""
+    return float((r_chosen > r_rejected).float().mean()) if len(r_chosen) else float("nan")
+
+
+def _train_head(
+    rm: BaseRewardModel, feats: tuple[torch.Tensor, torch.Tensor], config: BTTrainConfig
+) -> None:
+    """Fit the Linear score head on fixed features with the BT loss (in place)."""
+    e_chosen, e_rejected = feats  # (P, D) each
+    head = rm.head
+    weight = head.weight.detach().float().cpu().clone().requires_grad_(True)  # (1, D)
+    # The bias cancels in r_chosen - r_rejected, so BT cannot learn it: keep the init.
+    optimiser = torch.optim.AdamW(
+        [weight], lr=config.resolved_learning_rate, weight_decay=config.weight_decay
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    n = e_chosen.shape[0]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total = max(1, round(config.resolved_epochs * steps_per_epoch))
+    bar = tqdm(total=total, desc="train head", disable=not config.progress)
+    step = 0
+    while step < total:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, config.batch_size):
+            idx = order[start : start + config.batch_size]
+            margin = (e_chosen[idx] - e_rejected[idx]) @ weight[0]  # (B,)
+            loss = -torch.nn.functional.logsigmoid(margin).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step >= total:
+                break
+    bar.close()
+    with torch.no_grad():
+        head.weight.copy_(weight.to(head.weight.dtype))
+
+
+def _train_full(rm: BaseRewardModel, ids: tuple[list, list], config: BTTrainConfig) -> None:
+    """Fine-tune the whole model with TRL's RewardTrainer on pre-tokenised pairs."""
+    from datasets import Dataset
+
+    from ebrm.errors import require
+
+    trl = require("trl", "trl")
+    chosen_ids, rejected_ids = ids
+    dataset = Dataset.from_dict({"chosen_ids": chosen_ids, "rejected_ids": rejected_ids})
+    with tempfile.TemporaryDirectory(prefix="ebrm-bt-") as scratch:
+        args = trl.RewardConfig(
+            output_dir=scratch,
+            num_train_epochs=config.resolved_epochs,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.resolved_learning_rate,
+            weight_decay=config.weight_decay,
+            seed=config.seed,
+            data_seed=config.seed,
+            max_length=None,  # already truncated by BaseRewardModel (TRL would drop, not cut)
+            bf16=False,
+            fp16=False,
+            gradient_checkpointing=False,
+            use_cpu=rm.device.type == "cpu",
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            logging_steps=10,
+            disable_tqdm=not config.progress,
+            dataloader_num_workers=0,
+        )
+        trainer = trl.RewardTrainer(
+            model=rm.model, args=args, train_dataset=dataset, processing_class=rm.tokenizer
+        )
+        trainer.train()
+    rm.model.eval()
+
+
+def train_bradley_terry(
+    model_path: str | Path,
+    pairs: list[PreferencePair],
+    out: str | Path,
+    *,
+    config: BTTrainConfig | None = None,
+    data_spec: str | None = None,
+) -> BTTrainResult:
+    """Train a Bradley-Terry reward model and save it as an HF directory.
+
+    Args:
+        model_path: HF model directory or hub id (encoder or decoder LM).
+        pairs: preference pairs; a seeded, prompt-grouped validation split is held out.
+        out: output directory; must not exist or be empty.
+        config: training options.
+        data_spec: where the pairs came from (recorded in `ebrm_base_rm.json`).
+
+    Returns:
+        A `BTTrainResult` with accuracies (strict >) and counts.
+
+    Raises:
+        ConfigError: bad options, unloadable model, or a non-empty `out`.
+        DataFormatError: no pairs.
+    """
+    from ebrm.data import split_pairs
+
+    config = config or BTTrainConfig()
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} exists and is not empty; choose a new directory.")
+    if not pairs:
+        raise DataFormatError("No preference pairs to train on; check --data.")
+    started = time.perf_counter()
+    train, validation, _ = split_pairs(
+        pairs, test_fraction=0.0, validation_fraction=config.validation_fraction, seed=config.seed
+    )
+    noisy, flipped = flip_labels(train, config.label_noise, seed=config.seed)
+    logger.info(
+        "%d training pairs (%d labels flipped), %d validation pairs",
+        len(train),
+        len(flipped),
+        len(validation),
+    )
+    rm = load_trainable_rm(model_path, config)
+    train_ids = _pair_ids(rm, noisy)
+    val_ids = _pair_ids(rm, validation)
+    embed = dict(batch_size=config.batch_size, progress=config.progress)
+
+    if config.freeze_encoder:
+        n_train = len(noisy)
+        emb, _ = rm.embed_token_ids(train_ids[0] + train_ids[1] + val_ids[0] + val_ids[1], **embed)
+        _train_head(rm, (emb[:n_train], emb[n_train : 2 * n_train]), config)
+        rewards = rm.head_reward(emb)
+    else:
+        _train_full(rm, train_ids, config)
+        _, rewards = rm.embed_token_ids(
+            train_ids[0] + train_ids[1] + val_ids[0] + val_ids[1], **embed
+        )
+    n_train, n_val = len(noisy), len(validation)
+    r_chosen, r_rejected = rewards[:n_train], rewards[n_train : 2 * n_train]
+    v_chosen, v_rejected = (
+        rewards[2 * n_train : 2 * n_train + n_val],
+        rewards[2 * n_train + n_val :],
+    )
+    clean = torch.ones(n_train, dtype=torch.bool)
+    clean[flipped] = False
+    clean_margin = torch.where(clean, r_chosen - r_rejected, r_rejected - r_chosen)
+    result = BTTrainResult(
+        out=out,
+        train_accuracy=_accuracy(r_chosen, r_rejected),
+        train_accuracy_clean=_accuracy(clean_margin, torch.zeros_like(clean_margin)),
+        validation_accuracy=_accuracy(v_chosen, v_rejected) if n_val else None,
+        num_train=n_train,
+        num_validation=n_val,
+        num_flipped=len(flipped),
+        seconds=time.perf_counter() - started,
+    )
+    _save(rm, out, config, result, model_path=str(model_path), data_spec=data_spec)
+    return result
+
+
+def _save(
+    rm: BaseRewardModel,
+    out: Path,
+    config: BTTrainConfig,
+    result: BTTrainResult,
+    *,
+    model_path: str,
+    data_spec: str | None,
+) -> None:
+    """Write the HF directory beside `out`, then move it into place in one rename."""
+    from ebrm._version import version_info
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        rm.model.save_pretrained(staging)
+        rm.tokenizer.save_pretrained(staging)
+        report = {
+            "base_model": model_path,
+            "data": data_spec,
+            "trainer": "bt-head-loop" if config.freeze_encoder else "trl.RewardTrainer",
+            "config": {
+                **{k: v for k, v in dataclasses.asdict(config).items() if k != "progress"},
+                "epochs": config.resolved_epochs,
+                "learning_rate": config.resolved_learning_rate,
+            },
+            "num_train": result.num_train,
+            "num_validation": result.num_validation,
+            "num_flipped": result.num_flipped,
+            "train_accuracy": result.train_accuracy,
+            "train_accuracy_clean": result.train_accuracy_clean,
+            "validation_accuracy": result.validation_accuracy,
+            "seconds": round(result.seconds, 2),
+            "versions": version_info(),
+        }
+        atomic_write_json(staging / REPORT_NAME, report)
+        if out.exists():
+            out.rmdir()  # checked empty above
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("saved Bradley-Terry RM to %s", out)
