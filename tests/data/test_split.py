@@ -56,3 +56,12 @@ def test_bad_fractions(test, val):
 def test_too_few_prompts_for_a_training_split():
     with pytest.raises(ConfigError, match="no training pairs"):
         split_pairs(_pairs(1, 4), test_fraction=0.2, validation_fraction=0.0, seed=0)
+
+
+def test_without_grouping_pairs_of_one_prompt_are_split_one_by_one():
+    pairs = _pairs(1, 10)
+    train, val, test = split_pairs(
+        pairs, test_fraction=0.2, validation_fraction=0.1, seed=0, group_by_prompt=False
+    )
+    assert (len(train), len(val), len(test)) == (7, 1, 2)
+    assert sorted(p.id for p in train + val + test) == sorted(p.id for p in pairs)

@@ -24,6 +24,7 @@ def split_pairs(
     test_fraction: float,
     validation_fraction: float,
     seed: int,
+    group_by_prompt: bool = True,
 ) -> tuple[list[PreferencePair], list[PreferencePair], list[PreferencePair]]:
     """Split pairs into (train, validation, test), deterministic given `seed`.
 
@@ -36,6 +37,8 @@ def split_pairs(
         test_fraction: target fraction of pairs in the test split, in [0, 1).
         validation_fraction: target fraction in the validation split, in [0, 1).
         seed: random seed of the shuffle.
+        group_by_prompt: keep pairs with the same prompt in one split (False: split pairs
+            one by one).
 
     Returns:
         (train, validation, test) lists; together they hold every pair exactly once.
@@ -52,7 +55,7 @@ def split_pairs(
         )
     groups: dict[tuple, list[int]] = {}
     for index, pair in enumerate(pairs):
-        groups.setdefault(pair.chosen.messages, []).append(index)
+        groups.setdefault(pair.chosen.messages if group_by_prompt else (index,), []).append(index)
     order = list(groups.values())
     random.Random(seed).shuffle(order)
 
@@ -68,7 +71,7 @@ def split_pairs(
         raise ConfigError(
             f"{n} pairs in {len(groups)} prompt groups leave no training pairs with "
             f"test_fraction={test_fraction} and validation_fraction={validation_fraction}; "
-            "use smaller fractions or more data."
+            "use smaller fractions, more data, or group_by_prompt=False."
         )
     test, validation, train = ([pairs[i] for i in sorted(idx)] for idx in assigned)
     return train, validation, test
