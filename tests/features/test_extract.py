@@ -193,3 +193,25 @@ def test_manifest_is_small_json(tmp_path):
     store = _extract(tmp_path, pairs=make_pairs(200))
     text = (store.path / "manifest.json").read_text()
     assert json.loads(text)["num_pairs"] == 200 and len(text) < 20_000
+
+
+def test_progress_of_killed_multi_process_run_is_merged_on_rerun(tmp_path):
+    reference = _extract(tmp_path / "ref").load()
+    store = _extract(tmp_path)
+    manifest = store.manifest
+    shards = manifest["shards"]
+    # as if ranks 0 and 1 of a killed 2-process run had finished shards 0 and 1 respectively:
+    # rank 0's is in the manifest, rank 1's only in its progress file
+    progress = {"plan_hash": manifest["plan_hash"], "rank": 1, "shards": [shards[1]]}
+    (store.path / "progress-rank-00001.json").write_text(json.dumps(progress))
+    stale = {"plan_hash": "other data", "rank": 2, "shards": [shards[2]]}
+    (store.path / "progress-rank-00002.json").write_text(json.dumps(stale))
+    for record in shards[2:]:
+        (store.path / record["file"]).unlink()
+    partial = {**manifest, "shards": shards[:1], "complete": False}
+    (store.path / "manifest.json").write_text(json.dumps(partial))
+    rm = FakeRM()
+    again = _extract(tmp_path, rm)
+    assert sum(len(call) for call in rm.calls) == again.num_rows - 16  # shards 0 and 1 kept
+    assert not list(again.path.glob("progress-rank-*"))
+    assert _equal(again.load(), reference)
