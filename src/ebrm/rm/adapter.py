@@ -122,7 +122,7 @@ class BaseRewardModel:
         try:
             tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
             model = AutoModelForSequenceClassification.from_pretrained(
-                name, dtype=torch_dtype, **kwargs
+                name, **_dtype_kwarg(torch_dtype), **kwargs
             )
         except (OSError, ValueError) as exc:
             raise ConfigError(
@@ -387,6 +387,16 @@ class BaseRewardModel:
         bias = None if self.head.bias is None else self.head.bias.detach().float().cpu()
         out = nn.functional.linear(embeddings.detach().float().cpu(), weight, bias)
         return out[:, 0]
+
+
+def _dtype_kwarg(dtype: torch.dtype) -> dict:
+    """transformers >= 4.56 calls it `dtype`; older versions only know `torch_dtype`."""
+    import transformers
+    from packaging.version import Version
+
+    if Version(transformers.__version__) >= Version("4.56"):
+        return {"dtype": dtype}
+    return {"torch_dtype": dtype}
 
 
 def _safetensors_files(name_or_path: str, revision: str | None) -> list[Path]:

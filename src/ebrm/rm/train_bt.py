@@ -207,7 +207,7 @@ def _train_full(rm: BaseRewardModel, ids: tuple[list, list], config: BTTrainConf
             max_length=None,  # already truncated by BaseRewardModel (TRL would drop, not cut)
             bf16=False,
             fp16=False,
-            gradient_checkpointing=False,
+            **_no_checkpointing(trl.RewardConfig),
             use_cpu=rm.device.type == "cpu",
             save_strategy="no",
             eval_strategy="no",
@@ -221,6 +221,14 @@ def _train_full(rm: BaseRewardModel, ids: tuple[list, list], config: BTTrainConf
         )
         trainer.train()
     rm.model.eval()
+
+
+def _no_checkpointing(config_class) -> dict:
+    """Activation checkpointing off (it costs CPU time); renamed in transformers 5."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    if "activation_checkpointing" in names:
+        return {"activation_checkpointing": False}
+    return {"gradient_checkpointing": False}
 
 
 def train_bradley_terry(
