@@ -112,6 +112,7 @@ class EnergyRewardModel:
             self.head,
             embeddings,
             polish_steps=self.refine_config.polish_steps,
+            local_points=self.refine_config.local_points,
             progress=progress,
             **self._grid_kwargs(),
         )

@@ -25,10 +25,11 @@ class RefineConfig:
 
     method: str = "mean"  # the reported reward: mean|mode|median|conservative|paper|ascent
     conservative_k: float = 1.0  # conservative reward = mean - k * std
-    grid_size: int = 256  # points of the shared grid on [grid_min, grid_max]
+    grid_size: int = 128  # points of the shared grid (posteriors narrower than a cell are zoomed)
     grid_min: float = -16.0  # lower end of the grid (training range minus a margin)
     grid_max: float = 16.0  # upper end of the grid (training range plus a margin)
     polish_steps: int = 20  # golden-section steps refining the grid argmax (0 = none)
+    local_points: int = 33  # local grid for posteriors narrower than a grid cell (0 = none)
     row_chunk: int = 64  # responses per grid pass (memory ~ row_chunk*grid_chunk*width*4 B)
     grid_chunk: int = 256  # grid points per pass
     paper_steps: int = 50  # T, gradient-ascent iterations of paper/ascent mode

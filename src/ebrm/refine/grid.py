@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 _INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0  # golden-section ratio
 QUANTILE_LEVELS = (0.05, 0.5, 0.95)
+LOCAL_CELLS = 6.0  # half-width, in grid cells, of the local grid for narrow posteriors (>= 6 std)
+LOCAL_LEVELS = 6  # zoom at most this many times (each by (points - 1) / (2 * LOCAL_CELLS))
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,51 @@ def _default_grid(grid: torch.Tensor | None) -> torch.Tensor:
     return uncertainty.check_grid(grid)
 
 
+def _inference_layers(head: nn.Module) -> list[nn.Linear] | None:
+    """The Linear layers of an eval-mode EnergyHead's joint MLP after its first layer.
+
+    None when the head is not laid out as [Tanh, Dropout, (Linear, Tanh, Dropout)*, Linear]
+    or is training; callers then fall back to `forward_projected`.
+    """
+    rest = getattr(head, "joint_rest", None)
+    if head.training or not isinstance(rest, nn.Sequential):
+        return None
+    kinds = [m for m in rest if not isinstance(m, nn.Dropout)]
+    if len(kinds) % 2 or not all(
+        isinstance(m, nn.Tanh if i % 2 == 0 else nn.Linear) for i, m in enumerate(kinds)
+    ):
+        return None
+    return kinds[1::2]
+
+
+def _joint_scores(
+    head: nn.Module, emb_part: torch.Tensor, reward_part: torch.Tensor
+) -> torch.Tensor:
+    """`head.forward_projected` without autograd: tanh in place, dropout skipped.
+
+    The same arithmetic in the same order, so the values are identical; it saves one
+    (n, K, H1) allocation and pass over memory per hidden layer.
+    """
+    linears = _inference_layers(head)
+    if linears is None:
+        return head.forward_projected(emb_part, reward_part)
+    if reward_part.ndim == 2:
+        reward_part = reward_part.unsqueeze(0)  # (1, K, H1) shared by all rows
+    x = (emb_part.unsqueeze(1) + reward_part).tanh_()  # (n, K, H1)
+    for i, linear in enumerate(linears):
+        x = F.linear(x, linear.weight, linear.bias)
+        if i < len(linears) - 1:
+            x.tanh_()
+    return x.squeeze(-1)  # (n, K)
+
+
 def _scores_on_grid(
     head: nn.Module, emb_part: torch.Tensor, grid_part: torch.Tensor, grid_chunk: int
 ) -> torch.Tensor:
     """f for projected embeddings (n, H1) on a projected grid (G, H1) -> (n, G)."""
     return torch.cat(
         [
-            head.forward_projected(emb_part, grid_part[start : start + grid_chunk])
+            _joint_scores(head, emb_part, grid_part[start : start + grid_chunk])
             for start in range(0, grid_part.shape[0], grid_chunk)
         ],
         dim=1,
@@ -66,7 +107,7 @@ def _scores_on_grid(
 
 def _score_points(head: nn.Module, emb_part: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """f at one point per row: (n, H1), (n,) -> (n,)."""
-    return head.forward_projected(emb_part, head.project_rewards(points.unsqueeze(1)))[:, 0]
+    return _joint_scores(head, emb_part, head.project_rewards(points.unsqueeze(1)))[:, 0]
 
 
 def _polish(
@@ -134,12 +175,62 @@ def grid_scores(
     return torch.cat(out).cpu()
 
 
+def _statistics(scores: torch.Tensor, grid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """mean, std, quantiles and log Z (each (n,)) from f on a (G,) or (n, G) grid."""
+    log_p, log_z = uncertainty.log_masses(scores, grid)
+    mean, std = uncertainty.moments(log_p, grid)
+    qs = uncertainty.quantiles(scores, log_z, grid, list(QUANTILE_LEVELS))
+    return {
+        "mean": mean,
+        "std": std,
+        "q05": qs[:, 0],
+        "q50": qs[:, 1],
+        "q95": qs[:, 2],
+        "log_z": log_z,
+    }
+
+
+def _refine_narrow(
+    head: nn.Module,
+    emb_part: torch.Tensor,
+    grid: torch.Tensor,
+    mode: torch.Tensor,
+    stats: dict[str, torch.Tensor],
+    points: int,
+) -> None:
+    """Recompute the statistics of rows too narrow for the grid, on local fine grids.
+
+    A posterior whose std is below the grid spacing at its mode puts its mass on a couple
+    of grid points, so mean and quantiles would be off by up to half a cell. Such rows get
+    `points` evenly spaced points over mode ± LOCAL_CELLS cells (a per-row grid, so here
+    the reward branch runs per row), repeated while the posterior is still narrower than
+    the new spacing (at most LOCAL_LEVELS times). Updates `stats` in place.
+    """
+    last = grid.numel() - 1
+    k = torch.searchsorted(grid, mode.to(grid.dtype)).clamp(1, last)
+    spacing = (grid[k] - grid[k - 1]).to(torch.float64)  # (n,) cell width at the mode
+    offsets = torch.linspace(-1, 1, points, dtype=grid.dtype, device=grid.device)
+    rows = (stats["std"] < spacing).nonzero().flatten()
+    for _ in range(LOCAL_LEVELS):
+        if rows.numel() == 0:
+            return
+        half = LOCAL_CELLS * spacing[rows]
+        local = mode[rows].unsqueeze(1) + half.to(grid.dtype).unsqueeze(1) * offsets  # (r, L)
+        scores = _joint_scores(head, emb_part[rows], head.project_rewards(local))  # (r, L)
+        local_stats = _statistics(scores, local)
+        for name, value in local_stats.items():
+            stats[name][rows] = value
+        spacing[rows] = 2 * half / (points - 1)
+        rows = rows[local_stats["std"] < spacing[rows]]
+
+
 def grid_posterior(
     head: nn.Module,
     embeddings: torch.Tensor,
     *,
     grid: torch.Tensor | None = None,
     polish_steps: int = 20,
+    local_points: int = 33,
     row_chunk: int = 64,
     grid_chunk: int = 256,
     progress: bool = False,
@@ -155,6 +246,8 @@ def grid_posterior(
         grid: (G,) strictly increasing points in normalised units; default
             `RefineConfig().grid()`. It should cover the training rewards with a margin.
         polish_steps: golden-section steps around the grid argmax (0 = grid argmax only).
+        local_points: points of the local grid that re-resolves posteriors narrower than
+            the grid spacing (0 = never).
         row_chunk, grid_chunk: responses and grid points per pass; peak memory is about
             row_chunk * grid_chunk * (first joint width) * 4 bytes.
         progress: show a progress bar over row chunks.
@@ -179,20 +272,10 @@ def grid_posterior(
             emb_part = head.project_embeddings(embeddings[start : start + row_chunk])  # (n, H1)
             scores = _scores_on_grid(head, emb_part, grid_part, grid_chunk)  # (n, G)
             mode, mode_score = _polish(head, emb_part, grid_dev, scores, polish_steps)
-            log_p, log_z = uncertainty.log_masses(scores, grid_dev)
-            mean, std = uncertainty.moments(log_p, grid_dev)
-            qs = uncertainty.quantiles(scores, log_z, grid_dev, list(QUANTILE_LEVELS))
-            values = {
-                "mode": mode,
-                "mode_score": mode_score,
-                "mean": mean,
-                "std": std,
-                "q05": qs[:, 0],
-                "q50": qs[:, 1],
-                "q95": qs[:, 2],
-                "log_z": log_z,
-            }
-            for name, value in values.items():
+            stats = _statistics(scores, grid_dev)
+            if local_points >= 3:
+                _refine_narrow(head, emb_part, grid_dev, mode, stats, local_points)
+            for name, value in {"mode": mode, "mode_score": mode_score, **stats}.items():
                 columns[name].append(value.float().cpu())
     return Posterior(
         **{name: torch.cat(parts) if parts else torch.zeros(0) for name, parts in columns.items()}

@@ -14,12 +14,12 @@ from ebrm.errors import ConfigError
 
 
 def trapezoid_log_weights(grid: torch.Tensor) -> torch.Tensor:
-    """log of the trapezoid quadrature weights of a strictly increasing grid (G,) -> (G,)."""
+    """log trapezoid weights of a strictly increasing grid, (G,) or per row (N, G)."""
     grid = grid.to(torch.float64)
-    gaps = grid[1:] - grid[:-1]  # (G-1,)
+    gaps = grid[..., 1:] - grid[..., :-1]  # (..., G-1)
     weights = torch.zeros_like(grid)
-    weights[:-1] += gaps / 2
-    weights[1:] += gaps / 2
+    weights[..., :-1] += gaps / 2
+    weights[..., 1:] += gaps / 2
     return weights.log()
 
 
@@ -45,7 +45,7 @@ def log_masses(scores: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, 
 
     Args:
         scores: (N, G) f(e, y) on the grid.
-        grid: (G,) strictly increasing.
+        grid: (G,) shared or (N, G) per row, strictly increasing.
 
     Returns:
         log_p (N, G) float64 with logsumexp over G equal to 0, and log_z (N,) float64 where
@@ -57,7 +57,7 @@ def log_masses(scores: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def moments(log_p: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and standard deviation (N,) from normalised log masses (N, G)."""
+    """Posterior mean and std (N,) from normalised log masses (N, G); grid (G,) or (N, G)."""
     p = log_p.exp()
     y = grid.to(device=log_p.device, dtype=torch.float64)
     mean = (p * y).sum(-1)
@@ -75,26 +75,26 @@ def quantiles(
     density is linear (as the trapezoid rule assumes), so the CDF is quadratic there and
     is inverted exactly rather than by linear interpolation.
     """
-    y = grid.to(device=scores.device, dtype=torch.float64)
+    y = grid.to(device=scores.device, dtype=torch.float64).expand(scores.shape)  # (N, G)
     density = (scores.to(torch.float64) - log_z.unsqueeze(-1)).exp()  # (N, G), <= 1/min gap
-    gaps = y[1:] - y[:-1]  # (G-1,)
+    gaps = y[:, 1:] - y[:, :-1]  # (N, G-1)
     pieces = (density[:, 1:] + density[:, :-1]) / 2 * gaps  # (N, G-1)
     cdf = torch.cat([torch.zeros_like(pieces[:, :1]), pieces.cumsum(-1)], dim=-1)  # (N, G)
     total = cdf[:, -1:]
     q = torch.tensor(levels, dtype=torch.float64, device=scores.device)
     q = (q.unsqueeze(0) * total).contiguous()  # (N, L), scaled to remove rounding in `total`
     # the cell [y_lo, y_hi] whose CDF range contains q
-    hi = torch.searchsorted(cdf, q).clamp(1, y.numel() - 1)
+    hi = torch.searchsorted(cdf, q).clamp(1, y.shape[1] - 1)
     lo = hi - 1
     d0, d1 = density.gather(-1, lo), density.gather(-1, hi)
     rest = (q - cdf.gather(-1, lo)).clamp_min(0)  # mass still needed inside the cell
-    width = gaps[lo]
+    width = gaps.gather(-1, lo)
     # solve d0 t + (d1 - d0) t^2 / (2 width) = rest for t in [0, width], in the form that
     # is stable for any slope (including d1 == d0); the discriminant is >= d1^2 >= 0
     slope = (d1 - d0) / (2 * width)
     root = (d0.square() + 4 * slope * rest).clamp_min(0).sqrt()
     t = 2 * rest / (d0 + root).clamp_min(1e-300)
-    return y[lo] + torch.minimum(t, width)
+    return y.gather(-1, lo) + torch.minimum(t, width)
 
 
 def prob_greater(log_p_a: torch.Tensor, log_p_b: torch.Tensor) -> torch.Tensor:
