@@ -1,16 +1,132 @@
-"""A faster, numerically identical evaluation of the head's joint MLP for training.
+"""A faster, numerically equivalent evaluation of the energy head for NCE+ training.
 
-`scores_projected(head, emb_part, rew_part)` equals `head.forward_projected(...)`.
-In training mode it fuses each hidden layer's nonlinearity and dropout into one autograd
-node that keeps only its output for backward (tanh' is recovered from the output), which
-cuts the memory traffic over the (B, K, H) activations that dominate an NCE+ step.
+`candidate_scores(head, emb_part, candidates)` equals
+`head.forward_projected(emb_part, head.project_rewards(candidates))` (same function, same
+gradients; dropout masks are drawn differently). In training mode the joint MLP runs as one
+autograd node, `_JointMLP`, which
+
+* adds `W_e e + b` into the `W_h h` product in place (no separate (B, K, H) sum tensor),
+* applies tanh and the dropout mask in place and keeps only the masked output `t*m`
+  for backward (tanh' = 1 - t^2 is recovered from it, so pre-activations are not kept),
+* folds dropout's 1/(1-p) rescaling into the next layer's (small) weight matrix,
+* keeps dropout masks as bytes and draws them once.
+
+This cuts the memory traffic over the (B, K, H) activations, which with the factorised
+first layer is what costs most besides the H1 x H2 matmul (see benchmarks/bench_energy.py).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+from torch import nn
 
 from ebrm.energy.head import EnergyHead
+
+
+def dropout_mask(shape: tuple[int, ...], keep: float) -> torch.Tensor:
+    """A uint8 keep-mask with P(1) = keep, drawn from the global torch RNG.
+
+    When keep is a multiple of 1/256 (p = 0.5, the paper's value, 0.25, ...) the mask is
+    cut from random bytes: one 64-bit draw gives 7 unbiased bytes (the top byte of
+    `random_()` lacks its sign bit), about 10x faster than `bernoulli_`, which draws once
+    per element. Other values fall back to `bernoulli_` (exact).
+    """
+    numel = math.prod(shape)
+    threshold = keep * 256
+    if threshold != int(threshold) or numel == 0:
+        return torch.empty(shape, dtype=torch.uint8).bernoulli_(keep)
+    draws = torch.empty((numel + 6) // 7, dtype=torch.int64).random_()
+    random_bytes = draws.view(torch.uint8).view(-1, 8)[:, :7].reshape(-1)[:numel]
+    return (random_bytes < int(threshold)).view(torch.uint8).view(shape)
+
+
+def _linears(head: EnergyHead) -> list[nn.Linear]:
+    return [m for m in head.joint_rest if isinstance(m, nn.Linear)]
+
+
+class _JointMLP(torch.autograd.Function):
+    """f from emb_part (B, H1), reward features h (B, K, R) and the joint layers' weights."""
+
+    @staticmethod
+    def forward(ctx, emb_part, feats, w_in, b_in, p, *weights):  # noqa: D401
+        # weights = (W_1, b_1, ..., W_L, b_L): hidden linears then the final (1, H) one
+        batch, k, r = feats.shape
+        keep = 1.0 - p
+        hidden = (feats.reshape(batch * k, r) @ w_in.t()).view(batch, k, -1)  # (B, K, H1)
+        hidden.add_((emb_part + b_in).unsqueeze(1))
+        acts, masks = [], []
+        scale = 1.0
+        layers = [(weights[i], weights[i + 1]) for i in range(0, len(weights), 2)]
+        for i, (weight, bias) in enumerate(layers):
+            hidden.tanh_()
+            if p > 0:
+                mask = dropout_mask(tuple(hidden.shape), keep)
+                hidden.mul_(mask)
+                masks.append(mask)
+            acts.append(hidden)  # t * m, the input of the next layer (up to `scale`)
+            flat = hidden.reshape(batch * k, -1)
+            scale = 1.0 / keep if p > 0 else 1.0
+            out = torch.addmm(bias, flat, weight.t(), alpha=scale)  # (B*K, H_next)
+            hidden = out.view(batch, k, -1)
+            if i == len(layers) - 1:
+                break
+        ctx.p, ctx.scale = p, scale
+        ctx.save_for_backward(emb_part, feats, w_in, *weights, *acts, *masks)
+        ctx.num_layers = len(layers)
+        return hidden.squeeze(-1)  # (B, K)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        saved = ctx.saved_tensors
+        n = ctx.num_layers
+        emb_part, feats, w_in = saved[:3]
+        weights = saved[3 : 3 + 2 * n]
+        acts = saved[3 + 2 * n : 3 + 3 * n]
+        masks = saved[3 + 3 * n :]
+        p, scale = ctx.p, ctx.scale
+        batch, k, r = feats.shape
+        grads_w: list[torch.Tensor] = []
+        grad = grad_out.reshape(batch * k, 1)  # grad wrt the current layer's output
+        for i in reversed(range(n)):
+            weight = weights[2 * i]
+            act = acts[i].reshape(batch * k, -1)
+            grads_w = [grad.t() @ act * scale, grad.sum(0)] + grads_w
+            grad_act = (grad @ weight) * scale if p > 0 else grad @ weight  # (B*K, H_i)
+            # d tanh: on kept units 1 - t^2 = 1 - act^2; dropped units have act = 0 and mask 0
+            deriv = torch.addcmul(
+                masks[i].reshape(batch * k, -1) if p > 0 else torch.ones((), dtype=act.dtype),
+                act,
+                act,
+                value=-1.0,
+            )
+            grad = grad_act.mul_(deriv)
+        # grad is now d loss / d (W_h h + b + W_e e), (B*K, H1)
+        grad_emb = grad.view(batch, k, -1).sum(1)
+        grad_b_in = grad_emb.sum(0)
+        grad_w_in = grad.t() @ feats.reshape(batch * k, r)
+        grad_feats = (grad @ w_in).view(batch, k, r)
+        return (grad_emb, grad_feats, grad_w_in, grad_b_in, None, *grads_w)
+
+
+def candidate_scores(
+    head: EnergyHead, embedding_part: torch.Tensor, candidates: torch.Tensor
+) -> torch.Tensor:
+    """f(e, y) for K candidates per row: emb_part (B, H1), candidates (B, K) -> (B, K).
+
+    Same function as `head.forward_projected(embedding_part, head.project_rewards(c))`.
+    """
+    if not (head.training and torch.is_grad_enabled()) or candidates.ndim != 2:
+        return head.forward_projected(embedding_part, head.project_rewards(candidates))
+    feats = head.reward_branch(candidates.unsqueeze(-1))  # (B, K, R), small: plain autograd
+    params = []
+    for linear in _linears(head):
+        params += [linear.weight, linear.bias]
+    layer = head.joint_in_reward
+    return _JointMLP.apply(
+        embedding_part, feats, layer.weight, layer.bias, float(head.config.dropout), *params
+    )
 
 
 def scores_projected(

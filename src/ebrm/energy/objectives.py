@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from ebrm.energy.fused import scores_projected
+from ebrm.energy.fused import candidate_scores, scores_projected
 from ebrm.energy.head import EnergyHead
 from ebrm.energy.losses import bradley_terry_loss, nce_plus_loss
 from ebrm.energy.noise import sample_candidates
@@ -97,7 +97,7 @@ class NCEPlus:
             num_negatives=self.num_negatives,
             generator=generator,
         )
-        scores = scores_projected(head, emb_part, head.project_rewards(candidates))  # (R, M+1)
+        scores = candidate_scores(head, emb_part, candidates)  # (R, M+1)
         return nce_plus_loss(scores, log_q, reg_weight=self.reg_weight)
 
     def __call__(self, head, batch, *, generator=None) -> ObjectiveOutput:

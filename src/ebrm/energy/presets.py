@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from ebrm.errors import ConfigError
-
 from ebrm.energy.objectives import OBJECTIVES
+from ebrm.errors import ConfigError
 
 _REFERENCE_SCALE = 4.0  # noise_std is given at this reward scale and scaled with it
 
