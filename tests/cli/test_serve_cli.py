@@ -35,6 +35,8 @@ def test_options_reach_the_server_config(monkeypatch, tiny_model):
         "0",
         "--max-batch-size",
         "8",
+        "--forward-batch-size",
+        "4",
         "--max-wait-ms",
         "2",
         "--max-queue",
@@ -52,6 +54,7 @@ def test_options_reach_the_server_config(monkeypatch, tiny_model):
     ((app, config),) = calls
     assert config.host == "127.0.0.1" and config.token is None
     assert (config.max_batch_size, config.max_wait_ms, config.max_queue) == (8, 2.0, 100)
+    assert config.forward_batch_size == 4
     assert config.max_body_bytes == 5000 and config.special_tokens == ("<END>", "<PAD>")
     assert config.mode == "conservative" and app.fastapi.state.config is config
     monkeypatch.setenv("EBRM_SERVER_TOKEN", "from-env")

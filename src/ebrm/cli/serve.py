@@ -32,6 +32,12 @@ def register(app: typer.Typer) -> None:
         max_batch_size: Annotated[
             int, typer.Option("--max-batch-size", min=1, help="Most responses per forward pass.")
         ] = 64,
+        forward_batch_size: Annotated[
+            int,
+            typer.Option(
+                "--forward-batch-size", min=1, help="Responses per base-RM forward within a batch."
+            ),
+        ] = 16,
         max_wait_ms: Annotated[
             float,
             typer.Option("--max-wait-ms", min=0, help="Longest wait for a batch to fill (ms)."),
@@ -65,6 +71,7 @@ def register(app: typer.Typer) -> None:
             token=token,
             mode=mode,
             max_batch_size=max_batch_size,
+            forward_batch_size=forward_batch_size,
             max_wait_ms=max_wait_ms,
             max_queue=max_queue,
             max_body_bytes=max_body_bytes,

@@ -58,7 +58,9 @@ class ServerConfig:
     port: int = 8000  # TCP port
     token: str | None = None  # if set, every request needs "Authorization: Bearer <token>"
     mode: str = "refined"  # default reward kind: refined | mean | conservative | base
-    max_batch_size: int = 64  # most responses per forward pass
+    max_batch_size: int = 64  # most responses gathered into one scoring call
+    forward_batch_size: int = 16  # responses per base-RM forward inside it (length-sorted
+    # chunks: on CPU, long texts padded to the longest of 64 cost more than they save)
     max_wait_ms: float = 5.0  # how long a request may wait for others to share its batch
     max_queue: int = 4096  # most responses waiting; beyond it requests get 503
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413
@@ -68,7 +70,13 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
-        for name in ("max_batch_size", "max_queue", "max_body_bytes", "max_items_per_request"):
+        for name in (
+            "max_batch_size",
+            "forward_batch_size",
+            "max_queue",
+            "max_body_bytes",
+            "max_items_per_request",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ServerConfig.{name} must be >= 1. Got {getattr(self, name)}.")
         if self.max_wait_ms < 0:
@@ -275,7 +283,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
     metrics = ServerMetrics()
 
     def score_batch(convs: list) -> list[dict[str, float]]:
-        result = score_safely(scorer, convs, batch_size=config.max_batch_size)
+        result = score_safely(scorer, convs, batch_size=config.forward_batch_size)
         return result_records(result)
 
     batcher = MicroBatcher(

