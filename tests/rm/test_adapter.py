@@ -264,3 +264,28 @@ def test_all_architectures_find_their_head(tiny_rm_factory):
         for arch in ARCHS
     }
     assert names == {a: ("classifier" if a == "bert" else "score") for a in ARCHS}
+
+
+def test_chat_template_text_gets_one_bos_also_when_truncated(tiny_rm_factory):
+    path = tiny_rm_factory("llama")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.bos_token = "[CLS]"
+    tokenizer.chat_template = (
+        "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} {% endfor %}"
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    rm = BaseRewardModel(model, tokenizer, name_or_path=str(path), max_length=8)
+    conv = Conversation.from_prompt("one two three four five six", "seven eight nine")
+    text = rm.format(conv)
+    assert text.startswith("[CLS]<user> one")
+    body = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert body[0] == tokenizer.cls_token_id and body.count(tokenizer.cls_token_id) == 1
+    assert rm.tokenize([text])[0] == [tokenizer.cls_token_id, *body[-7:]]  # end kept, one BOS
+    short = BaseRewardModel(model, tokenizer, name_or_path=str(path), max_length=512)
+    assert short.tokenize([text])[0] == body  # no second BOS, no [SEP] appended
+
+
+def test_head_reward_checks_its_input(tiny_rm_factory):
+    rm = BaseRewardModel.from_pretrained(tiny_rm_factory("gpt2"), device="cpu")
+    with pytest.raises(ConfigError, match=r"shape \(N, 32\)"):
+        rm.head_reward(torch.zeros(3, 7))

@@ -251,7 +251,7 @@ class BaseRewardModel:
         """Token ids per text, truncated to `max_length` on `truncation_side`.
 
         A text that already starts with the tokenizer's BOS (a rendered chat template) is
-        tokenized without adding special tokens again.
+        tokenized without adding special tokens again, and keeps its BOS when truncated.
         """
         tok = self.tokenizer
         tok.truncation_side = self.truncation_side
@@ -269,7 +269,12 @@ class BaseRewardModel:
                 max_length=self.max_length,
             )["input_ids"]
             for i, row in zip(index, encoded, strict=True):
-                ids[i] = list(row)
+                row = list(row)
+                if not add_special and row and row[0] != tok.bos_token_id:
+                    # Left truncation cut the template's BOS; put it back, as the tokenizer
+                    # does for special tokens it adds itself (decoders expect it first).
+                    row = [tok.bos_token_id, *row[1:]]
+                ids[i] = row
         for i, row in enumerate(ids):
             if not row:
                 raise DataFormatError(
