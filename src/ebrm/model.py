@@ -113,6 +113,7 @@ class EnergyRewardModel:
             embeddings,
             polish_steps=self.refine_config.polish_steps,
             local_points=self.refine_config.local_points,
+            compute_dtype=self.refine_config.compute_dtype,
             progress=progress,
             **self._grid_kwargs(),
         )

@@ -32,6 +32,7 @@ class RefineConfig:
     local_points: int = 33  # local grid for posteriors narrower than a grid cell (0 = none)
     row_chunk: int = 64  # responses per grid pass (memory ~ row_chunk*grid_chunk*width*4 B)
     grid_chunk: int = 256  # grid points per pass
+    compute_dtype: str = "float32"  # grid pass hidden layers: float32 (exact) or bfloat16 (fast)
     paper_steps: int = 50  # T, gradient-ascent iterations of paper/ascent mode
     paper_step_size: float = 0.5  # lam0, initial step size of paper/ascent mode
     paper_decay: float = 0.2  # eta, step-size factor after a rejected step
@@ -71,6 +72,11 @@ class RefineConfig:
                     f"The '{name}' parameter of RefineConfig must be finite. "
                     f"Got {getattr(self, name)!r} instead."
                 )
+        if self.compute_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(
+                f"The 'compute_dtype' parameter of RefineConfig must be 'float32' or 'bfloat16'. "
+                f"Got {self.compute_dtype!r} instead."
+            )
         if not self.grid_min < self.grid_max:
             raise ConfigError(
                 f"RefineConfig needs grid_min < grid_max. Got grid_min={self.grid_min!r}, "

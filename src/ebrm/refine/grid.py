@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ebrm._device import resolve_dtype
 from ebrm.refine import uncertainty
 from ebrm.refine._util import check_embeddings, eval_mode, head_placement
 
@@ -71,13 +72,28 @@ def _inference_layers(head: nn.Module) -> list[nn.Linear] | None:
     return kinds[1::2]
 
 
+def _low_precision_layers(
+    head: nn.Module, dtype: torch.dtype
+) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """The hidden joint layers' weights cast once to `dtype` (None: keep full precision)."""
+    linears = _inference_layers(head)
+    if dtype in (torch.float32, torch.float64) or linears is None:
+        return None
+    return [(m.weight.to(dtype), m.bias.to(dtype)) for m in linears[:-1]]
+
+
 def _joint_scores(
-    head: nn.Module, emb_part: torch.Tensor, reward_part: torch.Tensor
+    head: nn.Module,
+    emb_part: torch.Tensor,
+    reward_part: torch.Tensor,
+    low: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """`head.forward_projected` without autograd: tanh in place, dropout skipped.
 
     The same arithmetic in the same order, so the values are identical; it saves one
-    (n, K, H1) allocation and pass over memory per hidden layer.
+    (n, K, H1) allocation and pass over memory per hidden layer. With `low` (from
+    `_low_precision_layers`) the hidden layers run in that dtype (bf16 matmuls are ~4x
+    faster on CPUs with AVX-512 BF16) and the last layer in full precision.
     """
     linears = _inference_layers(head)
     if linears is None:
@@ -85,6 +101,12 @@ def _joint_scores(
     if reward_part.ndim == 2:
         reward_part = reward_part.unsqueeze(0)  # (1, K, H1) shared by all rows
     x = (emb_part.unsqueeze(1) + reward_part).tanh_()  # (n, K, H1)
+    if low is not None:
+        x = x.to(low[0][0].dtype)
+        for weight, bias in low:
+            x = F.linear(x, weight, bias).tanh_()
+        last = linears[-1]
+        return F.linear(x.to(last.weight.dtype), last.weight, last.bias).squeeze(-1)
     for i, linear in enumerate(linears):
         x = F.linear(x, linear.weight, linear.bias)
         if i < len(linears) - 1:
@@ -93,12 +115,16 @@ def _joint_scores(
 
 
 def _scores_on_grid(
-    head: nn.Module, emb_part: torch.Tensor, grid_part: torch.Tensor, grid_chunk: int
+    head: nn.Module,
+    emb_part: torch.Tensor,
+    grid_part: torch.Tensor,
+    grid_chunk: int,
+    low: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """f for projected embeddings (n, H1) on a projected grid (G, H1) -> (n, G)."""
     return torch.cat(
         [
-            _joint_scores(head, emb_part, grid_part[start : start + grid_chunk])
+            _joint_scores(head, emb_part, grid_part[start : start + grid_chunk], low)
             for start in range(0, grid_part.shape[0], grid_chunk)
         ],
         dim=1,
@@ -124,6 +150,7 @@ def _polish(
     """
     best_f, k = scores.max(dim=1)
     best_y = grid[k]
+    best_f = _score_points(head, emb_part, best_y)  # full precision, whatever scored the grid
     if steps == 0:
         return best_y, best_f
     last = grid.numel() - 1
@@ -233,6 +260,7 @@ def grid_posterior(
     local_points: int = 33,
     row_chunk: int = 64,
     grid_chunk: int = 256,
+    compute_dtype: str | torch.dtype = "float32",
     progress: bool = False,
 ) -> Posterior:
     """Posterior statistics of p(y | e) ∝ exp f(e, y) on a shared grid.
@@ -250,6 +278,9 @@ def grid_posterior(
             the grid spacing (0 = never).
         row_chunk, grid_chunk: responses and grid points per pass; peak memory is about
             row_chunk * grid_chunk * (first joint width) * 4 bytes.
+        compute_dtype: dtype of the hidden joint layers on the shared grid; "bfloat16" is
+            ~3x faster on CPUs with AVX-512 BF16 but perturbs f by ~1e-2 (the mode's f,
+            polish and narrow-posterior zoom stay in full precision).
         progress: show a progress bar over row chunks.
 
     Returns:
@@ -267,10 +298,11 @@ def grid_posterior(
     columns: dict[str, list[torch.Tensor]] = {f.name: [] for f in fields(Posterior)}
     with eval_mode(head), torch.no_grad():
         grid_part = head.project_rewards(grid_dev)  # (G, H1): the reward branch runs once
+        low = _low_precision_layers(head, resolve_dtype(compute_dtype))
         starts = range(0, n, row_chunk)
         for start in tqdm(starts, desc="grid refine", disable=not progress, unit="chunk"):
             emb_part = head.project_embeddings(embeddings[start : start + row_chunk])  # (n, H1)
-            scores = _scores_on_grid(head, emb_part, grid_part, grid_chunk)  # (n, G)
+            scores = _scores_on_grid(head, emb_part, grid_part, grid_chunk, low)  # (n, G)
             mode, mode_score = _polish(head, emb_part, grid_dev, scores, polish_steps)
             stats = _statistics(scores, grid_dev)
             if local_points >= 3:
