@@ -228,3 +228,22 @@ def test_scoring_failure_of_one_request_does_not_fail_the_others():
         for t in threads:
             t.join()
         assert results == {"ok1": 200, "boom": 500, "ok2": 200}
+
+
+def test_conversation_the_rm_template_rejects_is_422():
+    from jinja2.exceptions import TemplateError
+
+    class Strict(FakeScorer):
+        def score(self, convs, *, batch_size=16):
+            if any(
+                role not in ("system", "user", "assistant") for c in convs for role, _ in c.messages
+            ):
+                raise TemplateError("Conversation roles must be user/assistant")
+            return super().score(convs, batch_size=batch_size)
+
+    with running_server(create_app(Strict(), ServerConfig())) as url:
+        bad = [{"prompt": [{"role": "wizard", "content": "x"}], "response": "y"}]
+        resp = httpx.post(f"{url}/score", json=bad)
+        assert resp.status_code == 422 and "roles must be" in resp.json()["detail"]
+        good = httpx.post(f"{url}/score", json=[{"prompt": "x", "response": "y"}])
+        assert good.status_code == 200

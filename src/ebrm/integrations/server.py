@@ -43,6 +43,12 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
         "The reward server needs fastapi and uvicorn: pip install 'ebrm[server]'"
     ) from _exc
 
+try:  # chat templates raise this for conversations they cannot render
+    from jinja2.exceptions import TemplateError as _TemplateError
+except ImportError:  # pragma: no cover
+    _TemplateError = DataFormatError
+_INPUT_ERRORS = (DataFormatError, _TemplateError)
+
 logger = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -325,6 +331,10 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
             records = await batcher.submit(convs)
         except QueueFullError as exc:
             raise RequestError(503, f"server busy: {exc}", {"Retry-After": "1"}) from None
+        except _INPUT_ERRORS as exc:  # e.g. the RM's chat template rejects the turn order
+            raise RequestError(
+                422, f"cannot score this request ({type(exc).__name__}): {exc}"
+            ) from None
         metrics.items[path] += len(convs)
         return records
 
