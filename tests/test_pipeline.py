@@ -1,0 +1,165 @@
+"""End-to-end pipeline on a tiny random RM and synthetic pairs; metrics recomputed by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+import torch
+
+from ebrm.data.types import Conversation, PreferencePair
+from ebrm.errors import DataFormatError
+from ebrm.features.table import PairFeatures
+from ebrm.pipeline import aligned_features, run_pipeline
+
+GOOD = ["helpful", "clear", "kind", "correct", "thorough", "polite"]
+BAD = ["rude", "wrong", "vague", "unsafe", "lazy", "curt"]
+
+
+def synthetic_pairs(n: int, *, seed: int = 0) -> list[PreferencePair]:
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        prompt = f"question number {i} about {rng.choice(['cats', 'maths', 'cooking'])}"
+        good = " ".join(rng.choices(GOOD, k=6))
+        bad = " ".join(rng.choices(BAD, k=6))
+        pairs.append(
+            PreferencePair(
+                chosen=Conversation.from_prompt(prompt, f"A {good} answer."),
+                rejected=Conversation.from_prompt(prompt, f"A {bad} answer."),
+                id=f"syn:{i}",
+            )
+        )
+    return pairs
+
+
+FAST = dict(
+    seed=0,
+    max_length=32,
+    base_epochs=5,
+    n_boot=200,
+    progress=False,
+    device="cpu",
+    train_overrides=dict(
+        max_steps=30, eval_every=10, min_steps=0, num_negatives=16, batch_size=16,
+        joint_widths=(16,), reward_widths=(8, 8),
+    ),
+)  # fmt: skip
+
+
+def _acc(c, r) -> float:
+    return sum(1 for a, b in zip(c, r, strict=True) if a > b) / len(c)
+
+
+def _ece(p_chosen, n_bins: int = 15) -> float:
+    """Both orders of each pair (p for the chosen-first order, 1 - p for the other)."""
+    probs = [*p_chosen, *(1.0 - p for p in p_chosen)]
+    outcome = [1.0] * len(p_chosen) + [0.0] * len(p_chosen)
+    total = 0.0
+    for b in range(n_bins):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        idx = [i for i, p in enumerate(probs) if (lo <= p < hi) or (b == n_bins - 1 and p == 1.0)]
+        if idx:
+            conf = sum(probs[i] for i in idx) / len(idx)
+            freq = sum(outcome[i] for i in idx) / len(idx)
+            total += len(idx) / len(probs) * abs(conf - freq)
+    return total
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_bert_rm_dir):
+    out = tmp_path_factory.mktemp("pipeline")
+    stages = []
+    result = run_pipeline(
+        out,
+        data=synthetic_pairs(40),
+        base_model=tiny_bert_rm_dir,
+        on_stage=lambda stage, msg: stages.append(stage),
+        **FAST,
+    )
+    return result, out, stages
+
+
+def test_pipeline_writes_the_report_folder_and_metrics_match_saved_scores(run):
+    result, out, stages = run
+    assert set(stages) == {"data", "base_rm", "features", "ebrm", "eval"}
+    for name in ("metrics.json", "report.md", "scores.json", "pipeline_state.json"):
+        assert (out / name).is_file(), name
+    assert (out / "model" / "config.json").is_file()
+    assert (out / "features" / "manifest.json").is_file()
+    assert sum(result.sizes.values()) == 40 and min(result.sizes.values()) > 0
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    scores = json.loads((out / "scores.json").read_text())
+    n = result.sizes["test"]
+    assert metrics["benchmark"] == "pairwise" and metrics["n"] == n
+    assert len(scores["ids"]) == n
+    base = _acc(scores["base_chosen"], scores["base_rejected"])
+    refined = _acc(scores["refined_chosen"], scores["refined_rejected"])
+    assert metrics["base"]["accuracy"] == pytest.approx(base)
+    assert metrics["refined"]["accuracy"] == pytest.approx(refined)
+    assert metrics["delta"]["accuracy"] == pytest.approx(refined - base)
+    fixed = sum(
+        1
+        for bc, br, rc, rr in zip(
+            scores["base_chosen"], scores["base_rejected"],
+            scores["refined_chosen"], scores["refined_rejected"], strict=True,
+        )
+        if rc > rr and not bc > br
+    )  # fmt: skip
+    assert metrics["delta"]["improved"] == fixed
+    # calibration: base = sigmoid of the raw margin, refined = the saved posterior P
+    p_base = [
+        1.0 / (1.0 + math.exp(-(c - r)))
+        for c, r in zip(scores["base_raw_chosen"], scores["base_raw_rejected"], strict=True)
+    ]
+    assert metrics["base"]["ece"] == pytest.approx(_ece(p_base), abs=1e-9)
+    assert metrics["refined"]["ece"] == pytest.approx(_ece(scores["p_refined"]), abs=1e-9)
+    assert metrics["split"]["test"] == n
+
+
+def test_base_rewards_in_scores_are_the_stored_features(run):
+    """Raw base rewards of the test pairs equal those in the feature store (same pass)."""
+    from ebrm.features import load_features
+
+    result, out, _ = run
+    feats = load_features(out / "features")
+    n_tr, n_val = result.sizes["train"], result.sizes["validation"]
+    test = feats.subset(torch.arange(n_tr + n_val, feats.num_pairs))
+    scores = json.loads((out / "scores.json").read_text())
+    assert torch.allclose(
+        feats.rewards[test.chosen].double(),
+        torch.tensor(scores["base_raw_chosen"], dtype=torch.float64),
+        atol=1e-6,
+    )
+
+
+def test_rerun_reuses_finished_stages_and_redoes_changed_ones(run, tiny_bert_rm_dir):
+    result, out, _ = run
+    again = run_pipeline(out, data=synthetic_pairs(40), base_model=tiny_bert_rm_dir, **FAST)
+    assert again.reused == ["base_rm", "ebrm"]
+    assert again.metrics["refined"]["accuracy"] == result.metrics["refined"]["accuracy"]
+    changed = {**FAST, "train_overrides": {**FAST["train_overrides"], "max_steps": 20}}
+    third = run_pipeline(out, data=synthetic_pairs(40), base_model=tiny_bert_rm_dir, **changed)
+    assert third.reused == ["base_rm"]
+    info = json.loads((out / "model" / "config.json").read_text())
+    assert info["train"]["config"]["max_steps"] == 20
+
+
+def test_aligned_features_reproduce_our_validation_split():
+    n = 11
+    feats = PairFeatures(
+        torch.randn(2 * n, 3), torch.randn(2 * n), torch.arange(n) * 2, torch.arange(n) * 2 + 1
+    )
+    train_idx, val_idx = torch.tensor([0, 2, 3, 5, 6, 8, 9, 10]), torch.tensor([1, 4, 7])
+    aligned, fraction = aligned_features(feats, train_idx, val_idx, seed=3)
+    tr, va = aligned.split(validation_fraction=fraction, seed=3)
+    assert sorted((va.chosen // 2).tolist()) == val_idx.tolist()
+    assert sorted((tr.chosen // 2).tolist()) == train_idx.tolist()
+
+
+def test_too_few_pairs_is_a_data_error(tmp_path, tiny_bert_rm_dir):
+    with pytest.raises(DataFormatError, match="at least 6"):
+        run_pipeline(tmp_path, data=synthetic_pairs(3), base_model=tiny_bert_rm_dir, **FAST)
