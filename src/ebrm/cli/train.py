@@ -31,6 +31,13 @@ def register(app: typer.Typer) -> None:
         steps: Annotated[
             int | None, typer.Option("--steps", min=1, help="Optimiser-step budget override.")
         ] = None,
+        bt_weight: Annotated[
+            float | None, typer.Option("--bt-weight", min=0, help="Weight of the BT term (nce+bt).")
+        ] = None,
+        margin: Annotated[
+            float | None,
+            typer.Option("--margin", min=0, help="Target margin, normalised units (nce+margin)."),
+        ] = None,
         seed: Seed = 0,
         device: Device = None,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -43,6 +50,10 @@ def register(app: typer.Typer) -> None:
         from ebrm.features.store import FeatureStore
 
         overrides = {"objective": objective, "seed": seed, "device": device}
+        if bt_weight is not None:
+            overrides["bt_weight"] = bt_weight
+        if margin is not None:
+            overrides["margin"] = margin
         if no_filter:
             overrides["filter_conflicts"] = False
         if steps is not None:  # a fixed budget: no early stop before it

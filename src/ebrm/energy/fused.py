@@ -25,7 +25,9 @@ from torch import nn
 from ebrm.energy.head import EnergyHead
 
 
-def dropout_mask(shape: tuple[int, ...], keep: float) -> torch.Tensor:
+def dropout_mask(
+    shape: tuple[int, ...], keep: float, *, device: torch.device | str | None = None
+) -> torch.Tensor:
     """A uint8 keep-mask with P(1) = keep, drawn from the global torch RNG.
 
     When keep is a multiple of 1/256 (p = 0.5, the paper's value, 0.25, ...) the mask is
@@ -36,8 +38,8 @@ def dropout_mask(shape: tuple[int, ...], keep: float) -> torch.Tensor:
     numel = math.prod(shape)
     threshold = keep * 256
     if threshold != int(threshold) or numel == 0:
-        return torch.empty(shape, dtype=torch.uint8).bernoulli_(keep)
-    draws = torch.empty((numel + 6) // 7, dtype=torch.int64).random_()
+        return torch.empty(shape, dtype=torch.uint8, device=device).bernoulli_(keep)
+    draws = torch.empty((numel + 6) // 7, dtype=torch.int64, device=device).random_()
     random_bytes = draws.view(torch.uint8).view(-1, 8)[:, :7].reshape(-1)[:numel]
     return (random_bytes < int(threshold)).view(torch.uint8).view(shape)
 
@@ -62,7 +64,7 @@ class _JointMLP(torch.autograd.Function):
         for i, (weight, bias) in enumerate(layers):
             hidden.tanh_()
             if p > 0:
-                mask = dropout_mask(tuple(hidden.shape), keep)
+                mask = dropout_mask(tuple(hidden.shape), keep, device=hidden.device)
                 hidden.mul_(mask)
                 masks.append(mask)
             acts.append(hidden)  # t * m, the input of the next layer (up to `scale`)
@@ -96,7 +98,9 @@ class _JointMLP(torch.autograd.Function):
             grad_act = (grad @ weight) * scale if p > 0 else grad @ weight  # (B*K, H_i)
             # d tanh: on kept units 1 - t^2 = 1 - act^2; dropped units have act = 0 and mask 0
             deriv = torch.addcmul(
-                masks[i].reshape(batch * k, -1) if p > 0 else torch.ones((), dtype=act.dtype),
+                masks[i].reshape(batch * k, -1)
+                if p > 0
+                else torch.ones((), dtype=act.dtype, device=act.device),
                 act,
                 act,
                 value=-1.0,
