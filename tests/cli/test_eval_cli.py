@@ -96,15 +96,16 @@ def test_eval_pairwise_end_to_end(tmp_path, tiny_ebrm_dir, capsys):
 
 
 @pytest.mark.shared_data
-def test_eval_rmbench_on_shared_data(tmp_path, tiny_ebrm_dir, shared_data):
+def test_eval_rmbench_on_shared_data(tmp_path, tiny_ebrm_dir, tiny_bert_rm_dir, shared_data):
     out = tmp_path / "rmb"
     code = main(["eval", "--model", str(tiny_ebrm_dir), "--benchmark", "rm-bench",
                  "--data", str(shared_data / "rm-bench" / "safety-response_filtered.json"),
                  "--out", str(out), "--limit", "4", "--n-boot", "200", "--no-progress",
-                 "--no-plots"])  # fmt: skip
+                 "--no-plots", "--base-rm", str(tiny_bert_rm_dir), "--reward", "mode"])  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n"] == 4
+    assert metrics["n"] == 4 and metrics["model"]["refined_reward"] == "mode"
+    assert not list(out.glob("*.png"))
     for side in ("base", "refined"):
         assert set(metrics[side]) == {"safety", "overall"}
         assert metrics[side]["overall"] == pytest.approx(metrics[side]["safety"]["avg"])
