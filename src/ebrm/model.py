@@ -104,16 +104,20 @@ class EnergyRewardModel:
     # ---- refinement -------------------------------------------------------------------
     def _grid_kwargs(self) -> dict:
         cfg = self.refine_config
-        return {"grid": cfg.grid(), "row_chunk": cfg.row_chunk, "grid_chunk": cfg.grid_chunk}
+        return {
+            "grid": cfg.grid(),
+            "row_chunk": cfg.row_chunk,
+            "grid_chunk": cfg.grid_chunk,
+            "polish_steps": cfg.polish_steps,
+            "zoom_levels": cfg.zoom_levels,
+            "compute_dtype": cfg.compute_dtype,
+        }
 
     def posterior(self, embeddings: torch.Tensor, *, progress: bool = False):
         """Grid posterior statistics (`ebrm.refine.grid.Posterior`) of (N, D) embeddings."""
         return grid_refine.grid_posterior(
             self.head,
             embeddings,
-            polish_steps=self.refine_config.polish_steps,
-            local_points=self.refine_config.local_points,
-            compute_dtype=self.refine_config.compute_dtype,
             progress=progress,
             **self._grid_kwargs(),
         )

@@ -52,16 +52,26 @@ def test_gaussian_head_quantiles_match_closed_form(gaussian_head):
         assert ((got.double() - expected).abs() <= bound + 1e-5).all()
 
 
-def test_gaussian_head_p_better_matches_closed_form(gaussian_head):
+# P(a > b) sums one posterior against the other's trapezoid CDF, whose error is at most
+# spacing^2 / 12 * max|p'| = spacing^2 / 12 / (s^2 sqrt(2 pi e)); zooming keeps the spacing
+# below s / 2, so the error is below 1 / (48 sqrt(2 pi e)) ~ 0.005 for any widths.
+P_BETTER_TOL = 1 / (48 * math.sqrt(2 * math.pi * math.e)) + 1e-4
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.5, 2.0), (0.002, 0.2), (0.002, 2.0)])
+def test_gaussian_head_p_better_matches_closed_form(gaussian_head, low, high):
+    g = torch.Generator().manual_seed(1)
     emb_a, emb_b = gaussian_embeddings(100, seed=2), gaussian_embeddings(100, seed=3)
+    for emb in (emb_a, emb_b):
+        emb[:, 1].uniform_(math.log(low), math.log(high), generator=g)
+    s_a, s_b = emb_a[:, 1].exp(), emb_b[:, 1].exp()
+    # half the pairs close together (within a standard deviation): the hard case
+    emb_b[:50, 0] = emb_a[:50, 0] + 0.5 * (s_a[:50] + s_b[:50]) * torch.randn(
+        50, generator=g, dtype=torch.float64
+    )
     got = p_better(gaussian_head, emb_a, emb_b, grid=GRID).double()
-    diff = emb_a[:, 0] - emb_b[:, 0]
-    scale = (emb_a[:, 1].exp() ** 2 + emb_b[:, 1].exp() ** 2).sqrt()
-    expected = NORMAL.cdf(diff / scale)
-    # Discretising two continuous densities on a shared grid with ties counted half is the
-    # midpoint rule for P(Y_a - Y_b > 0); its error is O(step^2 / scale^2) times a density
-    # bounded by 0.4, i.e. below 0.4 * 0.0156 / 0.5 ~ 0.013 for the narrowest pairs.
-    assert (got - expected).abs().max() < 0.4 * STEP**2 / scale.min() ** 2
+    expected = NORMAL.cdf((emb_a[:, 0] - emb_b[:, 0]) / (s_a**2 + s_b**2).sqrt())
+    assert (got - expected).abs().max() < P_BETTER_TOL
     back = p_better(gaussian_head, emb_b, emb_a, grid=GRID).double()
     torch.testing.assert_close(got + back, torch.ones_like(got), atol=1e-6, rtol=0)
 
@@ -183,7 +193,7 @@ def test_posteriors_narrower_than_the_grid_are_resolved_locally(gaussian_head):
     density = math.exp(-0.5 * z**2) / (math.sqrt(2 * math.pi) * s)
     bound = spacing**2 / 12 * max_slope / density
     assert ((post.q95.double() - (mu + z * s)).abs() <= bound + 1e-5).all()
-    coarse = grid_posterior(gaussian_head, emb, grid=GRID, local_points=0)
+    coarse = grid_posterior(gaussian_head, emb, grid=GRID, zoom_levels=0)
     assert (coarse.std.double() - s).abs().max() > 0.01  # the grid alone cannot do this
 
 

@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 _INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0  # golden-section ratio
 QUANTILE_LEVELS = (0.05, 0.5, 0.95)
-LOCAL_CELLS = 6.0  # half-width, in grid cells, of the local grid for narrow posteriors (>= 6 std)
-LOCAL_LEVELS = 6  # zoom at most this many times (each by (points - 1) / (2 * LOCAL_CELLS))
+ZOOM_BELOW = 2.0  # zoom when std < this many grid cells: CDFs (quantiles, P(a>b)) need it
+ZOOM_CELLS = 12.0  # half-width, in grid cells, of the local grid for narrow posteriors (>= 6 std)
 
 
 @dataclass(frozen=True)
@@ -202,6 +202,17 @@ def grid_scores(
     return torch.cat(out).cpu()
 
 
+@dataclass
+class _Resolved:
+    """One chunk's posteriors: per-row grids and f on them, plus the statistics."""
+
+    grid: torch.Tensor  # (n, G) the shared grid, or a zoomed local grid for narrow rows
+    scores: torch.Tensor  # (n, G) f on those grids
+    stats: dict[str, torch.Tensor]  # mean, std, q05, q50, q95, log_z (n,) float64
+    mode: torch.Tensor  # (n,)
+    mode_score: torch.Tensor  # (n,)
+
+
 def _statistics(scores: torch.Tensor, grid: torch.Tensor) -> dict[str, torch.Tensor]:
     """mean, std, quantiles and log Z (each (n,)) from f on a (G,) or (n, G) grid."""
     log_p, log_z = uncertainty.log_masses(scores, grid)
@@ -217,38 +228,63 @@ def _statistics(scores: torch.Tensor, grid: torch.Tensor) -> dict[str, torch.Ten
     }
 
 
-def _refine_narrow(
+def _zoom_narrow(head: nn.Module, emb_part: torch.Tensor, res: _Resolved, levels: int) -> None:
+    """Re-resolve rows too narrow for their grid on local grids of the same size.
+
+    A posterior whose std is below ~2 grid cells at its mode puts its mass on a few
+    grid points, so mean, quantiles and P(a > b) would be off by up to half a cell.
+    Such rows get G evenly spaced points over mode ± ZOOM_CELLS cells (a per-row grid, so
+    the reward branch runs per row), repeated while the posterior is still narrower than
+    two new cells, at most `levels` times. Updates `res` in place.
+    """
+    n, size = res.grid.shape
+    k = torch.searchsorted(res.grid, res.mode.unsqueeze(1).to(res.grid.dtype))
+    k = k.squeeze(1).clamp(1, size - 1)
+    spacing = (res.grid.gather(1, k[:, None]) - res.grid.gather(1, (k - 1)[:, None]))[:, 0]
+    spacing = spacing.to(torch.float64)  # (n,) cell width at the mode
+    offsets = torch.linspace(-1, 1, size, dtype=res.grid.dtype, device=res.grid.device)
+    rows = (res.stats["std"] < ZOOM_BELOW * spacing).nonzero().flatten()
+    for _ in range(levels):
+        if rows.numel() == 0:
+            return
+        half = ZOOM_CELLS * spacing[rows]
+        local = res.mode[rows].unsqueeze(1) + half.to(res.grid.dtype).unsqueeze(1) * offsets
+        scores = _joint_scores(head, emb_part[rows], head.project_rewards(local))  # (r, G)
+        local_stats = _statistics(scores, local)
+        res.grid[rows], res.scores[rows] = local, scores.to(res.scores.dtype)
+        for name, value in local_stats.items():
+            res.stats[name][rows] = value
+        spacing[rows] = 2 * half / (size - 1)
+        rows = rows[local_stats["std"] < ZOOM_BELOW * spacing[rows]]
+
+
+def local_dtype(res: _Resolved) -> torch.dtype:
+    return res.grid.dtype
+
+
+def _resolve(
     head: nn.Module,
     emb_part: torch.Tensor,
     grid: torch.Tensor,
-    mode: torch.Tensor,
-    stats: dict[str, torch.Tensor],
-    points: int,
-) -> None:
-    """Recompute the statistics of rows too narrow for the grid, on local fine grids.
-
-    A posterior whose std is below the grid spacing at its mode puts its mass on a couple
-    of grid points, so mean and quantiles would be off by up to half a cell. Such rows get
-    `points` evenly spaced points over mode ± LOCAL_CELLS cells (a per-row grid, so here
-    the reward branch runs per row), repeated while the posterior is still narrower than
-    the new spacing (at most LOCAL_LEVELS times). Updates `stats` in place.
-    """
-    last = grid.numel() - 1
-    k = torch.searchsorted(grid, mode.to(grid.dtype)).clamp(1, last)
-    spacing = (grid[k] - grid[k - 1]).to(torch.float64)  # (n,) cell width at the mode
-    offsets = torch.linspace(-1, 1, points, dtype=grid.dtype, device=grid.device)
-    rows = (stats["std"] < spacing).nonzero().flatten()
-    for _ in range(LOCAL_LEVELS):
-        if rows.numel() == 0:
-            return
-        half = LOCAL_CELLS * spacing[rows]
-        local = mode[rows].unsqueeze(1) + half.to(grid.dtype).unsqueeze(1) * offsets  # (r, L)
-        scores = _joint_scores(head, emb_part[rows], head.project_rewards(local))  # (r, L)
-        local_stats = _statistics(scores, local)
-        for name, value in local_stats.items():
-            stats[name][rows] = value
-        spacing[rows] = 2 * half / (points - 1)
-        rows = rows[local_stats["std"] < spacing[rows]]
+    grid_part: torch.Tensor,
+    *,
+    grid_chunk: int,
+    low: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    polish_steps: int,
+    zoom_levels: int,
+) -> _Resolved:
+    """Posteriors of one chunk of projected embeddings (n, H1) (no autograd context here)."""
+    scores = _scores_on_grid(head, emb_part, grid_part, grid_chunk, low)  # (n, G)
+    mode, mode_score = _polish(head, emb_part, grid, scores, polish_steps)
+    res = _Resolved(
+        grid=grid.expand(scores.shape).clone(),
+        scores=scores,
+        stats=_statistics(scores, grid),
+        mode=mode,
+        mode_score=mode_score,
+    )
+    _zoom_narrow(head, emb_part, res, zoom_levels)
+    return res
 
 
 def grid_posterior(
@@ -257,7 +293,7 @@ def grid_posterior(
     *,
     grid: torch.Tensor | None = None,
     polish_steps: int = 20,
-    local_points: int = 33,
+    zoom_levels: int = 4,
     row_chunk: int = 64,
     grid_chunk: int = 256,
     compute_dtype: str | torch.dtype = "float32",
@@ -274,12 +310,12 @@ def grid_posterior(
         grid: (G,) strictly increasing points in normalised units; default
             `RefineConfig().grid()`. It should cover the training rewards with a margin.
         polish_steps: golden-section steps around the grid argmax (0 = grid argmax only).
-        local_points: points of the local grid that re-resolves posteriors narrower than
-            the grid spacing (0 = never).
+        zoom_levels: how often a posterior narrower than the grid spacing may be
+            re-evaluated on a finer local grid (0 = never).
         row_chunk, grid_chunk: responses and grid points per pass; peak memory is about
             row_chunk * grid_chunk * (first joint width) * 4 bytes.
         compute_dtype: dtype of the hidden joint layers on the shared grid; "bfloat16" is
-            ~3x faster on CPUs with AVX-512 BF16 but perturbs f by ~1e-2 (the mode's f,
+            faster on CPUs with AVX-512 BF16 but perturbs f by ~1e-2 (the mode's f,
             polish and narrow-posterior zoom stay in full precision).
         progress: show a progress bar over row chunks.
 
@@ -302,12 +338,18 @@ def grid_posterior(
         starts = range(0, n, row_chunk)
         for start in tqdm(starts, desc="grid refine", disable=not progress, unit="chunk"):
             emb_part = head.project_embeddings(embeddings[start : start + row_chunk])  # (n, H1)
-            scores = _scores_on_grid(head, emb_part, grid_part, grid_chunk, low)  # (n, G)
-            mode, mode_score = _polish(head, emb_part, grid_dev, scores, polish_steps)
-            stats = _statistics(scores, grid_dev)
-            if local_points >= 3:
-                _refine_narrow(head, emb_part, grid_dev, mode, stats, local_points)
-            for name, value in {"mode": mode, "mode_score": mode_score, **stats}.items():
+            res = _resolve(
+                head,
+                emb_part,
+                grid_dev,
+                grid_part,
+                grid_chunk=grid_chunk,
+                low=low,
+                polish_steps=polish_steps,
+                zoom_levels=zoom_levels,
+            )
+            values = {"mode": res.mode, "mode_score": res.mode_score, **res.stats}
+            for name, value in values.items():
                 columns[name].append(value.float().cpu())
     return Posterior(
         **{name: torch.cat(parts) if parts else torch.zeros(0) for name, parts in columns.items()}
@@ -336,12 +378,16 @@ def p_better(
     emb_b: torch.Tensor,
     *,
     grid: torch.Tensor | None = None,
+    polish_steps: int = 20,
+    zoom_levels: int = 4,
     row_chunk: int = 64,
     grid_chunk: int = 256,
+    compute_dtype: str | torch.dtype = "float32",
 ) -> torch.Tensor:
     """P(y_a > y_b) (N,) for independent posteriors of paired responses a[i], b[i].
 
-    Ties on a grid point count half, so p_better(a, b) + p_better(b, a) = 1.
+    Each posterior is resolved as in `grid_posterior` (narrow ones on zoomed local
+    grids); p_better(a, b) + p_better(b, a) = 1.
 
     Raises:
         DataFormatError: if emb_a and emb_b do not have the same number of rows.
@@ -361,15 +407,15 @@ def p_better(
     out = []
     with eval_mode(head), torch.no_grad():
         grid_part = head.project_rewards(grid_dev)
+        low = _low_precision_layers(head, resolve_dtype(compute_dtype))
+        options = dict(
+            grid_chunk=grid_chunk, low=low, polish_steps=polish_steps, zoom_levels=zoom_levels
+        )
         for start in range(0, emb_a.shape[0], row_chunk):
-            sl = slice(start, start + row_chunk)
-            log_p_a, _ = uncertainty.log_masses(
-                _scores_on_grid(head, head.project_embeddings(emb_a[sl]), grid_part, grid_chunk),
-                grid_dev,
-            )
-            log_p_b, _ = uncertainty.log_masses(
-                _scores_on_grid(head, head.project_embeddings(emb_b[sl]), grid_part, grid_chunk),
-                grid_dev,
-            )
-            out.append(uncertainty.prob_greater(log_p_a, log_p_b).float().cpu())
+            sides = []
+            for emb in (emb_a, emb_b):
+                emb_part = head.project_embeddings(emb[start : start + row_chunk])
+                res = _resolve(head, emb_part, grid_dev, grid_part, **options)
+                sides += [res.scores, res.grid, res.stats["std"]]
+            out.append(uncertainty.prob_greater(*sides).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)

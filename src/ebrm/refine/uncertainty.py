@@ -65,29 +65,37 @@ def moments(log_p: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torc
     return mean, var.clamp_min(0).sqrt()
 
 
+def cdf(scores: torch.Tensor, log_z: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """The posterior CDF at the grid points (N, G): cumulative trapezoid of the density.
+
+    It starts at 0 and ends at 1 (up to rounding), consistent with `log_masses`.
+    """
+    y = grid.to(device=scores.device, dtype=torch.float64).expand(scores.shape)  # (N, G)
+    density = (scores.to(torch.float64) - log_z.unsqueeze(-1)).exp()  # (N, G), <= 1/min gap
+    pieces = (density[:, 1:] + density[:, :-1]) / 2 * (y[:, 1:] - y[:, :-1])  # (N, G-1)
+    return torch.cat([torch.zeros_like(pieces[:, :1]), pieces.cumsum(-1)], dim=-1)
+
+
 def quantiles(
     scores: torch.Tensor, log_z: torch.Tensor, grid: torch.Tensor, levels: list[float]
 ) -> torch.Tensor:
     """Posterior quantiles (N, L) by inverting the trapezoid CDF.
 
-    The CDF at grid point k is the trapezoid integral of the normalised density up to it,
-    so it ends exactly at 1 and is consistent with `log_masses`. Between grid points the
-    density is linear (as the trapezoid rule assumes), so the CDF is quadratic there and
-    is inverted exactly rather than by linear interpolation.
+    Between grid points the density is linear (as the trapezoid rule assumes), so the CDF
+    is quadratic there and is inverted exactly rather than by linear interpolation.
     """
     y = grid.to(device=scores.device, dtype=torch.float64).expand(scores.shape)  # (N, G)
-    density = (scores.to(torch.float64) - log_z.unsqueeze(-1)).exp()  # (N, G), <= 1/min gap
+    density = (scores.to(torch.float64) - log_z.unsqueeze(-1)).exp()
     gaps = y[:, 1:] - y[:, :-1]  # (N, G-1)
-    pieces = (density[:, 1:] + density[:, :-1]) / 2 * gaps  # (N, G-1)
-    cdf = torch.cat([torch.zeros_like(pieces[:, :1]), pieces.cumsum(-1)], dim=-1)  # (N, G)
-    total = cdf[:, -1:]
+    cum = cdf(scores, log_z, grid)  # (N, G)
+    total = cum[:, -1:]
     q = torch.tensor(levels, dtype=torch.float64, device=scores.device)
     q = (q.unsqueeze(0) * total).contiguous()  # (N, L), scaled to remove rounding in `total`
     # the cell [y_lo, y_hi] whose CDF range contains q
-    hi = torch.searchsorted(cdf, q).clamp(1, y.shape[1] - 1)
+    hi = torch.searchsorted(cum, q).clamp(1, y.shape[1] - 1)
     lo = hi - 1
     d0, d1 = density.gather(-1, lo), density.gather(-1, hi)
-    rest = (q - cdf.gather(-1, lo)).clamp_min(0)  # mass still needed inside the cell
+    rest = (q - cum.gather(-1, lo)).clamp_min(0)  # mass still needed inside the cell
     width = gaps.gather(-1, lo)
     # solve d0 t + (d1 - d0) t^2 / (2 width) = rest for t in [0, width], in the form that
     # is stable for any slope (including d1 == d0); the discriminant is >= d1^2 >= 0
@@ -97,14 +105,56 @@ def quantiles(
     return y.gather(-1, lo) + torch.minimum(t, width)
 
 
-def prob_greater(log_p_a: torch.Tensor, log_p_b: torch.Tensor) -> torch.Tensor:
-    """P(Y_a > Y_b) (N,) for independent posteriors on the same grid; ties count half.
+def cdf_at(
+    points: torch.Tensor, grid: torch.Tensor, cum: torch.Tensor, density: torch.Tensor
+) -> torch.Tensor:
+    """A trapezoid CDF known at per-row grid points (N, G), evaluated at (N, K) points.
 
-    So prob_greater(a, b) + prob_greater(b, a) == 1 up to rounding.
+    Inside a cell the density is linear (the trapezoid rule's model), so the CDF is the
+    matching quadratic; it is 0 below the grid and 1 above it.
     """
-    p_a, p_b = log_p_a.exp(), log_p_b.exp()
-    below_b = p_b.cumsum(-1) - p_b  # P(Y_b < y_k)
-    return (p_a * (below_b + 0.5 * p_b)).sum(-1).clamp(0, 1)
+    grid = grid.to(torch.float64).expand(cum.shape).contiguous()
+    points = points.to(torch.float64).contiguous()
+    hi = torch.searchsorted(grid, points).clamp(1, grid.shape[1] - 1)
+    lo = hi - 1
+    g_lo = grid.gather(-1, lo)
+    width = grid.gather(-1, hi) - g_lo
+    t = (points - g_lo).clamp(min=torch.zeros_like(width), max=width)
+    d0, d1 = density.gather(-1, lo), density.gather(-1, hi)
+    value = cum.gather(-1, lo) + d0 * t + (d1 - d0) * t.square() / (2 * width)
+    value = torch.where(points < grid[:, :1], torch.zeros_like(value), value)
+    return torch.where(points > grid[:, -1:], torch.ones_like(value), value).clamp(0, 1)
+
+
+def prob_greater(
+    scores_a: torch.Tensor,
+    grid_a: torch.Tensor,
+    std_a: torch.Tensor,
+    scores_b: torch.Tensor,
+    grid_b: torch.Tensor,
+    std_b: torch.Tensor,
+) -> torch.Tensor:
+    """P(Y_a > Y_b) (N,) for independent posteriors, f on their own (N, G) or (G,) grids.
+
+    P = ∫ p_a(y) F_b(y) dy = 1 - ∫ p_b(y) F_a(y) dy. The narrower posterior is summed on
+    its own grid against the wider one's (smoother) CDF, which stays accurate when one
+    posterior is much sharper than the other; equal widths average both forms. Either
+    way prob_greater(a, b) + prob_greater(b, a) = 1.
+    """
+
+    def parts(scores, grid):
+        grid = grid.to(torch.float64).expand(scores.shape)
+        log_p, log_z = log_masses(scores, grid)
+        density = (scores.to(torch.float64) - log_z.unsqueeze(-1)).exp()
+        return log_p.exp(), grid, cdf(scores, log_z, grid), density
+
+    p_a, g_a, cum_a, dens_a = parts(scores_a, grid_a)
+    p_b, g_b, cum_b, dens_b = parts(scores_b, grid_b)
+    from_a = (p_a * cdf_at(g_a, g_b, cum_b, dens_b)).sum(-1)  # ∫ p_a F_b
+    from_b = 1 - (p_b * cdf_at(g_b, g_a, cum_a, dens_a)).sum(-1)  # 1 - ∫ p_b F_a
+    both = (from_a + from_b) / 2
+    p = torch.where(std_a < std_b, from_a, torch.where(std_b < std_a, from_b, both))
+    return p.clamp(0, 1)
 
 
 def conservative(mean: torch.Tensor, std: torch.Tensor, k: float) -> torch.Tensor:
