@@ -174,6 +174,12 @@ def test_bearer_token_is_required_when_set():
             f"{url}/score", json={"items": []}, headers={"Authorization": "Bearer s3cret"}
         )
         assert ok.status_code == 200
+        # OpenRLHF cannot set headers: the token may ride in the reward URL
+        assert httpx.get(f"{url}/health?token=s3cret").status_code == 200
+        assert httpx.get(f"{url}/health?token=s3cre").status_code == 401
+        assert httpx.get(f"{url}/health?token=%ff%fe").status_code == 401
+        body = {"query": ["q a"], "prompts": ["q"]}
+        assert httpx.post(f"{url}/get_reward?token=s3cret", json=body).status_code == 200
 
 
 def test_full_queue_gets_503():

@@ -3,7 +3,8 @@
 Build the app with `create_app(scorer, config)` and run it with `run_server(app, config)`
 (what `ebrm serve` does). Requests from concurrent clients are micro-batched (see
 `ebrm.integrations.batcher`). Safety: binds 127.0.0.1 unless told otherwise; with a token,
-every endpoint needs `Authorization: Bearer <token>` (compared in constant time); request
+every endpoint needs `Authorization: Bearer <token>` or `?token=<token>` (for clients such
+as OpenRLHF that cannot set headers; compared in constant time); request
 bodies are capped (413); malformed requests get 422 with a message; a full queue gets 503;
 nothing in a request is ever used as a file path. On SIGTERM uvicorn stops accepting
 connections, finishes in-flight requests, then the batcher stops.
@@ -20,6 +21,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -211,12 +213,17 @@ class _Guard:
     def __init__(self, app, config: ServerConfig, metrics: ServerMetrics) -> None:
         self.app, self.config, self.metrics = app, config, metrics
         self._token = f"Bearer {config.token}".encode() if config.token else None
+        self._raw_token = (config.token or "").encode()
 
     def _authorized(self, scope) -> bool:
         if self._token is None:
             return True
         given = dict(scope.get("headers") or []).get(b"authorization", b"")
-        return hmac.compare_digest(given, self._token)
+        ok = hmac.compare_digest(given, self._token)
+        # OpenRLHF cannot send headers, so `?token=` in the reward URL is accepted too.
+        for value in parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", []):
+            ok |= hmac.compare_digest(value.encode("utf-8", "replace"), self._raw_token)
+        return ok
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
