@@ -3,12 +3,15 @@
 from ebrm.refine.config import METHODS, RefineConfig
 from ebrm.refine.grid import Posterior, grid_posterior, grid_scores, p_better, posterior_mean
 from ebrm.refine.paper import PaperResult, paper_refine, paper_search
+from ebrm.refine.results import KINDS, RefinedRewards
 
 __all__ = [
+    "KINDS",
     "METHODS",
     "PaperResult",
     "Posterior",
     "RefineConfig",
+    "RefinedRewards",
     "grid_posterior",
     "grid_scores",
     "p_better",
