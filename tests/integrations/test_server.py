@@ -196,6 +196,8 @@ def test_full_queue_gets_503():
                     ]
                 )
 
+        too_many = httpx.post(f"{url}/score", json=[{"prompt": "p", "response": "r"}] * 3)
+        assert too_many.status_code == 413 and "the limit is 2" in too_many.json()["detail"]
         codes = sorted(r.status_code for r in asyncio.run(run()))
         assert 503 in codes and 200 in codes and set(codes) <= {200, 503}
         busy = httpx.get(f"{url}/metrics").json()["batching"]["rejected_queue_full"]

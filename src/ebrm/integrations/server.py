@@ -327,11 +327,11 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
             raise RequestError(422, f"unknown mode {mode!r}; use one of {', '.join(REWARD_MODES)}")
         return mode
 
+    item_limit = min(config.max_items_per_request, config.max_queue)  # else 503 forever
+
     def _check_count(n: int) -> None:
-        if n > config.max_items_per_request:
-            raise RequestError(
-                413, f"{n} items in one request; the limit is {config.max_items_per_request}"
-            )
+        if n > item_limit:
+            raise RequestError(413, f"{n} items in one request; the limit is {item_limit}")
 
     async def _score(path: str, convs: list) -> list[dict[str, float]]:
         try:
