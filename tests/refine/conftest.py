@@ -92,7 +92,7 @@ def train_tiny_head(*, dim: int = 16, steps: int = 200, seed: int = 0) -> Energy
     return head.eval()
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny tensors: one thread avoids OpenMP spin-waiting on the shared 2-core machine."""
     before = torch.get_num_threads()
