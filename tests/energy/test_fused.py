@@ -59,7 +59,7 @@ def test_fused_with_dropout_matches_its_numerical_gradient():
     torch.testing.assert_close(out, x.squeeze(-1).detach(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("keep", [0.5, 0.9])
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.875, 1.0])
 def test_dropout_mask_rate(keep):
     torch.manual_seed(0)
     mask = dropout_mask((400, 500), keep)

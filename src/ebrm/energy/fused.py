@@ -28,20 +28,30 @@ from ebrm.energy.head import EnergyHead
 def dropout_mask(
     shape: tuple[int, ...], keep: float, *, device: torch.device | str | None = None
 ) -> torch.Tensor:
-    """A uint8 keep-mask with P(1) = keep, drawn from the global torch RNG.
+    """A uint8 keep-mask with P(1) = keep, cut from random bits of the global torch RNG.
 
-    When keep is a multiple of 1/256 (p = 0.5, the paper's value, 0.25, ...) the mask is
-    cut from random bytes: one 64-bit draw gives 7 unbiased bytes (the top byte of
-    `random_()` lacks its sign bit), about 10x faster than `bernoulli_`, which draws once
-    per element. Other values fall back to `bernoulli_` (exact).
+    `bernoulli_` makes one RNG draw per element; here one 64-bit draw serves several
+    elements (`random_()` leaves the top bit 0, so only the low 56 bits are used): 7
+    bytes when keep is a multiple of 1/256 (p = 0.5, the paper's value: exact), else 3
+    16-bit lanes, which rounds keep to the nearest multiple of 1/65536 (|error| < 8e-6).
+    About 10x (bytes) or 4x (lanes) faster than `bernoulli_` on a CPU.
     """
     numel = math.prod(shape)
-    threshold = keep * 256
-    if threshold != int(threshold) or numel == 0:
-        return torch.empty(shape, dtype=torch.uint8, device=device).bernoulli_(keep)
-    draws = torch.empty((numel + 6) // 7, dtype=torch.int64, device=device).random_()
-    random_bytes = draws.view(torch.uint8).view(-1, 8)[:, :7].reshape(-1)[:numel]
-    return (random_bytes < int(threshold)).view(torch.uint8).view(shape)
+    if numel == 0 or keep >= 1.0:
+        return torch.ones(shape, dtype=torch.uint8, device=device)
+    if keep * 256 == int(keep * 256):
+        lanes, lane_dtype, levels = 7, torch.uint8, 256
+    else:
+        lanes, lane_dtype, levels = 3, torch.int16, 65536
+    draws = torch.empty((numel + lanes - 1) // lanes, dtype=torch.int64, device=device).random_()
+    per_draw = 8 // lane_dtype.itemsize
+    values = draws.view(lane_dtype).view(-1, per_draw)[:, :lanes].reshape(-1)[:numel]
+    threshold = round(keep * levels)
+    if threshold >= levels:  # p below the resolution: keep everything
+        return torch.ones(shape, dtype=torch.uint8, device=device)
+    if lane_dtype == torch.int16:  # signed lanes: uniform on [-32768, 32767]
+        threshold -= 32768
+    return (values < threshold).view(torch.uint8).view(shape)
 
 
 def _linears(head: EnergyHead) -> list[nn.Linear]:
