@@ -28,7 +28,7 @@ class RefineConfig:
     grid_size: int = 128  # points of the shared grid (posteriors narrower than a cell are zoomed)
     grid_min: float = -16.0  # lower end of the grid (training range minus a margin)
     grid_max: float = 16.0  # upper end of the grid (training range plus a margin)
-    polish_steps: int = 20  # golden-section steps refining the grid argmax (0 = none)
+    polish_steps: int = 8  # golden-section steps (+1 parabolic) refining the argmax (0 = none)
     zoom_levels: int = 4  # finer local grids for posteriors narrower than a cell (0 = never)
     row_chunk: int = 64  # responses per grid pass (memory ~ row_chunk*grid_chunk*width*4 B)
     grid_chunk: int = 256  # grid points per pass
