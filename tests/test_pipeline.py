@@ -163,3 +163,14 @@ def test_aligned_features_reproduce_our_validation_split():
 def test_too_few_pairs_is_a_data_error(tmp_path, tiny_bert_rm_dir):
     with pytest.raises(DataFormatError, match="at least 6"):
         run_pipeline(tmp_path, data=synthetic_pairs(3), base_model=tiny_bert_rm_dir, **FAST)
+
+
+def test_compact_features_keeps_pairs_and_drops_unused_rows():
+    from ebrm.pipeline import compact_features
+
+    emb, rew = torch.randn(10, 4), torch.randn(10)
+    feats = PairFeatures(emb, rew, torch.tensor([7, 2, 7]), torch.tensor([3, 9, 2]))
+    small = compact_features(feats)
+    assert small.embeddings.shape[0] == 4  # rows 2, 3, 7, 9
+    assert torch.equal(small.embeddings[small.chosen], emb[feats.chosen])
+    assert torch.equal(small.rewards[small.rejected], rew[feats.rejected])

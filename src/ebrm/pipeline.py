@@ -132,6 +132,15 @@ def aligned_features(
     return features.subset(placed), fraction
 
 
+def compact_features(features: PairFeatures) -> PairFeatures:
+    """The same pairs with only the rows they use (so refining them costs only those rows)."""
+    rows, inverse = torch.unique(
+        torch.cat([features.chosen, features.rejected]), return_inverse=True
+    )
+    n = features.num_pairs
+    return PairFeatures(features.embeddings[rows], features.rewards[rows], inverse[:n], inverse[n:])
+
+
 def _split(pairs, *, test_fraction, validation_fraction, seed):
     from ebrm.data import split_pairs
 
@@ -299,7 +308,7 @@ def run_pipeline(
     # 5. evaluation ----------------------------------------------------------------------
     started = time.perf_counter()
     say("eval", f"base vs refined on the {len(test)} held-out test pairs")
-    test_features = features.subset(idx[n_tr + n_val :])
+    test_features = compact_features(features.subset(idx[n_tr + n_val :]))
     metrics = evaluate_split(
         model, test_features, out, test, data=f"{data_name} (test split, seed {seed})",
         seed=seed, n_boot=n_boot,

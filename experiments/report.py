@@ -1,0 +1,174 @@
+"""Aggregate the cached cells of `experiments/run.py` into results.json and results.md."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from ebrm._io import atomic_write_json, atomic_write_text
+
+
+def _ms(values: list[float], scale: float = 100.0, signed: bool = False) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    mean = statistics.fmean(values) * scale
+    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{mean:+.1f} ± {std:.1f}" if signed else f"{mean:.1f} ± {std:.1f}"
+
+
+def _sig(rows: list[dict]) -> str:
+    """How many seeds' paired 95% intervals of refined - base lie above 0 / include 0 / below."""
+    up = sum(r["hh"]["ci95"][0] > 0 for r in rows)
+    down = sum(r["hh"]["ci95"][1] < 0 for r in rows)
+    return f"{up} / {len(rows) - up - down} / {down}"
+
+
+def load_rows(out: Path) -> list[dict]:
+    rows = []
+    for path in sorted((out / "cells").glob("*.json")):
+        rows += json.loads(path.read_text())
+    return rows
+
+
+def _groups(rows, noise):
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["noise"] == noise:
+            groups[row["label"]].append(row)
+    return groups
+
+
+def _rmb(rows, dom, key="delta"):
+    return [r["rmbench"][dom][key] for r in rows if dom in r["rmbench"]]
+
+
+def main_table(rows: list[dict], noise: float = 0.0) -> list[str]:
+    groups = _groups(rows, noise)
+    if not groups:
+        return []
+    any_rows = next(iter(groups.values()))
+    base_by_seed = {r["seed"]: r for g in groups.values() for r in g}
+    seeds = sorted(base_by_seed)
+    base = [base_by_seed[s] for s in seeds]
+    lines = [
+        f"| reward (noise {noise:.0%}, {len(seeds)} seeds) | HH test acc (%) | refined − base "
+        "(pts) | seeds: CI > 0 / ∋ 0 / < 0 | RM-Bench chat Δ | RM-Bench safety Δ | "
+        "ECE base → refined |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| base RM (frozen MiniLM + BT head) | {_ms([r['hh']['base'] for r in base])} | | | "
+        f"{_ms(_rmb(base, 'chat', 'base'))} (abs) | {_ms(_rmb(base, 'safety', 'base'))} (abs) | "
+        f"{_ms([r['hh']['ece_base'] for r in base], 1)} |",
+    ]
+    del any_rows
+    for label, group in groups.items():
+        ece = [r["hh"]["ece_refined"] for r in group]
+        lines.append(
+            f"| {label} | {_ms([r['hh']['refined'] for r in group])} | "
+            f"{_ms([r['hh']['delta'] for r in group], signed=True)} | {_sig(group)} | "
+            f"{_ms(_rmb(group, 'chat'), signed=True)} | {_ms(_rmb(group, 'safety'), signed=True)} "
+            f"| {_ms([r['hh']['ece_base'] for r in group], 1)} → {_ms(ece, 1)} |"
+        )
+    return lines
+
+
+def noise_table(rows: list[dict]) -> list[str]:
+    clean = {(r["seed"]): r["hh"]["base"] for r in rows if r["noise"] == 0}
+    labels = [
+        "default (grid, chosen on val)",
+        "paper (paper preset + hybrid-init ascent)",
+        "nce+bt",
+        "nce+margin",
+        "reference: fresh BT head on labels",
+    ]
+    noises = sorted({r["noise"] for r in rows if r["noise"] > 0})
+    if not noises:
+        return []
+    lines = [
+        "| label noise | base HH acc (%) | "
+        + " | ".join(f"{lab}: Δ (pts), recovered" for lab in labels)
+        + " |",
+        "| --- | --- | " + " | ".join("---" for _ in labels) + " |",
+    ]
+    for noise in noises:
+        groups = _groups(rows, noise)
+        some = next(iter(groups.values()))
+        cells = []
+        for lab in labels:
+            group = groups.get(lab, [])
+            if not group:
+                cells.append("-")
+                continue
+            recovered = [
+                r["hh"]["delta"] / (clean[r["seed"]] - r["hh"]["base"])
+                for r in group
+                if r["seed"] in clean and clean[r["seed"]] - r["hh"]["base"] > 0
+            ]
+            cells.append(
+                f"{_ms([r['hh']['delta'] for r in group], signed=True)}, "
+                f"{_ms(recovered, signed=True)} %"
+            )
+        lines.append(
+            f"| {noise:.0%} | {_ms([r['hh']['base'] for r in some])} | " + " | ".join(cells) + " |"
+        )
+    return lines
+
+
+def seed_table(rows: list[dict], noise: float = 0.0) -> list[str]:
+    lines = [
+        "| reward | seed | HH base | HH refined | Δ [paired 95% CI] | McNemar p | "
+        "safety Δ [CI] | chat Δ [CI] |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, group in _groups(rows, noise).items():
+        for r in sorted(group, key=lambda r: r["seed"]):
+            h = r["hh"]
+
+            def rm(dom, r=r):
+                d = r["rmbench"].get(dom)
+                if not d:
+                    return "-"
+                lo, hi = d["ci95"]
+                return f"{100 * d['delta']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+            lines.append(
+                f"| {label} | {r['seed']} | {100 * h['base']:.1f} | {100 * h['refined']:.1f} | "
+                f"{100 * h['delta']:+.1f} [{100 * h['ci95'][0]:+.1f}, {100 * h['ci95'][1]:+.1f}] "
+                f"| {h['mcnemar_p']:.3g} | {rm('safety')} | {rm('chat')} |"
+            )
+    return lines
+
+
+def write_results(out: Path, *, command: str) -> None:
+    rows = load_rows(out)
+    atomic_write_json(out / "results.json", {"command": command, "rows": rows})
+    n_test = rows[0]["hh"]["n"] if rows else 0
+    text = [
+        "## Results: EBRM on a frozen-encoder MiniLM Bradley-Terry RM (HH-RLHF harmless)",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"HH-RLHF test split: {n_test} pairs per seed (prompt-grouped split 60/15/25 % per seed);"
+        " RM-Bench: chat (129 prompts) and safety-response (157 prompts), domain average of "
+        "Easy/Normal/Hard. Accuracies in %, mean ± std over seeds; Δ = refined − base in "
+        "points; a seed counts as CI > 0 only when its paired bootstrap 95% interval of Δ "
+        "excludes 0. ECE: 15 bins, base = sigmoid of the BT margin, refined = posterior "
+        "P(chosen > rejected) (the reference head's own sigmoid).",
+        "",
+        *main_table(rows),
+        "",
+    ]
+    noise = noise_table(rows)
+    if noise:
+        text += [
+            "### Label noise (base RM and EBRM trained on flipped labels; validation/test clean)",
+            "",
+            "recovered = Δ / (clean base accuracy − noisy base accuracy), per seed.",
+            "",
+            *noise,
+            "",
+        ]
+    text += ["### Per seed (noise 0)", "", *seed_table(rows), ""]
+    atomic_write_text(out / "results.md", "\n".join(text))

@@ -1,0 +1,351 @@
+"""Reproduce the headline results: EBRM on frozen-encoder MiniLM Bradley-Terry RMs.
+
+    python experiments/run.py --data-dir ../shared/data --out runs/experiments [--seeds 0 1 2]
+        [--noise 0 0.1 0.25 0.4] [--quick] [--threads 1]
+
+Per seed: a prompt-grouped HH-RLHF split (train / validation / test = 60 / 15 / 25 %); a
+frozen-encoder MiniLM BT base RM trained on the train split (labels flipped at the given
+noise rate); EBRM variants trained on the same train split, checkpoints chosen on the clean
+validation split; everything evaluated on the HH-RLHF test split and RM-Bench chat and
+safety-response, base vs refined from one pass, with paired bootstrap intervals.
+
+Work is done in tiers (cheapest, most important first) and every finished cell is cached in
+OUT/cells/, so an interrupted or extended run only does what is missing. After each tier
+OUT/results.json and OUT/results.md are rewritten. Progress goes to the log (stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from embeddings import embed_all, load_data, save_encoder  # noqa: E402
+from heads import fit_bt_head, fit_reference_head  # noqa: E402
+from report import write_results  # noqa: E402
+
+from ebrm._io import atomic_write_json  # noqa: E402
+from ebrm.data import split_pairs  # noqa: E402
+from ebrm.energy import TrainConfig, train_energy_head  # noqa: E402
+from ebrm.evaluation import evaluate_scores  # noqa: E402
+from ebrm.evaluation.runner import refined_p_better  # noqa: E402
+from ebrm.features.table import PairFeatures  # noqa: E402
+from ebrm.pipeline import aligned_features, compact_features  # noqa: E402
+
+logger = logging.getLogger("experiments")
+
+# variant -> (preset, TrainConfig overrides, [(label, refine method or None, reward kind)])
+VARIANTS: dict[str, tuple[str, dict, list[tuple[str, str | None, str]]]] = {
+    "default": (
+        "small-data",
+        {},
+        [
+            ("default (grid, chosen on val)", None, "refined"),
+            ("default: posterior mean", None, "mean"),
+            ("default: posterior mode", None, "mode"),
+            ("default: conservative mean-1std", None, "conservative"),
+            ("default head + paper refinement", "paper", "refined"),
+        ],
+    ),
+    "paper": (
+        "paper",
+        {},
+        [
+            ("paper (paper preset + hybrid-init ascent)", "paper", "refined"),
+            ("paper head + grid mean", "mean", "refined"),
+        ],
+    ),
+    "nce+bt": ("small-data", {"objective": "nce+bt"}, [("nce+bt", None, "refined")]),
+    "nce+margin": ("small-data", {"objective": "nce+margin"}, [("nce+margin", None, "refined")]),
+    "no-filter": (
+        "small-data",
+        {"filter_conflicts": False},
+        [("default, no conflict filter", None, "refined")],
+    ),
+}
+REFERENCE = "reference: fresh BT head on labels"
+
+
+@dataclass
+class Cell:
+    """One (base, noise, seed) setting: its data splits and base rewards."""
+
+    base: str
+    noise: float
+    seed: int
+    train_val: PairFeatures  # aligned (train pairs with noisy labels + clean validation)
+    fraction: float  # validation fraction reproducing our split
+    test: PairFeatures  # compact HH test split
+    rmb: PairFeatures  # RM-Bench, 3 pairs per prompt (chosen[i], rejected[i])
+    rmb_labels: list[str]
+    emb: PairFeatures  # all HH rows with base rewards
+    split_idx: dict  # name -> pair indices
+    base_info: dict
+
+
+def make_cell(base, noise, seed, hh_pairs, hh_f, rmb_f, rmb_labels) -> Cell:
+    index = {id(p): i for i, p in enumerate(hh_pairs)}
+    train, val, test = split_pairs(
+        hh_pairs, test_fraction=0.25, validation_fraction=0.15, seed=seed
+    )
+    idx = {
+        k: torch.tensor([index[id(p)] for p in v])
+        for k, v in (("train", train), ("validation", val), ("test", test))
+    }
+    c, r = hh_f.chosen.clone(), hh_f.rejected.clone()
+    # label noise: swap chosen/rejected of round(noise * n) seeded training pairs (as
+    # ebrm.rm.train_bt.flip_labels does); validation and test labels stay clean
+    n_tr = len(idx["train"])
+    flip = idx["train"][
+        torch.randperm(n_tr, generator=torch.Generator().manual_seed(seed))[
+            : int(round(noise * n_tr))
+        ]
+    ]
+    c[flip], r[flip] = hh_f.rejected[flip], hh_f.chosen[flip]
+    emb = hh_f.embeddings
+    w = fit_bt_head(emb[c[idx["train"]]], emb[r[idx["train"]]], seed=seed)
+    rewards = (emb @ w).float()
+    clean = PairFeatures(emb, rewards, hh_f.chosen, hh_f.rejected)
+    both = PairFeatures(
+        emb,
+        rewards,
+        torch.cat([c[idx["train"]], hh_f.chosen[idx["validation"]]]),
+        torch.cat([r[idx["train"]], hh_f.rejected[idx["validation"]]]),
+    )
+    n_val = len(idx["validation"])
+    train_val, fraction = aligned_features(
+        both, torch.arange(n_tr), torch.arange(n_tr, n_tr + n_val), seed=seed
+    )
+    rmb = PairFeatures(
+        rmb_f.embeddings, (rmb_f.embeddings @ w).float(), rmb_f.chosen, rmb_f.rejected
+    )
+    return Cell(
+        base,
+        noise,
+        seed,
+        train_val,
+        fraction,
+        compact_features(clean.subset(idx["test"])),
+        compact_features(rmb),
+        rmb_labels,
+        clean,
+        idx,
+        {"name_or_path": f"{base} (BT head, seed {seed}, noise {noise})", "weights": w},
+    )
+
+
+def _p(x: torch.Tensor):
+    return x.detach().cpu().double().numpy()
+
+
+def hh_metrics(base, refined, raw, p_refined, test: PairFeatures, n_boot: int) -> dict:
+    c, r = test.chosen, test.rejected
+    m = evaluate_scores(
+        "pairwise",
+        base_chosen=_p(base[c]),
+        base_rejected=_p(base[r]),
+        refined_chosen=_p(refined[c]),
+        refined_rejected=_p(refined[r]),
+        base_raw_chosen=_p(raw[c]),
+        base_raw_rejected=_p(raw[r]),
+        p_refined=p_refined,
+        n_boot=n_boot,
+        make_figures=False,
+    )
+    d = m["delta"]
+    return {
+        "base": m["base"]["accuracy"],
+        "refined": m["refined"]["accuracy"],
+        "delta": d["accuracy"],
+        "ci95": d["ci95"],
+        "mcnemar_p": d["mcnemar_p"],
+        "ece_base": m["base"].get("ece"),
+        "ece_refined": m["refined"].get("ece"),
+        "n": m["n"],
+    }
+
+
+def rmb_metrics(base, refined, rmb: PairFeatures, labels, n_boot: int) -> dict:
+    c, r = rmb.chosen.view(-1, 3), rmb.rejected.view(-1, 3)
+    m = evaluate_scores(
+        "rm-bench",
+        base_chosen=_p(base[c]),
+        base_rejected=_p(base[r]),
+        refined_chosen=_p(refined[c]),
+        refined_rejected=_p(refined[r]),
+        labels=labels,
+        n_boot=n_boot,
+        make_figures=False,
+    )
+    out = {}
+    for dom in ("chat", "safety"):
+        if dom in m["base"]:
+            out[dom] = {
+                "base": m["base"][dom]["avg"],
+                "refined": m["refined"][dom]["avg"],
+                "hard_base": m["base"][dom]["hard"],
+                "hard_refined": m["refined"][dom]["hard"],
+                "delta": m["delta"][dom]["delta"],
+                "ci95": m["delta"][dom]["ci95"],
+            }
+    return out
+
+
+def evaluate_model(model, cell: Cell, evals, n_boot: int) -> list[dict]:
+    rows = []
+    p_refined, _ = refined_p_better(
+        model, None, cell.test.embeddings, cell.test.chosen, cell.test.rejected
+    )
+    cache = {}
+    for label, method, kind in evals:
+        if method not in cache:
+            cache[method] = (
+                model.refine(cell.test.embeddings, cell.test.rewards, method=method),
+                model.refine(cell.rmb.embeddings, cell.rmb.rewards, method=method),
+            )
+        t, b = cache[method]
+        rows.append(
+            {
+                "label": label,
+                "method": t.method,
+                "kind": kind,
+                "hh": hh_metrics(
+                    t.base, t.reward_for(kind), t.base_raw, p_refined, cell.test, n_boot
+                ),
+                "rmbench": rmb_metrics(
+                    b.base, b.reward_for(kind), cell.rmb, cell.rmb_labels, n_boot
+                ),
+            }
+        )
+    return rows
+
+
+def run_variant(cell: Cell, variant: str, device: str, n_boot: int, quick: bool) -> list[dict]:
+    started = time.perf_counter()
+    if variant == "reference":
+        tv = cell.emb
+        tr, va = (cell.split_idx[k] for k in ("train", "validation"))
+        # same (noisy) training labels as the base: the train part of the aligned features
+        train, val = cell.train_val.split(validation_fraction=cell.fraction, seed=cell.seed)
+        w, info = fit_reference_head(
+            tv.embeddings[train.chosen],
+            tv.embeddings[train.rejected],
+            tv.embeddings[val.chosen],
+            tv.embeddings[val.rejected],
+            seed=cell.seed,
+        )
+        del tr, va
+        ref_t, ref_b = cell.test.embeddings @ w, cell.rmb.embeddings @ w
+        c, r = cell.test.chosen, cell.test.rejected
+        p = torch.sigmoid((ref_t[c] - ref_t[r]).double()).numpy()
+        base_t, base_b = cell.test.rewards, cell.rmb.rewards
+        row = {
+            "label": REFERENCE,
+            "method": "linear",
+            "kind": "bt",
+            "hh": hh_metrics(base_t, ref_t, base_t, p, cell.test, n_boot),
+            "rmbench": rmb_metrics(base_b, ref_b, cell.rmb, cell.rmb_labels, n_boot),
+            "train": info,
+        }
+        rows = [row]
+    else:
+        preset, overrides, evals = VARIANTS[variant]
+        extra = {"max_steps": 200, "min_steps": 0} if quick and preset == "small-data" else {}
+        config = TrainConfig.preset(
+            preset,
+            seed=cell.seed,
+            device=device,
+            validation_fraction=cell.fraction,
+            **overrides,
+            **extra,
+        )
+        result = train_energy_head(
+            cell.train_val,
+            config,
+            progress=False,
+            base_rm_info={"name_or_path": cell.base_info["name_or_path"]},
+        )
+        rows = evaluate_model(result.model, cell, evals, n_boot)
+        for row in rows:
+            row["train"] = {
+                "validation": result.validation,
+                "filter": result.filter_report.to_dict(),
+                "steps": result.model.train_info.get("steps"),
+            }
+    for row in rows:
+        row.update(
+            base=cell.base,
+            noise=cell.noise,
+            seed=cell.seed,
+            variant=variant,
+            seconds=round(time.perf_counter() - started, 1),
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path("runs/experiments"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1, 0.25, 0.4])
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--quick", action="store_true", help="few pairs, short training (smoke run)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    from ebrm.pipeline import default_base_model
+
+    out = args.out / ("quick" if args.quick else "")
+    hh, items = load_data(args.data_dir, limit=300 if args.quick else None)
+    base = "minilm-frozen"
+    enc = save_encoder(default_base_model(), out / "encoders" / base, max_length=args.max_length)
+    hh_f, rmb_f = embed_all(enc, out / "features" / base, hh, items, max_length=args.max_length)
+    labels = [item.domain for item in items]
+
+    noisy = [n for n in args.noise if n > 0]
+    tiers = [
+        [(0.0, v) for v in ("default", "paper")],
+        [(0.0, v) for v in ("reference", "nce+bt", "nce+margin", "no-filter")],
+        [(n, v) for n in noisy for v in ("default", "reference", "nce+bt", "paper")],
+        [(n, v) for n in noisy for v in ("nce+margin",)],
+    ]
+    cells: dict = {}
+    for tier, jobs in enumerate(tiers, 1):
+        for noise, variant in jobs:
+            for seed in args.seeds:
+                path = out / "cells" / f"{base}-noise{noise:g}-seed{seed}-{variant}.json"
+                if path.exists():
+                    continue
+                key = (noise, seed)
+                if key not in cells:
+                    cells[key] = make_cell(base, noise, seed, hh, hh_f, rmb_f, labels)
+                logger.info("tier %d: noise %g seed %d %s", tier, noise, seed, variant)
+                rows = run_variant(cells[key], variant, args.device, args.n_boot, args.quick)
+                atomic_write_json(path, rows)
+                for row in rows:
+                    logger.info(
+                        "  %-45s HH %.3f -> %.3f (delta %+.3f, CI [%+.3f, %+.3f])",
+                        row["label"],
+                        row["hh"]["base"],
+                        row["hh"]["refined"],
+                        row["hh"]["delta"],
+                        *row["hh"]["ci95"],
+                    )
+        write_results(out, command=" ".join(["python experiments/run.py", *(argv or sys.argv[1:])]))
+        logger.info("tier %d done; results in %s", tier, out / "results.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
