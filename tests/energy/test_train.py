@@ -149,9 +149,11 @@ def test_choose_method_switches_only_when_clearly_better():
 
 def test_learnability_refined_beats_a_base_flipped_on_a_region():
     """Base = truth flipped inside a disc; filter + NCE+ + refinement recover the truth."""
-    train = make_synthetic(400, region="ball", seed=0)
+    train = make_synthetic(300, region="ball", seed=0)
     test = make_synthetic(800, region="ball", seed=100).features
-    result = train_energy_head(train.features, TrainConfig(max_steps=150, **FAST), progress=False)
+    result = train_energy_head(
+        train.features, TrainConfig(max_steps=100, **{**FAST, "eval_every": 50}), progress=False
+    )
     base = (test.rewards[test.chosen] > test.rewards[test.rejected]).double().mean()
     refined = _refined_accuracy(result.model, test).mean()
     assert result.filter_report.dropped > 0
@@ -160,12 +162,14 @@ def test_learnability_refined_beats_a_base_flipped_on_a_region():
 
 def test_preference_aware_objective_fixes_more_pairs_than_paper():
     """Base wrong on a half-plane: the BT term (labels of every pair) fixes more pairs."""
-    train = make_synthetic(400, region="edge", seed=0)
+    train = make_synthetic(300, region="edge", seed=0)
     test = make_synthetic(800, region="edge", seed=100).features
     base_right = test.rewards[test.chosen] > test.rewards[test.rejected]
     fixed = {}
     for objective in ("nce+", "nce+bt"):
-        cfg = TrainConfig(objective=objective, max_steps=150, train_grid_size=32, **FAST)
+        cfg = TrainConfig(
+            objective=objective, max_steps=100, train_grid_size=32, **{**FAST, "eval_every": 50}
+        )
         right = _refined_accuracy(
             train_energy_head(train.features, cfg, progress=False).model, test
         ).bool()
