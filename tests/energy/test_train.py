@@ -175,3 +175,23 @@ def test_preference_aware_objective_fixes_more_pairs_than_paper():
         ).bool()
         fixed[objective] = int((right & ~base_right).sum())
     assert fixed["nce+bt"] > fixed["nce+"] + 10, fixed
+
+
+def test_custom_objective_is_pluggable():
+    from ebrm.energy import NCEPlusBT
+
+    calls = []
+
+    class Counting(NCEPlusBT):
+        def __call__(self, head, batch, *, generator=None):
+            calls.append(int(batch.kept.sum()))
+            return super().__call__(head, batch, generator=generator)
+
+    custom = Counting(noise_std=1.0, positive_noise_ratio=0.1, num_negatives=4, reg_weight=0.0)
+    result = train_energy_head(
+        _tiny(), TrainConfig(max_steps=3, **FAST), objective=custom, progress=False
+    )
+    assert len(calls) == 3 and custom.grid is not None  # the trainer supplied the grid
+    assert result.model.train_info["objective"] == "nce+bt"
+    with pytest.raises(ConfigError, match="must implement ebrm.energy.Objective"):
+        train_energy_head(_tiny(), TrainConfig(max_steps=3, **FAST), objective=len)

@@ -78,6 +78,5 @@ def register(app: typer.Typer) -> None:
             val.get("method", "mean"),
         )
         console = Console()
-        console.print(f"conflict filter: {result.filter_report}")
         console.print(table)
         console.print(f"refined model written to {out}")

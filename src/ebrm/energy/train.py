@@ -22,7 +22,7 @@ from ebrm.energy.config import EnergyHeadConfig
 from ebrm.energy.filter import FilterReport, filter_conflicts
 from ebrm.energy.head import EnergyHead
 from ebrm.energy.normalize import RewardNormalizer
-from ebrm.energy.objectives import PairBatch, make_objective
+from ebrm.energy.objectives import Objective, PairBatch, make_objective
 from ebrm.energy.presets import TrainConfig
 from ebrm.energy.validation import (
     check_features,
@@ -30,7 +30,7 @@ from ebrm.energy.validation import (
     pairwise_accuracy,
     posterior_summaries,
 )
-from ebrm.errors import DataFormatError
+from ebrm.errors import ConfigError, DataFormatError
 from ebrm.features.table import PairFeatures
 
 logger = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def train_energy_head(
     config: TrainConfig | None = None,
     *,
     base_rm_info: dict | None = None,
+    objective: Objective | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train an energy head with NCE+ (or a preference-aware objective) on stored features.
@@ -109,6 +110,8 @@ def train_energy_head(
         features: embeddings and raw base rewards of the responses, and the pairs.
         config: training settings (default: the `small-data` preset).
         base_rm_info: provenance of the base RM (recorded in the model).
+        objective: a custom `Objective` instead of `config.objective`; if it has a `grid`
+            attribute that is None, the trainer sets it to the training reward grid.
         progress: show a tqdm progress bar.
 
     Returns:
@@ -123,10 +126,10 @@ def train_energy_head(
     rng_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(config.seed)  # head init and dropout; restored on exit
-        return _train(features, config, device, base_rm_info or {}, progress)
+        return _train(features, config, device, base_rm_info or {}, objective, progress)
 
 
-def _train(features, config, device, base_rm_info, progress) -> TrainResult:
+def _train(features, config, device, base_rm_info, objective, progress) -> TrainResult:
     from ebrm.model import EnergyRewardModel
     from ebrm.refine import RefineConfig
 
@@ -160,16 +163,25 @@ def _train(features, config, device, base_rm_info, progress) -> TrainResult:
     grid = torch.linspace(
         refine_config.grid_min, refine_config.grid_max, config.train_grid_size, device=device
     )
-    objective = make_objective(
-        config.objective,
-        noise_std=config.effective_noise_std,
-        positive_noise_ratio=config.positive_noise_ratio,
-        num_negatives=config.num_negatives,
-        reg_weight=config.reg_weight,
-        bt_weight=config.bt_weight,
-        margin=config.margin,
-        grid=grid,
-    )
+    if objective is not None:
+        if not isinstance(objective, Objective):
+            raise ConfigError(
+                f"objective must implement ebrm.energy.Objective (name, uses_dropped_pairs, "
+                f"__call__(head, batch, *, generator)); got {type(objective).__name__}"
+            )
+        if getattr(objective, "grid", False) is None:
+            objective.grid = grid
+    else:
+        objective = make_objective(
+            config.objective,
+            noise_std=config.effective_noise_std,
+            positive_noise_ratio=config.positive_noise_ratio,
+            num_negatives=config.num_negatives,
+            reg_weight=config.reg_weight,
+            bt_weight=config.bt_weight,
+            margin=config.margin,
+            grid=grid,
+        )
     # the pairs a step draws from: kept ones, or all when the objective uses the labels too
     pool = torch.arange(train.num_pairs) if objective.uses_dropped_pairs else kept.nonzero()[:, 0]
 
@@ -259,6 +271,7 @@ def _train(features, config, device, base_rm_info, progress) -> TrainResult:
     refine_config = RefineConfig.from_dict({**refine_config.to_dict(), "method": method})
     train_info = {
         "config": config.to_dict(),
+        "objective": objective.name,
         "filter": report.to_dict(),
         "validation": validation,
         "steps": history[-1]["step"] if history else 0,
