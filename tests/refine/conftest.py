@@ -103,7 +103,12 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def trained_head() -> EnergyHead:
-    return train_tiny_head()
+    before = torch.get_num_threads()  # session fixtures start before the per-test one
+    torch.set_num_threads(1)
+    try:
+        return train_tiny_head()
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture()
