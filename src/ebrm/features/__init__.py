@@ -4,7 +4,8 @@
 `load_features` / `FeatureStore.open(path).load()` read it back as `PairFeatures`.
 """
 
-from ebrm.features.extract import ExtractionPlan, build_plan, extract_features, plan_rows
+from ebrm.features.extract import extract_features
+from ebrm.features.plan import ExtractionPlan, build_plan, plan_rows
 from ebrm.features.store import FeatureStore, load_features
 from ebrm.features.table import PairFeatures
 

@@ -158,7 +158,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CorruptArtifactError(
-            f"{file} is not valid JSON ({exc}); re-run `ebrm extract`."
+            f"{file} is not valid JSON ({exc}); re-create the store with `ebrm extract ... "
+            "--overwrite`."
         ) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise IncompatibleArtifactError(
@@ -178,7 +179,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
         if key not in manifest
     ]
     if missing:
-        raise CorruptArtifactError(f"{file} lacks the fields {missing}; re-run `ebrm extract`.")
+        raise CorruptArtifactError(
+            f"{file} lacks the fields {missing}; re-create the store with `ebrm extract ... "
+            "--overwrite`."
+        )
     return manifest
 
 
