@@ -65,3 +65,22 @@ def test_drop_mask_rate(p):
     mask = drop_mask((400, 500), p)
     assert mask.dtype == torch.bool and mask.shape == (400, 500)
     assert abs(mask.double().mean().item() - p) < 0.005
+
+
+def test_reward_features_apply_inverted_dropout():
+    from ebrm.energy.fused import _reward_features
+
+    head = _head(0.5)
+    cands = torch.randn(3, 5, dtype=torch.double)
+    torch.manual_seed(3)
+    got = _reward_features(head, cands)
+    torch.manual_seed(3)
+    x = cands.unsqueeze(-1)
+    for module in head.reward_branch:
+        if isinstance(module, torch.nn.Dropout):
+            x = x * (~drop_mask(tuple(x.shape), 0.5)) / 0.5
+        else:
+            x = module(x)
+    torch.testing.assert_close(got, x, rtol=1e-12, atol=1e-12)
+    head.eval()
+    torch.testing.assert_close(_reward_features(head, cands), head.reward_branch(cands[..., None]))

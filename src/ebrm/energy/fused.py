@@ -115,6 +115,18 @@ class _JointMLP(torch.autograd.Function):
         return (grad_emb, grad_feats, grad_w_in, grad_b_in, None, *grads_w)
 
 
+def _reward_features(head: EnergyHead, candidates: torch.Tensor) -> torch.Tensor:
+    """head.reward_branch in training mode, with dropout masks from `drop_mask`."""
+    x = candidates.unsqueeze(-1)
+    for module in head.reward_branch:
+        if isinstance(module, nn.Dropout) and module.training and module.p > 0:
+            dropped = drop_mask(tuple(x.shape), module.p, device=x.device)
+            x = x.masked_fill(dropped, 0.0) * (1.0 / (1.0 - module.p))
+        else:
+            x = module(x)
+    return x
+
+
 def candidate_scores(
     head: EnergyHead, embedding_part: torch.Tensor, candidates: torch.Tensor
 ) -> torch.Tensor:
@@ -124,7 +136,7 @@ def candidate_scores(
     """
     if not (head.training and torch.is_grad_enabled()) or candidates.ndim != 2:
         return head.forward_projected(embedding_part, head.project_rewards(candidates))
-    feats = head.reward_branch(candidates.unsqueeze(-1))  # (B, K, R), small: plain autograd
+    feats = _reward_features(head, candidates)  # (B, K, R), small: plain autograd
     params = []
     for linear in _linears(head):
         params += [linear.weight, linear.bias]
