@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -35,3 +36,12 @@ def tiny_rm_dir(tmp_path_factory) -> Path:
 def tiny_bert_rm_dir(tmp_path_factory) -> Path:
     """A tiny random BERT-style sequence-classification RM saved as a HF directory."""
     return make_tiny_rm(tmp_path_factory.mktemp("tiny-bert-rm"), "bert", seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests use one thread: on a shared 2-core box oversubscription makes them 10x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
