@@ -56,10 +56,10 @@ class TrainResult:
 
 
 def plot_history(history: list[dict], path: str | Path) -> None:
-    """Training loss and validation pairwise accuracy against the step (PNG, Agg backend)."""
-    import matplotlib
+    """Training loss and validation pairwise accuracy against the step (PNG).
 
-    matplotlib.use("Agg", force=False)
+    Uses a bare `Figure` (rendered by Agg), not pyplot: no global backend state, no display.
+    """
     from matplotlib.figure import Figure
 
     steps = [h["step"] for h in history]
