@@ -45,6 +45,14 @@ def test_store_directory_layout(tmp_path):
         assert handle.get_tensor("chosen").dtype == torch.int64
     text = (store.path / "manifest.json").read_text()
     assert text.endswith("\n") and json.loads(text) == store.manifest
+    # the manifest's fields are a contract (DESIGN §3): pin them
+    assert sorted(store.manifest) == sorted([
+        "format", "format_version", "ebrm_version", "versions", "base_rm", "embedding_dim",
+        "storage_dtype", "reward_dtype", "max_length", "truncation_side", "num_rows",
+        "num_pairs", "shard_size", "num_shards", "plan_hash", "row_order", "data",
+        "pairs_sha256", "shards", "complete",
+    ])  # fmt: skip
+    assert sorted(store.manifest["shards"][0]) == ["end", "file", "index", "sha256", "start"]
 
 
 def test_not_a_store(tmp_path):
