@@ -10,13 +10,14 @@ from pathlib import Path
 from ebrm._io import atomic_write_json, atomic_write_text
 
 
-def _ms(values: list[float], scale: float = 100.0, signed: bool = False) -> str:
+def _ms(values: list[float], scale: float = 100.0, signed: bool = False, digits: int = 1) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "-"
     mean = statistics.fmean(values) * scale
     std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:+.1f} ± {std:.1f}" if signed else f"{mean:.1f} ± {std:.1f}"
+    sign = "+" if signed else ""
+    return f"{mean:{sign}.{digits}f} ± {std:.{digits}f}"
 
 
 def _sig(rows: list[dict]) -> str:
@@ -56,20 +57,24 @@ def main_table(rows: list[dict], noise: float = 0.0) -> list[str]:
     lines = [
         f"| reward (noise {noise:.0%}, {len(seeds)} seeds) | HH test acc (%) | refined − base "
         "(pts) | seeds: CI > 0 / ∋ 0 / < 0 | RM-Bench chat Δ | RM-Bench safety Δ | "
-        "ECE base → refined |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "ECE base → refined | Brier base → refined |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| base RM (frozen MiniLM + BT head) | {_ms([r['hh']['base'] for r in base])} | | | "
         f"{_ms(_rmb(base, 'chat', 'base'))} (abs) | {_ms(_rmb(base, 'safety', 'base'))} (abs) | "
-        f"{_ms([r['hh']['ece_base'] for r in base], 1)} |",
+        f"{_ms([r['hh']['ece_base'] for r in base], 1, digits=3)} | "
+        f"{_ms([r['hh'].get('brier_base') for r in base], 1, digits=3)} |",
     ]
     del any_rows
     for label, group in groups.items():
-        ece = [r["hh"]["ece_refined"] for r in group]
+        ece = _ms([r["hh"]["ece_refined"] for r in group], 1, digits=3)
+        ece_base = _ms([r["hh"]["ece_base"] for r in group], 1, digits=3)
+        brier = _ms([r["hh"].get("brier_refined") for r in group], 1, digits=3)
+        brier_base = _ms([r["hh"].get("brier_base") for r in group], 1, digits=3)
         lines.append(
             f"| {label} | {_ms([r['hh']['refined'] for r in group])} | "
             f"{_ms([r['hh']['delta'] for r in group], signed=True)} | {_sig(group)} | "
             f"{_ms(_rmb(group, 'chat'), signed=True)} | {_ms(_rmb(group, 'safety'), signed=True)} "
-            f"| {_ms([r['hh']['ece_base'] for r in group], 1)} → {_ms(ece, 1)} |"
+            f"| {ece_base} → {ece} | {brier_base} → {brier} |"
         )
     return lines
 

@@ -168,6 +168,8 @@ def hh_metrics(base, refined, raw, p_refined, test: PairFeatures, n_boot: int) -
         "mcnemar_p": d["mcnemar_p"],
         "ece_base": m["base"].get("ece"),
         "ece_refined": m["refined"].get("ece"),
+        "brier_base": m["base"].get("brier"),
+        "brier_refined": m["refined"].get("brier"),
         "n": m["n"],
     }
 
@@ -257,7 +259,10 @@ def run_variant(cell: Cell, variant: str, device: str, n_boot: int, quick: bool)
         rows = [row]
     else:
         preset, overrides, evals = VARIANTS[variant]
-        extra = {"max_steps": 200, "min_steps": 0} if quick and preset == "small-data" else {}
+        extra = {}
+        if quick:  # smoke run: short budgets
+            extra = {"max_steps": 200, "min_steps": 0} if preset == "small-data" else {}
+            extra = extra or {"num_negatives": 32, "joint_widths": (64, 32), "epochs": 1.0}
         config = TrainConfig.preset(
             preset,
             seed=cell.seed,
@@ -300,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        choices=[*VARIANTS, "reference"],
+        help="run only these variants (e.g. paper in a second process)",
+    )
     ap.add_argument("--quick", action="store_true", help="few pairs, short training (smoke run)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -314,34 +325,39 @@ def main(argv: list[str] | None = None) -> int:
     labels = [item.domain for item in items]
 
     noisy = [n for n in args.noise if n > 0]
+    seeds = args.seeds
     tiers = [
-        [(0.0, v) for v in ("default", "paper")],
-        [(0.0, v) for v in ("reference", "nce+bt", "nce+margin", "no-filter")],
-        [(n, v) for n in noisy for v in ("default", "reference", "nce+bt", "paper")],
-        [(n, v) for n in noisy for v in ("nce+margin",)],
+        [(0.0, "default", s) for s in seeds],
+        [(0.0, "paper", seeds[0])],
+        [(0.0, v, s) for v in ("reference", "nce+bt", "nce+margin") for s in seeds],
+        [(n, v, s) for n in noisy for v in ("default", "reference") for s in seeds],
+        [(0.0, "paper", s) for s in seeds[1:]] + [(0.0, "no-filter", s) for s in seeds],
+        [(n, v, s) for n in noisy for v in ("nce+bt", "nce+margin") for s in seeds],
+        [(n, "paper", s) for n in noisy for s in seeds],
     ]
+    if args.variants:
+        tiers = [[job for job in tier if job[1] in args.variants] for tier in tiers]
     cells: dict = {}
     for tier, jobs in enumerate(tiers, 1):
-        for noise, variant in jobs:
-            for seed in args.seeds:
-                path = out / "cells" / f"{base}-noise{noise:g}-seed{seed}-{variant}.json"
-                if path.exists():
-                    continue
-                key = (noise, seed)
-                if key not in cells:
-                    cells[key] = make_cell(base, noise, seed, hh, hh_f, rmb_f, labels)
-                logger.info("tier %d: noise %g seed %d %s", tier, noise, seed, variant)
-                rows = run_variant(cells[key], variant, args.device, args.n_boot, args.quick)
-                atomic_write_json(path, rows)
-                for row in rows:
-                    logger.info(
-                        "  %-45s HH %.3f -> %.3f (delta %+.3f, CI [%+.3f, %+.3f])",
-                        row["label"],
-                        row["hh"]["base"],
-                        row["hh"]["refined"],
-                        row["hh"]["delta"],
-                        *row["hh"]["ci95"],
-                    )
+        for noise, variant, seed in jobs:
+            path = out / "cells" / f"{base}-noise{noise:g}-seed{seed}-{variant}.json"
+            if path.exists():
+                continue
+            key = (noise, seed)
+            if key not in cells:
+                cells[key] = make_cell(base, noise, seed, hh, hh_f, rmb_f, labels)
+            logger.info("tier %d: noise %g seed %d %s", tier, noise, seed, variant)
+            rows = run_variant(cells[key], variant, args.device, args.n_boot, args.quick)
+            atomic_write_json(path, rows)
+            for row in rows:
+                logger.info(
+                    "  %-45s HH %.3f -> %.3f (delta %+.3f, CI [%+.3f, %+.3f])",
+                    row["label"],
+                    row["hh"]["base"],
+                    row["hh"]["refined"],
+                    row["hh"]["delta"],
+                    *row["hh"]["ci95"],
+                )
         write_results(out, command=" ".join(["python experiments/run.py", *(argv or sys.argv[1:])]))
         logger.info("tier %d done; results in %s", tier, out / "results.md")
     return 0
