@@ -17,15 +17,32 @@ _DTYPES = {
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """`None` means CUDA when available, else CPU."""
+    """`None` means CUDA when available, else CPU.
+
+    Raises:
+        ConfigError: an unknown device, or one this machine does not have (checked here
+            so that the user gets one line, not a traceback from deep inside torch).
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(
             f"Unknown device {device!r}; use e.g. 'cpu', 'cuda' or 'cuda:1'."
         ) from exc
+    if resolved.type == "meta":
+        raise ConfigError(f"Device {device!r} holds no data; use e.g. 'cpu' or 'cuda'.")
+    backend = getattr(torch, resolved.type, None) if resolved.type != "cpu" else None
+    if backend is not None and hasattr(backend, "is_available"):
+        count = backend.device_count() if hasattr(backend, "device_count") else 1
+        if not backend.is_available() or (resolved.index or 0) >= max(count, 1):
+            raise ConfigError(
+                f"Device {device!r} is not available on this machine "
+                f"({count if backend.is_available() else 0} {resolved.type} device(s)); "
+                "use 'cpu' or an existing device."
+            )
+    return resolved
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
