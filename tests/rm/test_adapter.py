@@ -289,3 +289,15 @@ def test_head_reward_checks_its_input(tiny_rm_factory):
     rm = BaseRewardModel.from_pretrained(tiny_rm_factory("gpt2"), device="cpu")
     with pytest.raises(ConfigError, match=r"shape \(N, 32\)"):
         rm.head_reward(torch.zeros(3, 7))
+
+
+def test_max_length_is_capped_at_the_position_limit(tiny_bert_rm_dir):
+    from ebrm.rm.adapter import BaseRewardModel
+
+    rm = BaseRewardModel.from_pretrained(str(tiny_bert_rm_dir), device="cpu", max_length=4096)
+    limit = rm.model.config.max_position_embeddings
+    assert rm.max_length == limit
+    long_text = "word " * (3 * limit)  # would overflow the position table without the cap
+    emb, reward = rm.embed_texts([long_text, "short"])
+    assert emb.shape == (2, rm.hidden_size)
+    assert torch.allclose(rm.head_reward(emb), reward, atol=1e-5)

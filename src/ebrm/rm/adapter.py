@@ -70,7 +70,7 @@ class BaseRewardModel:
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
         self.revision = revision
-        self.max_length = max_length
+        self.max_length = _clamp_to_positions(max_length, model.config, name_or_path)
         self.truncation_side = truncation_side
         if padding_side not in (None, "left", "right"):
             raise ConfigError(f"padding_side must be 'left' or 'right'; got {padding_side!r}.")
@@ -441,3 +441,18 @@ def _hash_state_dict(state: dict[str, torch.Tensor]) -> str:
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\0".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _clamp_to_positions(max_length: int, config, name_or_path: str) -> int:
+    """Cap `max_length` at the model's position limit (BERT-style models crash past it)."""
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if isinstance(limit, int) and 0 < limit < max_length:
+        logger.info(
+            "max_length %d exceeds %s's %d positions; truncating texts to %d tokens",
+            max_length,
+            name_or_path,
+            limit,
+            limit,
+        )
+        return limit
+    return max_length
