@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -199,3 +200,33 @@ def test_config_and_run_errors(tmp_path):
     with pytest.raises(ConfigError, match="lower --prompts"):
         run_overopt(_pairs(10), tmp_path, gold=tmp_path, proxy=tmp_path,
                     config=OveroptConfig(num_prompts=6))  # fmt: skip
+
+
+def test_default_recipe_heads_share_the_frozen_encoder(tmp_path, tiny_bert_rm_dir):
+    from ebrm.integrations.overopt_pool import encoder_hash
+    from ebrm.integrations.overopt_run import _train_models
+    from ebrm.rm import BaseRewardModel
+
+    pairs = _pairs(12)
+    config = OveroptConfig(num_prompts=2, num_candidates=4, head_steps=20, progress=False)
+    seconds: dict = {}
+    gold_dir, proxy_dir = _train_models(
+        pairs, pairs[:6], str(tiny_bert_rm_dir), tmp_path, config, lambda *a: None, seconds
+    )
+    gold = BaseRewardModel.from_pretrained(str(gold_dir), max_length=config.max_length)
+    proxy = BaseRewardModel.from_pretrained(str(proxy_dir), max_length=config.max_length)
+    assert encoder_hash(gold) == encoder_hash(proxy)  # one embedding pass serves both
+    assert not torch.equal(gold.head.weight, proxy.head.weight)
+    record = json.loads((proxy_dir / "ebrm_base_rm.json").read_text())
+    assert record["flipped"] == round(0.25 * 6) and record["role"] == "proxy"
+    emb, reward = gold.embed_conversations([p.chosen for p in pairs])
+    assert torch.allclose(reward, emb @ gold.head.weight[0].float(), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_full_default_recipe_on_a_tiny_encoder(tmp_path, tiny_bert_rm_dir):
+    pairs = _pairs(40)
+    config = OveroptConfig(num_prompts=4, num_candidates=5, head_steps=20, progress=False)
+    result = run_overopt(pairs, tmp_path, encoder=str(tiny_bert_rm_dir), config=config)
+    assert set(result["curves"]) == {"base", "refined", "conservative", "gold"}
+    assert (tmp_path / "models" / "ebrm" / "config.json").exists()

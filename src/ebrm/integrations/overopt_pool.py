@@ -52,6 +52,7 @@ class CandidatePool:
                     "pair_id": pid,
                     "prompt": self.conversations[p * k].prompt_text,
                     "sources": list(self.sources[p * k : (p + 1) * k]),
+                    "responses": [c.response for c in self.conversations[p * k : (p + 1) * k]],
                 }
                 for p, pid in enumerate(self.prompt_ids)
             ],
