@@ -9,6 +9,11 @@ from pathlib import Path
 
 from ebrm._io import atomic_write_json, atomic_write_text
 
+BASE_NAMES = {
+    "minilm-frozen": "frozen MiniLM + BT head",
+    "minilm-finetuned": "fully fine-tuned MiniLM BT",
+}
+
 
 def _ms(values: list[float], scale: float = 100.0, signed: bool = False, digits: int = 1) -> str:
     values = [v for v in values if v is not None]
@@ -54,12 +59,13 @@ def main_table(rows: list[dict], noise: float = 0.0) -> list[str]:
     base_by_seed = {r["seed"]: r for g in groups.values() for r in g}
     seeds = sorted(base_by_seed)
     base = [base_by_seed[s] for s in seeds]
+    name = BASE_NAMES.get(base[0]["base"], base[0]["base"])
     lines = [
         f"| reward (noise {noise:.0%}, {len(seeds)} seeds) | HH test acc (%) | refined − base "
         "(pts) | seeds: CI > 0 / ∋ 0 / < 0 | RM-Bench chat Δ | RM-Bench safety Δ | "
         "ECE base → refined | Brier base → refined |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| base RM (frozen MiniLM + BT head) | {_ms([r['hh']['base'] for r in base])} | | | "
+        f"| base RM ({name}) | {_ms([r['hh']['base'] for r in base])} | | | "
         f"{_ms(_rmb(base, 'chat', 'base'))} (abs) | {_ms(_rmb(base, 'safety', 'base'))} (abs) | "
         f"{_ms([r['hh']['ece_base'] for r in base], 1, digits=3)} | "
         f"{_ms([r['hh'].get('brier_base') for r in base], 1, digits=3)} |",
@@ -151,7 +157,7 @@ def write_results(out: Path, *, command: str) -> None:
     atomic_write_json(out / "results.json", {"command": command, "rows": rows})
     n_test = rows[0]["hh"]["n"] if rows else 0
     text = [
-        "## Results: EBRM on a frozen-encoder MiniLM Bradley-Terry RM (HH-RLHF harmless)",
+        "## Results: EBRM on MiniLM Bradley-Terry RMs (HH-RLHF harmless, RM-Bench)",
         "",
         f"Command: `{command}`",
         "",
@@ -159,21 +165,31 @@ def write_results(out: Path, *, command: str) -> None:
         " RM-Bench: chat (129 prompts) and safety-response (157 prompts), domain average of "
         "Easy/Normal/Hard. Accuracies in %, mean ± std over seeds; Δ = refined − base in "
         "points; a seed counts as CI > 0 only when its paired bootstrap 95% interval of Δ "
-        "excludes 0. ECE: 15 bins, base = sigmoid of the BT margin, refined = posterior "
-        "P(chosen > rejected) (the reference head's own sigmoid).",
-        "",
-        *main_table(rows),
+        "excludes 0. ECE: 15 bins over both orders of each pair, base = sigmoid of the BT "
+        "margin, refined = posterior P(chosen > rejected) (the reference head: its own "
+        "sigmoid); a constant P = 0.5 has ECE 0 and Brier 0.25, so read ECE with Brier.",
         "",
     ]
-    noise = noise_table(rows)
-    if noise:
-        text += [
-            "### Label noise (base RM and EBRM trained on flipped labels; validation/test clean)",
-            "",
-            "recovered = Δ / (clean base accuracy − noisy base accuracy), per seed.",
-            "",
-            *noise,
-            "",
-        ]
-    text += ["### Per seed (noise 0)", "", *seed_table(rows), ""]
+    bases = sorted({r["base"] for r in rows}, key=lambda b: (b != "minilm-frozen", b))
+    for base in bases:
+        mine = [r for r in rows if r["base"] == base]
+        text += [f"### Base: {BASE_NAMES.get(base, base)}", "", *main_table(mine), ""]
+        noise = noise_table(mine)
+        if noise:
+            text += [
+                "#### Label noise (base RM and EBRM trained on flipped labels; validation and "
+                "test labels clean)",
+                "",
+                "recovered = Δ / (clean base accuracy − noisy base accuracy), per seed.",
+                "",
+                *noise,
+                "",
+            ]
+        text += ["#### Per seed (noise 0)", "", *seed_table(mine), ""]
     atomic_write_text(out / "results.md", "\n".join(text))
+
+
+if __name__ == "__main__":  # re-render: python experiments/report.py runs/experiments "COMMAND"
+    import sys
+
+    write_results(Path(sys.argv[1]), command=sys.argv[2] if len(sys.argv) > 2 else "")

@@ -90,7 +90,13 @@ class Cell:
     base_info: dict
 
 
-def make_cell(base, noise, seed, hh_pairs, hh_f, rmb_f, rmb_labels) -> Cell:
+def make_cell(base, noise, seed, hh_pairs, hh_f, rmb_f, rmb_labels, *, own_head=False) -> Cell:
+    """One setting's splits and base rewards.
+
+    own_head=False: the stores hold frozen-encoder embeddings; the base RM's linear BT head
+    is fitted here on the (noisy) training labels. True: the stores were extracted with a
+    trained base RM (e.g. fine-tuned), whose own rewards are used.
+    """
     index = {id(p): i for i, p in enumerate(hh_pairs)}
     train, val, test = split_pairs(
         hh_pairs, test_fraction=0.25, validation_fraction=0.15, seed=seed
@@ -110,8 +116,11 @@ def make_cell(base, noise, seed, hh_pairs, hh_f, rmb_f, rmb_labels) -> Cell:
     ]
     c[flip], r[flip] = hh_f.rejected[flip], hh_f.chosen[flip]
     emb = hh_f.embeddings
-    w = fit_bt_head(emb[c[idx["train"]]], emb[r[idx["train"]]], seed=seed)
-    rewards = (emb @ w).float()
+    if own_head:
+        w, rewards, rmb_rewards = None, hh_f.rewards, rmb_f.rewards
+    else:
+        w = fit_bt_head(emb[c[idx["train"]]], emb[r[idx["train"]]], seed=seed)
+        rewards, rmb_rewards = (emb @ w).float(), (rmb_f.embeddings @ w).float()
     clean = PairFeatures(emb, rewards, hh_f.chosen, hh_f.rejected)
     both = PairFeatures(
         emb,
@@ -123,9 +132,7 @@ def make_cell(base, noise, seed, hh_pairs, hh_f, rmb_f, rmb_labels) -> Cell:
     train_val, fraction = aligned_features(
         both, torch.arange(n_tr), torch.arange(n_tr, n_tr + n_val), seed=seed
     )
-    rmb = PairFeatures(
-        rmb_f.embeddings, (rmb_f.embeddings @ w).float(), rmb_f.chosen, rmb_f.rejected
-    )
+    rmb = PairFeatures(rmb_f.embeddings, rmb_rewards, rmb_f.chosen, rmb_f.rejected)
     return Cell(
         base,
         noise,
@@ -137,8 +144,32 @@ def make_cell(base, noise, seed, hh_pairs, hh_f, rmb_f, rmb_labels) -> Cell:
         rmb_labels,
         clean,
         idx,
-        {"name_or_path": f"{base} (BT head, seed {seed}, noise {noise})", "weights": w},
+        {"name_or_path": f"{base} (seed {seed}, noise {noise})", "weights": w},
     )
+
+
+def train_finetuned(model, hh_pairs, out: Path, *, noise, seed, max_length, quick) -> Path:
+    """A fully fine-tuned MiniLM BT RM on this seed's HH train split (`ebrm base-rm train`)."""
+    from ebrm.rm.train_bt import REPORT_NAME, BTTrainConfig, train_bradley_terry
+
+    if (out / REPORT_NAME).exists():
+        return out
+    train, _, _ = split_pairs(hh_pairs, test_fraction=0.25, validation_fraction=0.15, seed=seed)
+    config = BTTrainConfig(
+        freeze_encoder=False,
+        label_noise=noise,
+        seed=seed,
+        max_length=max_length,
+        validation_fraction=0.0,
+        device="cpu",
+        epochs=0.2 if quick else None,
+    )
+    logger.info("fine-tuning %s on %d pairs -> %s", model, len(train), out)
+    result = train_bradley_terry(model, train, out, config=config, data_spec="hh-rlhf train")
+    logger.info(
+        "fine-tuned base: train accuracy %.3f in %.0f s", result.train_accuracy, result.seconds
+    )
+    return out
 
 
 def _p(x: torch.Tensor):
@@ -311,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=[*VARIANTS, "reference"],
         help="run only these variants (e.g. paper in a second process)",
     )
+    ap.add_argument(
+        "--base",
+        choices=["frozen", "finetuned"],
+        default="frozen",
+        help="frozen-encoder MiniLM BT heads, or fully fine-tuned MiniLM BT RMs (one per seed)",
+    )
     ap.add_argument("--quick", action="store_true", help="few pairs, short training (smoke run)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -319,10 +356,35 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out / ("quick" if args.quick else "")
     hh, items = load_data(args.data_dir, limit=300 if args.quick else None)
-    base = "minilm-frozen"
-    enc = save_encoder(default_base_model(), out / "encoders" / base, max_length=args.max_length)
-    hh_f, rmb_f = embed_all(enc, out / "features" / base, hh, items, max_length=args.max_length)
+    base = f"minilm-{args.base}"
     labels = [item.domain for item in items]
+    stores: dict = {}  # (noise, seed) -> (hh features, rm-bench features)
+
+    def features_for(noise: float, seed: int):
+        if args.base == "frozen":  # one set of embeddings for every seed and noise level
+            if not stores:
+                enc = save_encoder(
+                    default_base_model(), out / "encoders" / base, max_length=args.max_length
+                )
+                stores[None] = embed_all(
+                    enc, out / "features" / base, hh, items, max_length=args.max_length
+                )
+            return stores[None]
+        name = f"{base}-noise{noise:g}-seed{seed}"
+        if (noise, seed) not in stores:
+            rm_dir = train_finetuned(
+                default_base_model(),
+                hh,
+                out / "encoders" / name,
+                noise=noise,
+                seed=seed,
+                max_length=args.max_length,
+                quick=args.quick,
+            )
+            stores[(noise, seed)] = embed_all(
+                rm_dir, out / "features" / name, hh, items, max_length=args.max_length
+            )
+        return stores[(noise, seed)]
 
     noisy = [n for n in args.noise if n > 0]
     seeds = args.seeds
@@ -345,7 +407,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             key = (noise, seed)
             if key not in cells:
-                cells[key] = make_cell(base, noise, seed, hh, hh_f, rmb_f, labels)
+                hh_f, rmb_f = features_for(noise, seed)
+                cells[key] = make_cell(
+                    base, noise, seed, hh, hh_f, rmb_f, labels, own_head=args.base != "frozen"
+                )
             logger.info("tier %d: noise %g seed %d %s", tier, noise, seed, variant)
             rows = run_variant(cells[key], variant, args.device, args.n_boot, args.quick)
             atomic_write_json(path, rows)
