@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ebrm._device import resolve_device
-from ebrm._io import atomic_write_text
+from ebrm._io import atomic_write_text, sha256_file
 from ebrm.energy.config import EnergyHeadConfig
 from ebrm.energy.head import EnergyHead
 from ebrm.errors import (
@@ -42,7 +42,7 @@ CARD_NAME = "README.md"
 FORMAT_NAME = "ebrm-refined-model"
 FORMAT_VERSION = 1
 _KNOWN_KEYS = {"format", "format_version", "versions", "head", "normalizer", "refine"}
-_KNOWN_KEYS |= {"base_rm", "train"}
+_KNOWN_KEYS |= {"base_rm", "train", "weights_sha256"}
 
 
 class EnergyRewardModel:
@@ -292,10 +292,14 @@ class EnergyRewardModel:
         from ebrm.refine.io import replace_directory, save_weights
 
         config = self.config_dict()  # validated before anything is written
-        text = json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        json.dumps(config, allow_nan=False)  # fail on NaN before anything is written
 
         def build(tmp: Path) -> None:
             save_weights(self.head, tmp / WEIGHTS_NAME)
+            # the checksum lets from_pretrained detect a damaged weight file, which would
+            # otherwise load as plausible finite weights
+            with_checksum = {**config, "weights_sha256": sha256_file(tmp / WEIGHTS_NAME)}
+            text = json.dumps(with_checksum, indent=2, sort_keys=True, allow_nan=False) + "\n"
             atomic_write_text(tmp / CONFIG_NAME, text)
             atomic_write_text(tmp / CARD_NAME, render_model_card(config))
 
@@ -346,7 +350,18 @@ class EnergyRewardModel:
             refine_config = RefineConfig.from_dict(config.get("refine") or {})
         except (KeyError, TypeError, ConfigError) as exc:
             raise CorruptArtifactError(f"{config_path} is invalid: {exc}") from exc
-        load_weights(head, directory / WEIGHTS_NAME)
+        weights_path = directory / WEIGHTS_NAME
+        expected = config.get("weights_sha256")
+        if (
+            expected is not None
+            and weights_path.is_file()
+            and sha256_file(weights_path) != expected
+        ):
+            raise CorruptArtifactError(
+                f"{weights_path} fails its checksum (config.json records sha256 {expected[:12]}…); "
+                "the file is damaged: re-save or re-train the model"
+            )
+        load_weights(head, weights_path)
         head.to(resolve_device(device))
         return cls(
             head,

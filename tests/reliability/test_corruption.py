@@ -99,11 +99,6 @@ def test_unverified_read_of_a_truncated_shard_is_still_reported(store_copy):
     _report.count("faults: damaged feature-store file", "reported, naming the file")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FeatureStore.pair_info reads pairs.json without its checksum and lets "
-    "JSONDecodeError escape (src/ebrm/features/store.py; unused inside ebrm so far)",
-)
 def test_pair_info_of_a_truncated_pairs_json_is_reported(store_copy):
     truncate(store_copy / "pairs.json")
     with pytest.raises(CorruptArtifactError, match="pairs.json"):
@@ -211,12 +206,6 @@ def test_damaged_model_is_reported_naming_the_file(tmp_path, name, damage, error
     _report.count("faults: damaged refined-model file", "reported, naming the file")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.json records no checksum of energy_head.safetensors, so a flipped byte "
-    "in the weights is read as a (wrong) finite weight; needs a sha256 in config.json "
-    "checked by from_pretrained (src/ebrm/model.py, src/ebrm/refine/io.py)",
-)
 def test_bit_flip_in_model_weights_is_detected(tmp_path):
     from ebrm.model import EnergyRewardModel
 

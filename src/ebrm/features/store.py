@@ -29,7 +29,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
-from ebrm._io import atomic_write_bytes, atomic_write_json
+from ebrm._io import atomic_write_bytes, atomic_write_json, sha256_file
 from ebrm.errors import CorruptArtifactError, IncompatibleArtifactError
 from ebrm.features.table import PairFeatures
 
@@ -73,14 +73,6 @@ def shard_name(index: int) -> str:
 def shard_ranges(num_rows: int, shard_size: int) -> list[tuple[int, int]]:
     """Row range `[start, end)` of every shard."""
     return [(s, min(s + shard_size, num_rows)) for s in range(0, num_rows, shard_size)]
-
-
-def sha256_file(path: Path, *, chunk_size: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_shard(
@@ -328,10 +320,20 @@ class FeatureStore:
         except Exception as exc:
             raise CorruptArtifactError(f"{file} cannot be read: {exc}") from exc
 
-    def pair_info(self) -> tuple[list[str], list[str | None]]:
-        """`(ids, subsets)`: one entry per pair, in pair order."""
-        meta = json.loads((self.path / PAIRS_META).read_text(encoding="utf-8"))
-        return list(meta["ids"]), list(meta["subsets"])
+    def pair_info(self, *, verify: bool = True) -> tuple[list[str], list[str | None]]:
+        """`(ids, subsets)`: one entry per pair, in pair order.
+
+        Raises:
+            CorruptArtifactError: pairs.json is missing, damaged or fails its checksum.
+        """
+        file = self.path / PAIRS_META
+        if verify and PAIRS_META in self.manifest.get("pairs_sha256", {}):
+            self._check_file(PAIRS_META, self.manifest["pairs_sha256"][PAIRS_META])
+        try:
+            meta = json.loads(file.read_text(encoding="utf-8"))
+            return list(meta["ids"]), list(meta["subsets"])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptArtifactError(f"{file} cannot be read: {exc}") from exc
 
     def load(self, *, verify: bool = True) -> PairFeatures:
         """The whole store as `PairFeatures` (float32, whatever the storage dtype).
