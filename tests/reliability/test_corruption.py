@@ -103,6 +103,7 @@ def test_pair_info_of_a_truncated_pairs_json_is_reported(store_copy):
     truncate(store_copy / "pairs.json")
     with pytest.raises(CorruptArtifactError, match="pairs.json"):
         FeatureStore.open(store_copy).pair_info()
+    _report.count("faults: damaged feature-store file", "reported, naming the file")
 
 
 def test_resume_reextracts_damaged_shards_and_equals_reference(
@@ -210,6 +211,7 @@ def test_bit_flip_in_model_weights_is_detected(tmp_path):
     from ebrm.model import EnergyRewardModel
 
     out = make_model(tmp_path / "model")
-    flip_byte(out / "energy_head.safetensors", from_end=7)  # the high byte of a float32
+    flip_byte(out / "energy_head.safetensors", from_end=7)  # a mantissa byte: stays finite
     with pytest.raises(CorruptArtifactError, match="energy_head.safetensors"):
         EnergyRewardModel.from_pretrained(out, device="cpu")
+    _report.count("faults: damaged refined-model file", "reported, naming the file")
