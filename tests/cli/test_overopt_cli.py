@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from ebrm.cli import main
 from ebrm.data.types import Conversation
@@ -64,6 +65,11 @@ def test_end_to_end_with_given_models(tmp_path, tiny_bert_rm_dir, tiny_rm_dir, t
     for name in ("base", "refined", "conservative"):
         assert result["curves"][name]["best_of_n"][-1]["gold"] <= best + 1e-9
     assert all(p["sources"][:2] == ["chosen", "rejected"] for p in pool)
+    from safetensors.torch import load_file
+
+    scores = load_file(str(out / "pool_scores.safetensors"))
+    assert torch.allclose(scores["gold"].double(), gold, atol=1e-5)
+    assert set(result["paired_at_max_kl"]) == {"refined_minus_base", "conservative_minus_base"}
 
 
 def test_user_errors_exit_2(tmp_path, tiny_ebrm_on_proxy, capsys):

@@ -15,10 +15,12 @@ from ebrm.integrations.best_of_n import best_of_n_weights
 from ebrm.integrations.overopt import (
     bon_curve,
     bon_kl,
+    bon_policy,
     kl_from_uniform,
     kl_regularised_curve,
     kl_regularised_policy,
     overopt_curves,
+    paired_gain,
     plot_overopt,
     summarise,
 )
@@ -72,6 +74,17 @@ def test_bon_kl_formula_equals_the_integral_over_quantiles(n):
 def test_bon_kl_is_the_limit_of_the_exact_discrete_kl_on_a_large_pool(n):
     weights = best_of_n_weights(torch.arange(5000.0), n)
     assert float(kl_from_uniform(weights[None])) == pytest.approx(bon_kl(n), abs=2e-3)
+
+
+def test_bon_policy_rank_shortcut_equals_the_per_row_estimator_with_and_without_ties():
+    gen = torch.Generator().manual_seed(2)
+    proxy = torch.randn(5, 7, generator=gen, dtype=torch.float64)
+    tied = proxy.clone()
+    tied[2, 3] = tied[2, 5]
+    for rows in (proxy, tied):
+        for n in (1, 3, 7):
+            expected = torch.stack([best_of_n_weights(row, n) for row in rows])
+            assert torch.allclose(bon_policy(rows, n), expected, atol=1e-12)
 
 
 def test_bon_curve_matches_brute_force_subsets():
@@ -128,6 +141,17 @@ def test_curves_start_at_the_pool_mean_and_bon_kl_follows_the_formula():
         assert [p["kl"] for p in klr] == sorted(p["kl"] for p in klr)
     with pytest.raises(ValueError, match="max_n must be in 1..8"):
         overopt_curves(gold, {"base": proxy}, max_n=9)
+
+
+def test_paired_gain_is_the_difference_of_the_curves():
+    gold, proxy = _hacked(prompts=30, k=8)
+    other = gold + 0.5 * torch.randn(gold.shape, generator=torch.Generator().manual_seed(3))
+    gain = paired_gain(gold, other, proxy, n=8, beta=0.1)
+    a, b = bon_curve(gold, other, [8])[0], bon_curve(gold, proxy, [8])[0]
+    assert gain["best_of_n"]["mean"] == pytest.approx(a["gold"] - b["gold"], abs=1e-12)
+    a, b = kl_regularised_curve(gold, other, [0.1])[0], kl_regularised_curve(gold, proxy, [0.1])[0]
+    assert gain["kl_regularised"]["mean"] == pytest.approx(a["gold"] - b["gold"], abs=1e-12)
+    assert gain["best_of_n"]["se"] > 0
 
 
 def test_summarise_picks_the_highest_gold_and_the_largest_kl():

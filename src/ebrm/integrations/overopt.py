@@ -59,13 +59,23 @@ def _mean_se(values: torch.Tensor) -> tuple[float, float]:
     return float(values.mean()), se
 
 
+def bon_policy(proxy: torch.Tensor, n: int) -> torch.Tensor:
+    """Best-of-n selection probabilities per row (P, K), ties in a row shared equally."""
+    proxy = torch.as_tensor(proxy, dtype=torch.float64)
+    ordered = proxy.sort(-1).values
+    if bool((ordered[:, 1:] > ordered[:, :-1]).all()):  # no ties: one weight per rank
+        by_rank = best_of_n_weights(torch.arange(proxy.shape[1], dtype=torch.float64), n)
+        return by_rank[proxy.argsort(-1).argsort(-1)]
+    return torch.stack([best_of_n_weights(row, n) for row in proxy])
+
+
 def bon_curve(gold: torch.Tensor, proxy: torch.Tensor, ns: Sequence[int]) -> list[dict]:
     """Best-of-n points {n, kl, gold, gold_se} for (P, K) gold and proxy rewards."""
     gold = torch.as_tensor(gold, dtype=torch.float64)
     proxy = torch.as_tensor(proxy, dtype=torch.float64)
     points = []
     for n in ns:
-        weights = torch.stack([best_of_n_weights(row, n) for row in proxy])  # (P, K)
+        weights = bon_policy(proxy, n)  # (P, K)
         mean, se = _mean_se((weights * gold).sum(-1))
         points.append({"n": int(n), "kl": bon_kl(n), "gold": mean, "gold_se": se})
     return points
@@ -91,6 +101,27 @@ def kl_regularised_curve(
             }
         )
     return sorted(points, key=lambda p: p["kl"])
+
+
+def paired_gain(
+    gold: torch.Tensor, proxy: torch.Tensor, reference: torch.Tensor, *, n: int, beta: float
+) -> dict:
+    """Per-prompt gold difference (proxy - reference policy), mean and s.e. over prompts.
+
+    Both at best-of-n with this `n` and at the KL-regularised policy with this `beta`; the
+    prompts are shared, so the pairing removes the prompt-to-prompt variance.
+    """
+    gold = torch.as_tensor(gold, dtype=torch.float64)
+    out = {}
+    for kind, policy in (
+        ("best_of_n", lambda r: bon_policy(r, n)),
+        ("kl_regularised", lambda r: kl_regularised_policy(r, beta)),
+    ):
+        a = (policy(torch.as_tensor(proxy, dtype=torch.float64)) * gold).sum(-1)
+        b = (policy(torch.as_tensor(reference, dtype=torch.float64)) * gold).sum(-1)
+        mean, se = _mean_se(a - b)
+        out[kind] = {"mean": mean, "se": se}
+    return {"n": n, "beta": beta, **out}
 
 
 def default_betas(num: int = 41, low: float = 1e-2, high: float = 1e2) -> list[float]:

@@ -28,16 +28,22 @@ from pathlib import Path
 
 import torch
 
-from ebrm._io import atomic_write_json
+from ebrm._io import atomic_write, atomic_write_json
 from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError
-from ebrm.integrations.overopt import overopt_curves, plot_overopt
+from ebrm.integrations.overopt import (
+    default_betas,
+    overopt_curves,
+    paired_gain,
+    plot_overopt,
+)
 from ebrm.integrations.overopt_pool import build_pool, cached_embeddings, encoder_hash
 
 logger = logging.getLogger(__name__)
 
 CURVES_FILE = "overopt_curves.json"
 FIGURE_FILE = "overopt.png"
+SCORES_FILE = "pool_scores.safetensors"  # (P, K) gold and proxy rewards of every candidate
 
 
 @dataclass(frozen=True)
@@ -285,6 +291,19 @@ def run_overopt(
     gold_scores = scores["gold"][1].reshape(shape)
     seconds["score"] = time.perf_counter() - started
     curves = overopt_curves(gold_scores, proxies, max_n=config.max_n)
+    max_n = config.max_n or shape[1]
+    min_beta = min(default_betas())
+    paired = {
+        f"{name}_minus_base": paired_gain(
+            gold_scores, proxies[name], proxies["base"], n=max_n, beta=min_beta
+        )
+        for name in ("refined", "conservative")
+    }
+    from safetensors.torch import save_file
+
+    tensors = {"gold": gold_scores, **proxies, "std": refined.std.reshape(shape)}
+    tensors = {k: v.detach().float().contiguous() for k, v in tensors.items()}
+    atomic_write(out / SCORES_FILE, lambda tmp: save_file(tensors, str(tmp)))
     spearman = _spearman(gold_scores, proxies)
     result = {
         "data": data_name,
@@ -303,6 +322,7 @@ def run_overopt(
             ),
         },  # fmt: skip
         "proxy_gold_spearman": spearman,
+        "paired_at_max_kl": paired,
         "mean_std": float(refined.std.mean()),
         "seconds": seconds,
         "curves": curves,
