@@ -91,3 +91,38 @@ def test_random_argv_exits_0_1_2_without_traceback(path, files, capsys):
         _report.count(f"CLI argv: ebrm {' '.join(path) or '(root)'}", f"exit {code}")
 
     check()
+
+
+def test_random_options_on_a_real_extraction(files, tiny_rm_dir, capsys):
+    """Past argument parsing: a runnable `ebrm extract` with random extra options (device,
+    dtypes, sizes, paths) either works or exits 2 with a message."""
+    options = COMMANDS[("extract",)]
+    value = st.one_of(
+        st.text(max_size=8).map(safe),
+        st.sampled_from(["0", "1", "3", "-2", "999999", "cpu", "cuda", "cuda:7", "meta", "mps"]),
+        st.sampled_from(["float16", "bf16", "fp64", "int8", "left", "right", "middle"]),
+        st.sampled_from(files),
+    )
+    pair = st.tuples(st.sampled_from(options), value).map(list)
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(extra=st.lists(pair, max_size=3), out=st.integers(0, 10**9))
+    def check(extra, out):
+        argv = ["extract", "--rm", str(tiny_rm_dir), "--data", "pairs.jsonl", "--out", f"o{out}"]
+        argv += ["--max-length", "32", *[t for part in extra for t in part]]
+        try:
+            code = main(argv)
+        except BaseException as exc:
+            raise AssertionError(f"ebrm {argv!r} raised {type(exc).__name__}: {exc}") from exc
+        captured = capsys.readouterr()
+        assert code in (0, 2), (argv, code)
+        if code:
+            assert "error" in (captured.err + captured.out).lower(), argv
+        _report.count("CLI argv: runnable ebrm extract + random options", f"exit {code}")
+
+    check()
