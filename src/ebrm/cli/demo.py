@@ -23,6 +23,13 @@ def register(app: typer.Typer) -> None:
                 "(file/dir or hf:NAME[:CONFIG][:SPLIT]).",
             ),
         ] = None,
+        base_model: Annotated[
+            str | None,
+            typer.Option(
+                "--base-model",
+                help="HF model to train the base RM from (default: the packaged MiniLM-L6).",
+            ),
+        ] = None,
         seed: Seed = 0,
         device: Device = None,
         full_finetune: Annotated[
@@ -50,8 +57,8 @@ def register(app: typer.Typer) -> None:
                  "ebrm": "4/5 EBRM", "eval": "5/5 evaluation"}  # fmt: skip
         started = time.perf_counter()
         result = run_pipeline(
-            out, data=data, seed=seed, device=device, freeze_encoder=not full_finetune,
-            preset=preset,
+            out, data=data, base_model=base_model, seed=seed, device=device,
+            freeze_encoder=not full_finetune, preset=preset,
             on_stage=lambda stage, msg: console.print(f"[bold cyan]{names[stage]}[/] {msg}"),
         )  # fmt: skip
         m = result.metrics
