@@ -152,6 +152,73 @@ def seed_table(rows: list[dict], noise: float = 0.0) -> list[str]:
     return lines
 
 
+DEFAULT = "default (grid, chosen on val)"
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def targets_section(rows: list[dict]) -> list[str]:
+    """The issue's targets, checked on the means over seeds (per-seed intervals above)."""
+    lines = ["| target | measured (mean over seeds) | met? |", "| --- | --- | --- |"]
+    for base in sorted({r["base"] for r in rows}):
+        group = [r for r in rows if r["base"] == base and r["noise"] == 0]
+        default = [r for r in group if r["label"] == DEFAULT]
+        if default:
+            deltas = {"HH test": _mean(r["hh"]["delta"] for r in default)}
+            for dom in ("chat", "safety"):
+                deltas[f"RM-Bench {dom}"] = _mean(_rmb(default, dom))
+            worst = min(v for v in deltas.values() if v is not None)
+            text = ", ".join(f"{k} {100 * v:+.1f}" for k, v in deltas.items() if v is not None)
+            lines.append(
+                f"| default does no harm (Δ ≥ −1.0 pt everywhere), {BASE_NAMES.get(base, base)}"
+                f" | {text} | {'yes' if worst >= -0.01 else 'no'} |"
+            )
+        if base == "minilm-frozen" and group:
+            by_label: dict[str, list[dict]] = defaultdict(list)
+            for r in group:
+                if not r["label"].startswith("reference"):
+                    by_label[r["label"]].append(r)
+            best = max(by_label, key=lambda k: _mean(r["hh"]["delta"] for r in by_label[k]))
+            best_delta = _mean(r["hh"]["delta"] for r in by_label[best])
+            ref = [r for r in group if r["label"].startswith("reference")]
+            ref_text = (
+                f"; reference head {100 * _mean(r['hh']['delta'] for r in ref):+.1f}" if ref else ""
+            )
+            lines.append(
+                f"| best mode ≥ +1.5 pts on HH test (frozen base) | {best}: "
+                f"{100 * best_delta:+.1f}{ref_text} | {'yes' if best_delta >= 0.015 else 'no'} |"
+            )
+            ece_b = _mean(r["hh"]["ece_base"] for r in default)
+            ece_r = _mean(r["hh"]["ece_refined"] for r in default)
+            brier_b = _mean(r["hh"].get("brier_base") for r in default)
+            brier_r = _mean(r["hh"].get("brier_refined") for r in default)
+            if ece_b is not None and ece_r is not None:
+                lines.append(
+                    f"| ECE refined ≤ ECE base (default, HH test) | {ece_r:.3f} vs {ece_b:.3f} "
+                    f"(Brier {brier_r:.3f} vs {brier_b:.3f}) | "
+                    f"{'yes' if ece_r <= ece_b else 'no'} (see Brier) |"
+                )
+        clean = {r["seed"]: r["hh"]["base"] for r in group}
+        for noise in (0.25, 0.4):
+            noisy = [r for r in rows if r["base"] == base and r["noise"] == noise]
+            for label in sorted({r["label"] for r in noisy}):
+                sel = [r for r in noisy if r["label"] == label and r["seed"] in clean]
+                lost = _mean(clean[r["seed"]] - r["hh"]["base"] for r in sel)
+                gained = _mean(r["hh"]["delta"] for r in sel)
+                if lost is None or gained is None or label not in (DEFAULT, "nce+bt"):
+                    continue
+                share = gained / lost if lost > 0 else float("nan")
+                lines.append(
+                    f"| {noise:.0%} noise: {label} recovers ≥ 30% of the lost accuracy | lost "
+                    f"{100 * lost:.1f} pts, Δ {100 * gained:+.1f} pts ({100 * share:+.0f}%) | "
+                    f"{'yes' if share >= 0.3 else 'no'} |"
+                )
+    return lines
+
+
 def write_results(out: Path, *, command: str) -> None:
     rows = load_rows(out)
     atomic_write_json(out / "results.json", {"command": command, "rows": rows})
@@ -170,6 +237,7 @@ def write_results(out: Path, *, command: str) -> None:
         "sigmoid); a constant P = 0.5 has ECE 0 and Brier 0.25, so read ECE with Brier.",
         "",
     ]
+    text += ["### Targets (issue 6)", "", *targets_section(rows), ""]
     bases = sorted({r["base"] for r in rows}, key=lambda b: (b != "minilm-frozen", b))
     for base in bases:
         mine = [r for r in rows if r["base"] == base]
