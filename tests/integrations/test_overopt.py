@@ -246,6 +246,17 @@ def test_default_recipe_heads_share_the_frozen_encoder(tmp_path, tiny_bert_rm_di
     emb, reward = gold.embed_conversations([p.chosen for p in pairs])
     assert torch.allclose(reward, emb @ gold.head.weight[0].float(), atol=1e-5)
 
+    said = []
+    args = (pairs, pairs[:6], str(tiny_bert_rm_dir), tmp_path)
+    _train_models(*args, config, lambda stage, msg: said.append(msg), seconds)
+    assert any("reusing" in m for m in said)  # same inputs: reused
+    said.clear()
+    noisier = OveroptConfig(num_prompts=2, num_candidates=4, head_steps=20, label_noise=0.5)
+    _train_models(*args, noisier, lambda stage, msg: said.append(msg), seconds)
+    assert not any("reusing" in m for m in said)  # other inputs: retrained
+    record = json.loads((proxy_dir / "ebrm_base_rm.json").read_text())
+    assert record["flipped"] == 3
+
 
 @pytest.mark.slow
 def test_full_default_recipe_on_a_tiny_encoder(tmp_path, tiny_bert_rm_dir):

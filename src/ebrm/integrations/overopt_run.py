@@ -19,8 +19,11 @@ report); `gold_finetune=True` fine-tunes the gold RM fully with `ebrm.rm.train_b
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -125,36 +128,61 @@ def _pair_texts(rm, pairs: Sequence[PreferencePair]) -> list[str]:
     return [rm.format(p.chosen) for p in pairs] + [rm.format(p.rejected) for p in pairs]
 
 
+RECIPE_FILE = "overopt_recipe.json"  # in each trained model dir: the inputs it was made from
+
+
+def _recipe_key(pairs: Sequence[PreferencePair], encoder: str, config, *extra) -> str:
+    """A fingerprint of everything the default recipe's models depend on."""
+    digest = hashlib.sha256()
+    fields = ("seed", "proxy_fraction", "label_noise", "max_length", "gold_finetune",
+              "head_steps", "head_weight_decay")  # fmt: skip
+    settings = {name: getattr(config, name) for name in fields}
+    digest.update(json.dumps([encoder, settings, *extra], sort_keys=True, default=str).encode())
+    for p in pairs:
+        row = [p.id, p.chosen.messages, p.chosen.response, p.rejected.messages, p.rejected.response]
+        digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _reusable(directory: Path, key: str) -> bool:
+    try:
+        return json.loads((directory / RECIPE_FILE).read_text())["key"] == key
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _train_models(pairs, proxy_pairs, encoder, out, config, say, seconds):
     """Gold and proxy RM directories by the default recipe; returns (gold_dir, proxy_dir)."""
     from ebrm.rm.train_bt import BTTrainConfig, load_trainable_rm, train_bradley_terry
 
     started = time.perf_counter()
+    gold_dir, proxy_dir = out / "models" / "gold", out / "models" / "proxy"
+    recipe = _recipe_key(pairs, encoder, config)
+    if _reusable(gold_dir, recipe) and _reusable(proxy_dir, recipe):
+        say("train", f"reusing the gold and proxy RMs in {out / 'models'}")
+        return gold_dir, proxy_dir
     base = load_trainable_rm(encoder, BTTrainConfig(max_length=config.max_length, device="cpu"))
     key = encoder_hash(base)
-    gold_dir, proxy_dir = out / "models" / "gold", out / "models" / "proxy"
-    needed = [p for p in (gold_dir, proxy_dir) if not (p / "config.json").exists()]
-    if not needed:
-        return gold_dir, proxy_dir
+    for directory in (gold_dir, proxy_dir, out / "models" / "ebrm"):
+        shutil.rmtree(directory, ignore_errors=True)
     say("train", f"embedding {2 * len(pairs)} preference texts with the frozen encoder")
     emb = cached_embeddings(base, _pair_texts(base, pairs), out / "cache", encoder_key=key,
                             batch_size=config.batch_size, progress=config.progress)  # fmt: skip
     n = len(pairs)
     index = {id(p): i for i, p in enumerate(pairs)}
     fit = dict(steps=config.head_steps, weight_decay=config.head_weight_decay, seed=config.seed)
-    if not (gold_dir / "config.json").exists():
-        if config.gold_finetune:
-            say("train", f"fine-tuning the gold RM on all {n} pairs (TRL RewardTrainer)")
-            train_bradley_terry(encoder, list(pairs), gold_dir, config=BTTrainConfig(
-                validation_fraction=0.0, max_length=config.max_length, seed=config.seed,
-                device=config.device, progress=config.progress))  # fmt: skip
-        else:
-            w = fit_bt_head(emb[:n], emb[n:], **fit)
-            acc = float(((emb[:n] - emb[n:]) @ w > 0).float().mean())
-            say("train", f"gold: BT head on all {n} clean pairs, train accuracy {acc:.3f}")
-            save_head_rm(encoder, w, gold_dir, max_length=config.max_length, record={
-                "role": "gold", "encoder": encoder, "frozen_encoder": True, "pairs": n,
-                "label_noise": 0.0, "train_accuracy": acc})  # fmt: skip
+    if config.gold_finetune:
+        say("train", f"fine-tuning the gold RM on all {n} pairs (TRL RewardTrainer)")
+        train_bradley_terry(encoder, list(pairs), gold_dir, config=BTTrainConfig(
+            validation_fraction=0.0, max_length=config.max_length, seed=config.seed,
+            device=config.device, progress=config.progress))  # fmt: skip
+    else:
+        w = fit_bt_head(emb[:n], emb[n:], **fit)
+        acc = float(((emb[:n] - emb[n:]) @ w > 0).float().mean())
+        say("train", f"gold: BT head on all {n} clean pairs, train accuracy {acc:.3f}")
+        save_head_rm(encoder, w, gold_dir, max_length=config.max_length, record={
+            "role": "gold", "encoder": encoder, "frozen_encoder": True, "pairs": n,
+            "label_noise": 0.0, "train_accuracy": acc})  # fmt: skip
     from ebrm.rm.train_bt import flip_labels
 
     rows = torch.tensor([index[id(p)] for p in proxy_pairs])
@@ -170,6 +198,8 @@ def _train_models(pairs, proxy_pairs, encoder, out, config, say, seconds):
         "role": "proxy", "encoder": encoder, "frozen_encoder": True, "pairs": len(rows),
         "label_noise": config.label_noise, "flipped": len(flipped),
         "train_accuracy_clean": acc_clean})  # fmt: skip
+    for directory in (gold_dir, proxy_dir):
+        atomic_write_json(directory / RECIPE_FILE, {"key": recipe})
     seconds["train_rms"] = time.perf_counter() - started
     return gold_dir, proxy_dir
 
@@ -185,6 +215,14 @@ def _train_ebrm(proxy_rm, pairs, proxy_pairs, out, config, say, seconds):
     from ebrm.rm.train_bt import flip_labels
 
     started = time.perf_counter()
+    ebrm_dir = out / "models" / "ebrm"
+    train_config = TrainConfig.preset("small-data", seed=config.seed, device=config.device)
+    recipe = _recipe_key(pairs, proxy_rm.name_or_path, config, proxy_rm.weights_hash,
+                         train_config.to_dict())  # fmt: skip
+    if _reusable(ebrm_dir, recipe):
+        say("ebrm", f"reusing the energy head in {ebrm_dir}")
+        return ebrm_dir
+    shutil.rmtree(ebrm_dir, ignore_errors=True)
     emb = cached_embeddings(proxy_rm, _pair_texts(proxy_rm, pairs), out / "cache",
                             batch_size=config.batch_size, progress=config.progress)  # fmt: skip
     n = len(pairs)
@@ -194,13 +232,12 @@ def _train_ebrm(proxy_rm, pairs, proxy_pairs, out, config, say, seconds):
     _, flipped = flip_labels(list(proxy_pairs), config.label_noise, seed=config.seed)
     chosen[flipped], rejected[flipped] = rows[flipped] + n, rows[flipped]  # the noisy labels
     features = PairFeatures(emb, proxy_rm.head_reward(emb), chosen, rejected)
-    train_config = TrainConfig.preset("small-data", seed=config.seed, device=config.device)
     say("ebrm", f"training the energy head on {len(rows)} proxy pairs (small-data preset)")
     result = train_energy_head(
         features, train_config, base_rm_info=proxy_rm.provenance(), progress=config.progress
     )
-    ebrm_dir = out / "models" / "ebrm"
     result.save(ebrm_dir)
+    atomic_write_json(ebrm_dir / RECIPE_FILE, {"key": recipe})
     say("ebrm", f"validation {result.validation}; filter kept {result.filter_report.kept}/"
         f"{result.filter_report.total}")  # fmt: skip
     seconds["train_ebrm"] = time.perf_counter() - started
