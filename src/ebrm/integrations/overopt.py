@@ -104,24 +104,33 @@ def kl_regularised_curve(
 
 
 def paired_gain(
-    gold: torch.Tensor, proxy: torch.Tensor, reference: torch.Tensor, *, n: int, beta: float
+    gold: torch.Tensor,
+    proxy: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    n: int,
+    beta: float,
+    reference_beta: float | None = None,
 ) -> dict:
     """Per-prompt gold difference (proxy - reference policy), mean and s.e. over prompts.
 
     Both at best-of-n with this `n` and at the KL-regularised policy with this `beta`; the
     prompts are shared, so the pairing removes the prompt-to-prompt variance.
+    `reference_beta` (default `beta`) is the reference proxy's temperature.
     """
+    reference_beta = beta if reference_beta is None else reference_beta
     gold = torch.as_tensor(gold, dtype=torch.float64)
     out = {}
     for kind, policy in (
-        ("best_of_n", lambda r: bon_policy(r, n)),
-        ("kl_regularised", lambda r: kl_regularised_policy(r, beta)),
+        ("best_of_n", lambda r, _b: bon_policy(r, n)),
+        ("kl_regularised", kl_regularised_policy),
     ):
-        a = (policy(torch.as_tensor(proxy, dtype=torch.float64)) * gold).sum(-1)
-        b = (policy(torch.as_tensor(reference, dtype=torch.float64)) * gold).sum(-1)
+        a = (policy(torch.as_tensor(proxy, dtype=torch.float64), beta) * gold).sum(-1)
+        b = policy(torch.as_tensor(reference, dtype=torch.float64), reference_beta) * gold
+        b = b.sum(-1)
         mean, se = _mean_se(a - b)
         out[kind] = {"mean": mean, "se": se}
-    return {"n": n, "beta": beta, **out}
+    return {"n": n, "beta": beta, "reference_beta": reference_beta, **out}
 
 
 def default_betas(num: int = 41, low: float = 1e-2, high: float = 1e2) -> list[float]:
@@ -149,6 +158,7 @@ def overopt_curves(
     max_n: int | None = None,
     betas: Sequence[float] | None = None,
     include_oracle: bool = True,
+    relative_betas: bool = True,
 ) -> dict:
     """Best-of-n and KL-regularised curves for every proxy, with summaries.
 
@@ -158,6 +168,8 @@ def overopt_curves(
         max_n: largest n for best-of-n (default K).
         betas: temperatures of the KL-regularised policy (default `default_betas()`).
         include_oracle: also add "gold" (the gold reward optimised directly) as a reference.
+        relative_betas: multiply `betas` by each proxy's mean within-prompt standard
+            deviation (proxies on different scales then cover the same KL range).
 
     Returns:
         {name: {"best_of_n": [...], "kl_regularised": [...], "summary": {"best_of_n": ...,
@@ -182,7 +194,12 @@ def overopt_curves(
                 f"proxy {name!r} has shape {tuple(proxy.shape)} but gold has {tuple(gold.shape)}."
             )
         bon = bon_curve(gold, proxy, range(1, max_n + 1))
-        klr = kl_regularised_curve(gold, proxy, betas)
+        # beta in units of the proxy's own spread, so every proxy spans the same KL range
+        scale = float(proxy.std(-1).mean()) if relative_betas else 1.0
+        scale = scale if scale > 0 else 1.0
+        klr = kl_regularised_curve(gold, proxy, [b * scale for b in betas])
+        for point in klr:
+            point["beta_relative"] = point["beta"] / scale
         out[name] = {
             "best_of_n": bon,
             "kl_regularised": klr,
