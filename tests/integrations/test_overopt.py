@@ -143,6 +143,16 @@ def test_curves_start_at_the_pool_mean_and_bon_kl_follows_the_formula():
         overopt_curves(gold, {"base": proxy}, max_n=9)
 
 
+def test_relative_betas_make_the_kl_curve_invariant_to_the_proxy_scale():
+    gold, proxy = _hacked(prompts=20, k=8)
+    curves = overopt_curves(gold, {"a": proxy, "b": 100.0 * proxy}, include_oracle=False)
+    for pa, pb in zip(curves["a"]["kl_regularised"], curves["b"]["kl_regularised"], strict=True):
+        assert pa["kl"] == pytest.approx(pb["kl"]) and pa["gold"] == pytest.approx(pb["gold"])
+        assert pa["beta_relative"] == pytest.approx(pb["beta_relative"])
+    fixed = overopt_curves(gold, {"b": 100.0 * proxy}, relative_betas=False)
+    assert fixed["b"]["kl_regularised"][-1]["kl"] > curves["b"]["kl_regularised"][-1]["kl"] - 1e-9
+
+
 def test_paired_gain_is_the_difference_of_the_curves():
     gold, proxy = _hacked(prompts=30, k=8)
     other = gold + 0.5 * torch.randn(gold.shape, generator=torch.Generator().manual_seed(3))
