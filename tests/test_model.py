@@ -27,14 +27,6 @@ BASE_INFO = {"name_or_path": "org/base-rm", "weights_hash": "sha256:aaa", "hidde
 TRAIN_INFO = {"validation": {"base_accuracy": 0.61, "refined_accuracy": 0.64}, "steps": 10}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_model(method: str = "mean", **refine) -> EnergyRewardModel:
     torch.manual_seed(0)
     head = EnergyHead(EnergyHeadConfig(embedding_dim=DIM, reward_widths=(4, 8), joint_widths=(16,)))

@@ -3,17 +3,8 @@
 import json
 
 import pytest
-import torch
 
 from ebrm.cli import main
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_train_and_score_help(capsys):

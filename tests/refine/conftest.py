@@ -92,15 +92,6 @@ def train_tiny_head(*, dim: int = 16, steps: int = 200, seed: int = 0) -> Energy
     return head.eval()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def trained_head() -> EnergyHead:
     before = torch.get_num_threads()  # session fixtures start before the per-test one
