@@ -34,6 +34,7 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
+
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)

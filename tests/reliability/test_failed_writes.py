@@ -142,3 +142,26 @@ def test_disk_full_saving_a_model_keeps_the_previous_model(tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "other"]  # no temp dirs
     EnergyRewardModel.from_pretrained(out)  # the previous model still loads
     _report.count("faults: disk full (ENOSPC) mid-write", "previous state intact")
+
+
+def test_disk_full_in_the_cli_is_one_line_and_keeps_the_previous_model(
+    tmp_path, monkeypatch, capsys
+):
+    from ebrm.cli import main
+    from tests.features.fakes import FakeRM, make_pairs
+
+    store = tmp_path / "store"
+    extract_features(FakeRM(dim=8), make_pairs(40, duplicates=False), store, progress=False)
+    out = tmp_path / "model"
+    argv = ["train", "--features", str(store), "--out", str(out), "--steps", "5"]
+    assert main([*argv, "--seed", "0", "--no-progress"]) == 0
+    before = tree_digest(out)
+    capsys.readouterr()
+
+    FailingWrites(monkeypatch, ".config.json.", fail_at=1)
+    assert main([*argv, "--seed", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    monkeypatch.undo()
+    assert tree_digest(out) == before
+    _report.count("faults: disk full (ENOSPC) mid-write", "previous state intact")

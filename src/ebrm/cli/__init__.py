@@ -66,7 +66,7 @@ _register_commands()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 user error)."""
+    """Run the CLI; returns the exit status (0 ok, 1 system error e.g. disk full, 2 user error)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         app(args=argv, prog_name="ebrm")
@@ -75,6 +75,18 @@ def main(argv: list[str] | None = None) -> int:
     except EbrmError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         return 2
+    except OSError as exc:
+        # Disk full, permission denied, a vanished file: the machine's fault, not a bug in
+        # ebrm, so a one-line message instead of a traceback. Writes are atomic, so whatever
+        # was already written is intact.
+        where = f" ({exc.filename})" if exc.filename else ""
+        typer.secho(
+            f"error: {exc.strerror or exc}{where}; results written before this are intact, "
+            "fix the cause and rerun",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        return 1
     return 0
 
 
