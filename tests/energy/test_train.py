@@ -147,6 +147,37 @@ def test_choose_method_switches_only_when_clearly_better():
     assert out["method"] == "mode" and out["mode_vs_mean_p_value"] == pytest.approx(2 / 2**20)
 
 
+def test_select_checkpoint_keeps_the_last_unless_an_earlier_is_clearly_better():
+    from ebrm.energy.validation import Checkpoint, select_checkpoint
+
+    def ckpt(step, right):
+        right = torch.tensor(right, dtype=torch.bool)
+        return Checkpoint(float(right.double().mean()), {"step": step}, step, right)
+
+    last = ckpt(2000, [True] * 20 + [False] * 20)
+    # earlier checkpoint right on 4 more pairs (and on none the last gets right): p = 2/2**4
+    slightly = ckpt(100, [True] * 24 + [False] * 16)
+    chosen, p = select_checkpoint(slightly, last)
+    assert chosen is last and p == pytest.approx(2 / 2**4)
+    # right on 12 more: p = 2/2**12 < 0.05, so the earlier one is kept
+    clearly = ckpt(100, [True] * 32 + [False] * 8)
+    chosen, p = select_checkpoint(clearly, last)
+    assert chosen is clearly and p == pytest.approx(2 / 2**12)
+    # the last is also the most accurate: nothing to test
+    assert select_checkpoint(last, last) == (last, 1.0)
+
+
+def test_training_keeps_the_full_budget_head_by_default():
+    train = make_synthetic(200, region="ball", seed=0).features
+    result = train_energy_head(
+        train, TrainConfig(max_steps=60, **{**FAST, "eval_every": 20}), progress=False
+    )
+    v = result.validation
+    assert v["best_step"] in (60, v["most_accurate_step"])
+    if v["best_step"] != 60:
+        assert v["most_accurate_vs_last_p_value"] < 0.05
+
+
 def test_learnability_refined_beats_a_base_flipped_on_a_region():
     """Base = truth flipped inside a disc; filter + NCE+ + refinement recover the truth."""
     train = make_synthetic(300, region="ball", seed=0)

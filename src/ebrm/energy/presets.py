@@ -38,16 +38,16 @@ class TrainConfig:
     learning_rate: float = 2e-3  # AdamW
     weight_decay: float = 1e-2  # AdamW
     batch_size: int = 64  # records (responses) per step; pairs per step = batch_size // 2
-    max_steps: int | None = 1000  # optimiser-step budget; None = use `epochs`
+    max_steps: int | None = 2000  # optimiser-step budget; None = use `epochs`
     epochs: float | None = None  # budget in passes over the kept pairs (when max_steps is None)
     eval_every: int | None = 50  # steps between validation evals; None = once per epoch
     min_steps: int = 600  # no early stop before this many steps
-    patience: int | None = 8  # evals without improvement before stopping; None = never
+    patience: int | None = None  # evals without improvement before stopping; None = never
     validation_fraction: float = 0.1  # pairs held out to select the checkpoint
     filter_conflicts: bool = True  # keep only pairs with r(chosen) > r(rejected)
     reward_widths: tuple[int, ...] = (16, 32, 64)  # energy head reward branch
     joint_widths: tuple[int, ...] = (128, 64)  # energy head joint MLP
-    dropout: float = 0.1  # energy head dropout (training only)
+    dropout: float = 0.0  # energy head dropout (training only)
     seed: int = 0  # seeds the split, the init, the negatives and dropout
     device: str | None = None  # torch device; None = cuda if available else cpu
 
@@ -143,5 +143,9 @@ PRESETS: dict[str, TrainConfig] = {
         dropout=0.5,
     ),
     # the default: trains on ~1k pairs in about a minute on 2 CPU cores
-    "small-data": TrainConfig(),
+    # Measured on HH-RLHF (frozen MiniLM BT base, 3 seeds): 1000 steps with dropout 0.1 and
+    # the checkpoint picked by validation accuracy lost 1-6 points on held-out pairs (an early,
+    # under-trained head); the full 2000-step budget without dropout copies the base closely
+    # (correlation >= 0.997) and was within -0.4..+1.1 points of it.
+    "small-data": TrainConfig(),  # the dataclass defaults
 }

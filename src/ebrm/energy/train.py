@@ -1,6 +1,7 @@
 """Training the energy head on stored features: one readable loop (DESIGN §1.2-1.5).
 
-seed -> checks -> split -> normalise -> filter -> head -> AdamW -> loop (eval, keep best)
+seed -> checks -> split -> normalise -> filter -> head -> AdamW -> loop (eval)
+-> keep the last checkpoint unless an earlier one is clearly better on validation
 -> choose the refined-reward method on validation -> EnergyRewardModel.
 """
 
@@ -25,10 +26,12 @@ from ebrm.energy.normalize import RewardNormalizer
 from ebrm.energy.objectives import Objective, PairBatch, make_objective
 from ebrm.energy.presets import TrainConfig
 from ebrm.energy.validation import (
+    Checkpoint,
     check_features,
     choose_method,
     pairwise_accuracy,
     posterior_summaries,
+    select_checkpoint,
 )
 from ebrm.errors import ConfigError, DataFormatError
 from ebrm.features.table import PairFeatures
@@ -115,7 +118,7 @@ def train_energy_head(
         progress: show a tqdm progress bar.
 
     Returns:
-        TrainResult with the model at the best validation checkpoint.
+        TrainResult with the model at the selected checkpoint (`select_checkpoint`).
 
     Raises:
         DataFormatError: empty data, NaN/inf values, or every pair filtered out.
@@ -205,12 +208,16 @@ def _train(features, config, device, base_rm_info, objective, progress) -> Train
     val_rows = torch.unique(torch.cat([val.chosen, val.rejected]))
     base_val_acc = pairwise_accuracy(features.rewards, val.chosen, val.rejected)
 
+    val_right = torch.zeros(0, dtype=torch.bool)  # per validation pair, at the last eval
+
     def evaluate() -> dict:
         if val.num_pairs == 0:
             return {}
         head.eval()
         mean, mode = posterior_summaries(head, emb, val_rows, refine_config.grid())
         head.train()
+        nonlocal val_right
+        val_right = mean[val.chosen] > mean[val.rejected]
         return {
             "val_accuracy_mean": pairwise_accuracy(mean, val.chosen, val.rejected),
             "val_accuracy_mode": pairwise_accuracy(mode, val.chosen, val.rejected),
@@ -218,7 +225,7 @@ def _train(features, config, device, base_rm_info, objective, progress) -> Train
         }
 
     history: list[dict] = []
-    best = (-1.0, copy.deepcopy(head.state_dict()), 0)  # (val accuracy, state, step)
+    best = Checkpoint(-1.0, copy.deepcopy(head.state_dict()), 0, val_right)
     evals_since_best, running, parts_sum, count = 0, 0.0, {}, 0
     head.train()
     bar = tqdm(total=total_steps, desc="train energy head", disable=not progress, unit="step")
@@ -245,8 +252,9 @@ def _train(features, config, device, base_rm_info, objective, progress) -> Train
             history.append(entry)
             running, parts_sum, count = 0.0, {}, 0
             score = entry.get("val_accuracy_mean", -1.0)
-            if score > best[0] or val.num_pairs == 0:
-                best, evals_since_best = (score, copy.deepcopy(head.state_dict()), step), 0
+            if score > best.accuracy or val.num_pairs == 0:
+                best = Checkpoint(score, copy.deepcopy(head.state_dict()), step, val_right)
+                evals_since_best = 0
             else:
                 evals_since_best += 1
             if (
@@ -254,13 +262,21 @@ def _train(features, config, device, base_rm_info, objective, progress) -> Train
                 and evals_since_best >= config.patience
                 and step >= config.min_steps
             ):
-                logger.info("early stop at step %d (best step %d)", step, best[2])
+                logger.info("early stop at step %d (best step %d)", step, best.step)
                 break
     bar.close()
 
-    head.load_state_dict(best[1])
+    last = Checkpoint(score, copy.deepcopy(head.state_dict()), step, val_right)
+    chosen_ckpt, p_value = select_checkpoint(best, last)
+    head.load_state_dict(chosen_ckpt.state)
     head.eval()
-    validation = {"pairs": val.num_pairs, "best_step": best[2], "base_accuracy": base_val_acc}
+    validation = {
+        "pairs": val.num_pairs,
+        "best_step": chosen_ckpt.step,
+        "most_accurate_step": best.step,
+        "most_accurate_vs_last_p_value": p_value,
+        "base_accuracy": base_val_acc,
+    }
     method = "mean"
     if val.num_pairs:
         mean, mode = posterior_summaries(head, emb, val_rows, refine_config.grid())

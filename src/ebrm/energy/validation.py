@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -89,3 +90,36 @@ def choose_method(
         "mode_vs_mean_p_value": p_value,
         "method": method,
     }
+
+
+@dataclass
+class Checkpoint:
+    """A head's weights at one validation eval, with which validation pairs it ranked right."""
+
+    accuracy: float
+    state: dict
+    step: int
+    right: torch.Tensor  # (num validation pairs,) bool
+
+
+def select_checkpoint(
+    most_accurate: Checkpoint, last: Checkpoint, *, alpha: float = 0.05
+) -> tuple[Checkpoint, float]:
+    """Keep the last checkpoint unless an earlier one is clearly more accurate on validation.
+
+    "Clearly" is an exact McNemar test on the pairs where the two disagree, p < alpha. On a
+    few hundred validation pairs the plain argmax picks noise, usually an early, under-trained
+    head that copies the base reward badly (DESIGN §1.8; measured on HH-RLHF: it cost 1-6
+    points on held-out pairs against the fully trained head).
+
+    Returns:
+        (the chosen checkpoint, the McNemar p-value of most accurate vs last).
+    """
+    if most_accurate.step == last.step or len(last.right) == 0:
+        return last, 1.0
+    only_best = int((most_accurate.right & ~last.right).sum())
+    only_last = int((last.right & ~most_accurate.right).sum())
+    p_value = _binomial_two_sided(only_best, only_best + only_last)
+    if most_accurate.accuracy > last.accuracy and p_value < alpha:
+        return most_accurate, p_value
+    return last, p_value
