@@ -176,11 +176,11 @@ def targets_section(rows: list[dict]) -> list[str]:
                 f"| default does no harm (Δ ≥ −1.0 pt everywhere), {BASE_NAMES.get(base, base)}"
                 f" | {text} | {'yes' if worst >= -0.01 else 'no'} |"
             )
-        if base == "minilm-frozen" and group:
-            by_label: dict[str, list[dict]] = defaultdict(list)
-            for r in group:
-                if not r["label"].startswith("reference"):
-                    by_label[r["label"]].append(r)
+        by_label: dict[str, list[dict]] = defaultdict(list)
+        for r in group:
+            if not r["label"].startswith("reference"):
+                by_label[r["label"]].append(r)
+        if base == "minilm-frozen" and by_label:  # another process may not have written yet
             best = max(by_label, key=lambda k: _mean(r["hh"]["delta"] for r in by_label[k]))
             best_delta = _mean(r["hh"]["delta"] for r in by_label[best])
             ref = [r for r in group if r["label"].startswith("reference")]
@@ -199,7 +199,8 @@ def targets_section(rows: list[dict]) -> list[str]:
                 lines.append(
                     f"| ECE refined ≤ ECE base (default, HH test) | {ece_r:.3f} vs {ece_b:.3f} "
                     f"(Brier {brier_r:.3f} vs {brier_b:.3f}) | "
-                    f"{'yes' if ece_r <= ece_b else 'no'} (see Brier) |"
+                    f"{'yes' if ece_r <= ece_b else 'no'}"
+                    f"{' (but Brier is worse)' if brier_r > brier_b else ''} |"
                 )
         clean = {r["seed"]: r["hh"]["base"] for r in group}
         for noise in (0.25, 0.4):

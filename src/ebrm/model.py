@@ -30,6 +30,7 @@ from ebrm.errors import (
 )
 from ebrm.refine import grid as grid_refine
 from ebrm.refine import uncertainty
+from ebrm.refine.calibration import temperature_scale
 from ebrm.refine.config import METHODS, RefineConfig
 from ebrm.refine.paper import paper_refine
 from ebrm.refine.results import RefinedRewards
@@ -201,8 +202,13 @@ class EnergyRewardModel:
         )
 
     def p_better(self, emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:
-        """P(y_a > y_b) (N,) for rows a[i], b[i] under independent posteriors."""
-        return grid_refine.p_better(self.head, emb_a, emb_b, **self._grid_kwargs())
+        """P(y_a > y_b) (N,) for rows a[i], b[i] under independent posteriors.
+
+        Temperature-scaled with `refine_config.p_better_temperature` (fitted on the
+        validation pairs at training time; 1.0 = the raw posterior probability).
+        """
+        p = grid_refine.p_better(self.head, emb_a, emb_b, **self._grid_kwargs())
+        return temperature_scale(p, float(self.refine_config.p_better_temperature))
 
     # ---- the base RM ------------------------------------------------------------------
     def attach_base_rm(self, rm: Any) -> EnergyRewardModel:

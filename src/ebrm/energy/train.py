@@ -135,6 +135,8 @@ def train_energy_head(
 def _train(features, config, device, base_rm_info, objective, progress) -> TrainResult:
     from ebrm.model import EnergyRewardModel
     from ebrm.refine import RefineConfig
+    from ebrm.refine import grid as grid_refine
+    from ebrm.refine.calibration import fit_temperature
 
     started = time.time()
     train, val = features.split(validation_fraction=config.validation_fraction, seed=config.seed)
@@ -284,7 +286,18 @@ def _train(features, config, device, base_rm_info, objective, progress) -> Train
         validation.update(choice)
         method = choice["method"]
         validation["refined_accuracy"] = validation[f"{method}_accuracy"]
-    refine_config = RefineConfig.from_dict({**refine_config.to_dict(), "method": method})
+    temperature = 1.0
+    if val.num_pairs:
+        with torch.no_grad():
+            p_val = grid_refine.p_better(
+                head, emb[val.chosen.to(device)], emb[val.rejected.to(device)],
+                grid=refine_config.grid().to(emb),
+            )  # fmt: skip
+        temperature = fit_temperature(p_val.cpu())
+        validation["p_better_temperature"] = temperature
+    refine_config = RefineConfig.from_dict(
+        {**refine_config.to_dict(), "method": method, "p_better_temperature": temperature}
+    )
     train_info = {
         "config": config.to_dict(),
         "objective": objective.name,

@@ -25,6 +25,7 @@ class RefineConfig:
 
     method: str = "mean"  # the reported reward: mean|mode|median|conservative|paper|ascent
     conservative_k: float = 1.0  # conservative reward = mean - k * std
+    p_better_temperature: float = 1.0  # P(y_a > y_b) = sigmoid(logit(p) / T); T fitted on val
     grid_size: int = 128  # points of the shared grid (posteriors narrower than a cell are zoomed)
     grid_min: float = -16.0  # lower end of the grid (training range minus a margin)
     grid_max: float = 16.0  # upper end of the grid (training range plus a margin)
@@ -72,6 +73,16 @@ class RefineConfig:
                     f"The '{name}' parameter of RefineConfig must be finite. "
                     f"Got {getattr(self, name)!r} instead."
                 )
+        t = self.p_better_temperature
+        if (
+            isinstance(t, bool)
+            or not isinstance(t, (int, float))
+            or not (math.isfinite(t) and t > 0)
+        ):
+            raise ConfigError(
+                "The 'p_better_temperature' parameter of RefineConfig must be a finite float > 0. "
+                f"Got {t!r} instead."
+            )
         if self.compute_dtype not in ("float32", "bfloat16"):
             raise ConfigError(
                 f"The 'compute_dtype' parameter of RefineConfig must be 'float32' or 'bfloat16'. "
