@@ -33,7 +33,7 @@ class RefineConfig:
     zoom_levels: int = 4  # finer local grids for posteriors narrower than a cell (0 = never)
     row_chunk: int = 64  # responses per grid pass (memory ~ row_chunk*grid_chunk*width*4 B)
     grid_chunk: int = 256  # grid points per pass
-    compute_dtype: str = "float32"  # grid pass hidden layers: float32 (exact) or bfloat16 (fast)
+    compute_dtype: str = "float32"  # grid hidden layers: float32 (exact) or bfloat16 (GPUs)
     paper_steps: int = 50  # T, gradient-ascent iterations of paper/ascent mode
     paper_step_size: float = 0.5  # lam0, initial step size of paper/ascent mode
     paper_decay: float = 0.2  # eta, step-size factor after a rejected step
