@@ -103,24 +103,13 @@ class EnergyRewardModel:
         )
 
     # ---- refinement -------------------------------------------------------------------
-    def _grid_kwargs(self) -> dict:
-        cfg = self.refine_config
-        return {
-            "grid": cfg.grid(),
-            "row_chunk": cfg.row_chunk,
-            "grid_chunk": cfg.grid_chunk,
-            "polish_steps": cfg.polish_steps,
-            "zoom_levels": cfg.zoom_levels,
-            "compute_dtype": cfg.compute_dtype,
-        }
-
     def posterior(self, embeddings: torch.Tensor, *, progress: bool = False):
         """Grid posterior statistics (`ebrm.refine.grid.Posterior`) of (N, D) embeddings."""
         return grid_refine.grid_posterior(
             self.head,
             embeddings,
             progress=progress,
-            **self._grid_kwargs(),
+            **self.refine_config.grid_kwargs(),
         )
 
     def refine(
@@ -207,7 +196,7 @@ class EnergyRewardModel:
         Temperature-scaled with `refine_config.p_better_temperature` (fitted on the
         validation pairs at training time; 1.0 = the raw posterior probability).
         """
-        p = grid_refine.p_better(self.head, emb_a, emb_b, **self._grid_kwargs())
+        p = grid_refine.p_better(self.head, emb_a, emb_b, **self.refine_config.grid_kwargs())
         return temperature_scale(p, float(self.refine_config.p_better_temperature))
 
     # ---- the base RM ------------------------------------------------------------------

@@ -288,12 +288,12 @@ def _train(features, config, device, base_rm_info, objective, progress) -> Train
         validation["refined_accuracy"] = validation[f"{method}_accuracy"]
     temperature = 1.0
     if val.num_pairs:
-        with torch.no_grad():
-            p_val = grid_refine.p_better(
-                head, emb[val.chosen.to(device)], emb[val.rejected.to(device)],
-                grid=refine_config.grid().to(emb),
-            )  # fmt: skip
-        temperature = fit_temperature(p_val.cpu())
+        # the same grid settings as EnergyRewardModel.p_better, which applies the temperature
+        p_val = grid_refine.p_better(
+            head, emb[val.chosen.to(device)], emb[val.rejected.to(device)],
+            **refine_config.grid_kwargs(),
+        )  # fmt: skip
+        temperature = fit_temperature(p_val)
         validation["p_better_temperature"] = temperature
     refine_config = RefineConfig.from_dict(
         {**refine_config.to_dict(), "method": method, "p_better_temperature": temperature}

@@ -113,6 +113,17 @@ class RefineConfig:
         """The shared grid: `grid_size` evenly spaced float32 points (G,)."""
         return torch.linspace(self.grid_min, self.grid_max, self.grid_size, dtype=torch.float32)
 
+    def grid_kwargs(self) -> dict:
+        """Keyword arguments of `ebrm.refine.grid` functions (grid_posterior, p_better)."""
+        return {
+            "grid": self.grid(),
+            "row_chunk": self.row_chunk,
+            "grid_chunk": self.grid_chunk,
+            "polish_steps": self.polish_steps,
+            "zoom_levels": self.zoom_levels,
+            "compute_dtype": self.compute_dtype,
+        }
+
     @classmethod
     def for_rewards(
         cls, rewards: torch.Tensor, *, margin: float | None = None, **kwargs
