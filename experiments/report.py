@@ -220,25 +220,35 @@ def targets_section(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_results(out: Path, *, command: str) -> None:
-    rows = load_rows(out)
-    atomic_write_json(out / "results.json", {"command": command, "rows": rows})
+PROTOCOL = (
+    "RM-Bench: chat (129 prompts) and safety-response (157 prompts), domain average of "
+    "Easy/Normal/Hard. Accuracies in %, mean ± std over seeds; Δ = refined − base in "
+    "points; a seed counts as CI > 0 only when its paired bootstrap 95% interval of Δ "
+    "excludes 0. ECE: 15 bins over both orders of each pair, base = sigmoid of the BT "
+    "margin, refined = posterior P(chosen > rejected) (the reference head: its own "
+    "sigmoid); a constant P = 0.5 has ECE 0 and Brier 0.25, so read ECE with Brier."
+)
+NOISE_HEADING = (
+    "#### Label noise (base RM and EBRM trained on flipped labels; validation and test labels "
+    "clean)"
+)
+README_BEGIN, README_END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
+
+
+def results_markdown(rows: list[dict], *, command: str, per_seed: bool = True) -> str:
+    """The targets and one table per base RM (per-seed rows too unless `per_seed` is False)."""
     n_test = rows[0]["hh"]["n"] if rows else 0
     text = [
-        "## Results: EBRM on MiniLM Bradley-Terry RMs (HH-RLHF harmless, RM-Bench)",
-        "",
         f"Command: `{command}`",
         "",
-        f"HH-RLHF test split: {n_test} pairs per seed (prompt-grouped split 60/15/25 % per seed);"
-        " RM-Bench: chat (129 prompts) and safety-response (157 prompts), domain average of "
-        "Easy/Normal/Hard. Accuracies in %, mean ± std over seeds; Δ = refined − base in "
-        "points; a seed counts as CI > 0 only when its paired bootstrap 95% interval of Δ "
-        "excludes 0. ECE: 15 bins over both orders of each pair, base = sigmoid of the BT "
-        "margin, refined = posterior P(chosen > rejected) (the reference head: its own "
-        "sigmoid); a constant P = 0.5 has ECE 0 and Brier 0.25, so read ECE with Brier.",
+        f"HH-RLHF test split: {n_test} pairs per seed (prompt-grouped split 60/15/25 % per "
+        f"seed); {PROTOCOL}",
+        "",
+        "### Targets (issue 6)",
+        "",
+        *targets_section(rows),
         "",
     ]
-    text += ["### Targets (issue 6)", "", *targets_section(rows), ""]
     bases = sorted({r["base"] for r in rows}, key=lambda b: (b != "minilm-frozen", b))
     for base in bases:
         mine = [r for r in rows if r["base"] == base]
@@ -246,19 +256,58 @@ def write_results(out: Path, *, command: str) -> None:
         noise = noise_table(mine)
         if noise:
             text += [
-                "#### Label noise (base RM and EBRM trained on flipped labels; validation and "
-                "test labels clean)",
+                NOISE_HEADING,
                 "",
                 "recovered = Δ / (clean base accuracy − noisy base accuracy), per seed.",
                 "",
                 *noise,
                 "",
             ]
-        text += ["#### Per seed (noise 0)", "", *seed_table(mine), ""]
-    atomic_write_text(out / "results.md", "\n".join(text))
+        if per_seed:
+            text += ["#### Per seed (noise 0)", "", *seed_table(mine), ""]
+    return "\n".join(text)
 
 
-if __name__ == "__main__":  # re-render: python experiments/report.py runs/experiments "COMMAND"
-    import sys
+def write_results(out: Path, *, command: str) -> None:
+    """OUT/results.json (every row) and OUT/results.md (the tables, per-seed rows included)."""
+    rows = load_rows(out)
+    atomic_write_json(out / "results.json", {"command": command, "rows": rows})
+    title = "## Results: EBRM on MiniLM Bradley-Terry RMs (HH-RLHF harmless, RM-Bench)"
+    body = results_markdown(rows, command=command)
+    atomic_write_text(out / "results.md", f"{title}\n\n{body}")
 
-    write_results(Path(sys.argv[1]), command=sys.argv[2] if len(sys.argv) > 2 else "")
+
+def update_readme(readme: Path, rows: list[dict], *, command: str) -> None:
+    """Replace the text between the README's RESULTS markers with the generated tables."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(
+            f"{readme}: no '{README_BEGIN}' ... '{README_END}' block to fill; add the two "
+            "markers where the results tables belong"
+        )
+    block = results_markdown(rows, command=command, per_seed=False).replace("### ", "#### ")
+    footer = "Per-seed rows with intervals and McNemar p-values: `runs/experiments/results.md`."
+    new = f"{text[: start + len(README_BEGIN)]}\n{block}\n{footer}\n{text[end:]}"
+    atomic_write_text(readme, new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Re-render the results of experiments/run.py.")
+    ap.add_argument("out", type=Path, help="the --out directory of experiments/run.py")
+    ap.add_argument("--command", default="python experiments/run.py --data-dir ../shared/data")
+    ap.add_argument("--readme", type=Path, help="also rewrite this README's RESULTS block")
+    args = ap.parse_args(argv)
+    if not (args.out / "cells").is_dir():
+        raise SystemExit(f"{args.out}/cells not found: run experiments/run.py --out {args.out}")
+    write_results(args.out, command=args.command)
+    if args.readme:
+        update_readme(args.readme, load_rows(args.out), command=args.command)
+    print(f"wrote {args.out / 'results.md'}" + (f" and {args.readme}" if args.readme else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

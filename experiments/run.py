@@ -1,13 +1,15 @@
-"""Reproduce the headline results: EBRM on frozen-encoder MiniLM Bradley-Terry RMs.
+"""Reproduce the headline results: EBRM on MiniLM Bradley-Terry RMs (frozen and fine-tuned).
 
     python experiments/run.py --data-dir ../shared/data --out runs/experiments [--seeds 0 1 2]
-        [--noise 0 0.1 0.25 0.4] [--quick] [--threads 1]
+        [--noise 0 0.1 0.25 0.4] [--base all|frozen|finetuned] [--quick] [--threads 1]
 
 Per seed: a prompt-grouped HH-RLHF split (train / validation / test = 60 / 15 / 25 %); a
-frozen-encoder MiniLM BT base RM trained on the train split (labels flipped at the given
-noise rate); EBRM variants trained on the same train split, checkpoints chosen on the clean
-validation split; everything evaluated on the HH-RLHF test split and RM-Bench chat and
-safety-response, base vs refined from one pass, with paired bootstrap intervals.
+base RM trained on the train split (labels flipped at the given noise rate): a BT head on
+frozen MiniLM embeddings, and MiniLM fully fine-tuned as a BT RM (noise 0 only: one
+fine-tuning per seed is already the slowest step); EBRM variants trained on the same train
+split, checkpoints chosen on the clean validation split; everything evaluated on the
+HH-RLHF test split and RM-Bench chat and safety-response, base vs refined from one pass,
+with paired bootstrap intervals.
 
 Work is done in tiers (cheapest, most important first) and every finished cell is cached in
 OUT/cells/, so an interrupted or extended run only does what is missing. After each tier
@@ -71,6 +73,7 @@ VARIANTS: dict[str, tuple[str, dict, list[tuple[str, str | None, str]]]] = {
     ),
 }
 REFERENCE = "reference: fresh BT head on labels"
+BASES = ("frozen", "finetuned")
 
 
 @dataclass
@@ -344,24 +347,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--base",
-        choices=["frozen", "finetuned"],
-        default="frozen",
-        help="frozen-encoder MiniLM BT heads, or fully fine-tuned MiniLM BT RMs (one per seed)",
+        choices=["all", *BASES],
+        default="all",
+        help="frozen-encoder MiniLM BT heads, fully fine-tuned MiniLM BT RMs (one per seed, "
+        "noise 0 only), or both (default)",
     )
     ap.add_argument("--quick", action="store_true", help="few pairs, short training (smoke run)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    from ebrm.pipeline import default_base_model
-
     out = args.out / ("quick" if args.quick else "")
     hh, items = load_data(args.data_dir, limit=300 if args.quick else None)
-    base = f"minilm-{args.base}"
+    command = " ".join(["python experiments/run.py", *(argv if argv is not None else sys.argv[1:])])
+    for kind in BASES if args.base == "all" else [args.base]:
+        noise = args.noise if kind == "frozen" else [n for n in args.noise if n == 0]
+        run_base(kind, hh, items, out, args, noise=noise, command=command)
+    return 0
+
+
+def run_base(kind: str, hh, items, out: Path, args, *, noise: list[float], command: str) -> None:
+    """Every missing cell of one base RM kind, tier by tier (results.md rewritten per tier)."""
+    from ebrm.pipeline import default_base_model
+
+    base = f"minilm-{kind}"
     labels = [item.domain for item in items]
     stores: dict = {}  # (noise, seed) -> (hh features, rm-bench features)
 
     def features_for(noise: float, seed: int):
-        if args.base == "frozen":  # one set of embeddings for every seed and noise level
+        if kind == "frozen":  # one set of embeddings for every seed and noise level
             if not stores:
                 enc = save_encoder(
                     default_base_model(), out / "encoders" / base, max_length=args.max_length
@@ -386,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         return stores[(noise, seed)]
 
-    noisy = [n for n in args.noise if n > 0]
+    noisy = [n for n in noise if n > 0]
     seeds = args.seeds
     tiers = [
         [(0.0, "default", s) for s in seeds],
@@ -401,17 +414,17 @@ def main(argv: list[str] | None = None) -> int:
         tiers = [[job for job in tier if job[1] in args.variants] for tier in tiers]
     cells: dict = {}
     for tier, jobs in enumerate(tiers, 1):
-        for noise, variant, seed in jobs:
-            path = out / "cells" / f"{base}-noise{noise:g}-seed{seed}-{variant}.json"
+        for noise_rate, variant, seed in jobs:
+            path = out / "cells" / f"{base}-noise{noise_rate:g}-seed{seed}-{variant}.json"
             if path.exists():
                 continue
-            key = (noise, seed)
+            key = (noise_rate, seed)
             if key not in cells:
-                hh_f, rmb_f = features_for(noise, seed)
+                hh_f, rmb_f = features_for(noise_rate, seed)
                 cells[key] = make_cell(
-                    base, noise, seed, hh, hh_f, rmb_f, labels, own_head=args.base != "frozen"
+                    base, noise_rate, seed, hh, hh_f, rmb_f, labels, own_head=kind != "frozen"
                 )
-            logger.info("tier %d: noise %g seed %d %s", tier, noise, seed, variant)
+            logger.info("%s tier %d: noise %g seed %d %s", base, tier, noise_rate, seed, variant)
             rows = run_variant(cells[key], variant, args.device, args.n_boot, args.quick)
             atomic_write_json(path, rows)
             for row in rows:
@@ -423,9 +436,8 @@ def main(argv: list[str] | None = None) -> int:
                     row["hh"]["delta"],
                     *row["hh"]["ci95"],
                 )
-        write_results(out, command=" ".join(["python experiments/run.py", *(argv or sys.argv[1:])]))
-        logger.info("tier %d done; results in %s", tier, out / "results.md")
-    return 0
+        write_results(out, command=command)
+        logger.info("%s tier %d done; results in %s", base, tier, out / "results.md")
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def joint_scores(
 
     The same arithmetic in the same order, so the values are identical; it saves one
     (n, K, H1) allocation and pass over memory per hidden layer. With `low` (from
-    `low_precision_layers`) the hidden layers run in that dtype (bf16 matmuls are ~4x
-    faster on CPUs with AVX-512 BF16) and the last layer in full precision.
+    `low_precision_layers`) the hidden layers run in that dtype and the last layer in full
+    precision; worth it only where bf16 matmuls are native (GPUs, CPUs with AVX-512 BF16
+    or AMX): elsewhere they are slower than fp32.
     """
     linears = inference_layers(head)
     if linears is None:

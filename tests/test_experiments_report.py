@@ -1,0 +1,92 @@
+"""experiments/report.py: the targets it judges and the README block it writes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location(
+    "experiments_report", Path(__file__).resolve().parents[1] / "experiments" / "report.py"
+)
+report = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(report)
+
+
+def _row(seed: int, label: str, base_acc: float, refined: float, *, noise=0.0, chat=0.0):
+    """One cell row in the schema experiments/run.py writes (only the fields report reads)."""
+    delta = refined - base_acc
+    return {
+        "base": "minilm-frozen",
+        "noise": noise,
+        "seed": seed,
+        "label": label,
+        "hh": {
+            "n": 100,
+            "base": base_acc,
+            "refined": refined,
+            "delta": delta,
+            "ci95": [delta - 0.02, delta + 0.02],
+            "mcnemar_p": 0.5,
+            "ece_base": 0.04,
+            "ece_refined": 0.03,
+            "brier_base": 0.24,
+            "brier_refined": 0.25,
+        },
+        "rmbench": {
+            dom: {"base": 0.5, "refined": 0.5 + d, "delta": d, "ci95": [d - 0.01, d + 0.01]}
+            for dom, d in (("chat", chat), ("safety", 0.0))
+        },
+    }
+
+
+@pytest.fixture
+def rows():
+    clean = {0: 0.60, 1: 0.62}
+    out = []
+    for seed, acc in clean.items():
+        out.append(_row(seed, report.DEFAULT, acc, acc + 0.004, chat=-0.008 - 0.004 * seed))
+        out.append(_row(seed, "nce+margin", acc, acc + 0.02))
+        # 40% noise: the base loses 6 points, the default gets 2 of them back
+        out.append(_row(seed, report.DEFAULT, acc - 0.06, acc - 0.04, noise=0.4))
+    return out
+
+
+def _target(lines: list[str], start: str) -> list[str]:
+    (line,) = [line for line in lines if line.startswith(f"| {start}")]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_targets_are_judged_on_the_means_over_seeds(rows):
+    lines = report.targets_section(rows)
+    # chat deltas -0.8 and -1.2 points: mean -1.0 is on the bar, so "yes"
+    _, measured, met = _target(lines, "default does no harm")
+    assert "RM-Bench chat -1.0" in measured and "HH test +0.4" in measured and met == "yes"
+    _, measured, met = _target(lines, "best mode")
+    assert measured.startswith("nce+margin: +2.0") and met == "yes"
+    _, measured, met = _target(lines, "ECE refined")
+    assert met == "yes (but Brier is worse)"
+    _, measured, met = _target(lines, "40% noise: default")
+    assert measured == "lost 6.0 pts, Δ +2.0 pts (+33%)" and met == "yes"
+
+
+def test_update_readme_replaces_only_the_marked_block(rows, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"# intro\n\n{report.README_BEGIN}\nstale table\n{report.README_END}\n\n## after\n"
+    )
+    report.update_readme(readme, rows, command="python experiments/run.py X")
+    text = readme.read_text()
+    assert text.startswith("# intro\n\n") and text.endswith(f"{report.README_END}\n\n## after\n")
+    assert "stale table" not in text and "Command: `python experiments/run.py X`" in text
+    block = text[text.index(report.README_BEGIN) : text.index(report.README_END)]
+    assert "#### Targets" in block and "Per seed" not in block.split("Per-seed rows")[0]
+
+
+def test_update_readme_without_markers_says_what_to_add(rows, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(SystemExit, match="RESULTS:BEGIN"):
+        report.update_readme(readme, rows, command="c")
+    assert readme.read_text() == "# no markers\n"
