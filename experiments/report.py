@@ -297,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description="Re-render the results of experiments/run.py.")
     ap.add_argument("out", type=Path, help="the --out directory of experiments/run.py")
-    ap.add_argument("--command", default="python experiments/run.py --data-dir ../shared/data")
+    ap.add_argument(
+        "--command",
+        default="python experiments/run.py --data-dir ../shared/data --out runs/experiments",
+    )
     ap.add_argument("--readme", type=Path, help="also rewrite this README's RESULTS block")
     args = ap.parse_args(argv)
     if not (args.out / "cells").is_dir():

@@ -412,12 +412,17 @@ def run_base(kind: str, hh, items, out: Path, args, *, noise: list[float], comma
     ]
     if args.variants:
         tiers = [[job for job in tier if job[1] in args.variants] for tier in tiers]
+
+    def cell_path(noise_rate: float, variant: str, seed: int) -> Path:
+        return out / "cells" / f"{base}-noise{noise_rate:g}-seed{seed}-{variant}.json"
+
     cells: dict = {}
     for tier, jobs in enumerate(tiers, 1):
-        for noise_rate, variant, seed in jobs:
-            path = out / "cells" / f"{base}-noise{noise_rate:g}-seed{seed}-{variant}.json"
-            if path.exists():
-                continue
+        todo = [job for job in jobs if not cell_path(*job).exists()]
+        if not todo:
+            continue
+        for noise_rate, variant, seed in todo:
+            path = cell_path(noise_rate, variant, seed)
             key = (noise_rate, seed)
             if key not in cells:
                 hh_f, rmb_f = features_for(noise_rate, seed)
@@ -438,6 +443,7 @@ def run_base(kind: str, hh, items, out: Path, args, *, noise: list[float], comma
                 )
         write_results(out, command=command)
         logger.info("%s tier %d done; results in %s", base, tier, out / "results.md")
+    write_results(out, command=command)  # also when every cell was cached
 
 
 if __name__ == "__main__":
