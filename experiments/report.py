@@ -183,9 +183,13 @@ def targets_section(rows: list[dict]) -> list[str]:
         if base == "minilm-frozen" and by_label:  # another process may not have written yet
             best = max(by_label, key=lambda k: _mean(r["hh"]["delta"] for r in by_label[k]))
             best_delta = _mean(r["hh"]["delta"] for r in by_label[best])
-            ref = [r for r in group if r["label"].startswith("reference")]
-            ref_text = (
-                f"; reference head {100 * _mean(r['hh']['delta'] for r in ref):+.1f}" if ref else ""
+            refs: dict[str, list[dict]] = defaultdict(list)
+            for r in group:
+                if r["label"].startswith("reference"):
+                    refs[r.get("method", "linear")].append(r)
+            ref_text = "".join(
+                f"; {method} reference head {100 * _mean(r['hh']['delta'] for r in ref):+.1f}"
+                for method, ref in sorted(refs.items())
             )
             lines.append(
                 f"| best mode ≥ +1.5 pts on HH test (frozen base) | {best}: "

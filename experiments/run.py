@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from embeddings import embed_all, load_data, save_encoder  # noqa: E402
-from heads import fit_bt_head, fit_reference_head  # noqa: E402
+from heads import fit_bt_head, fit_reference_head, fit_reference_mlp  # noqa: E402
 from report import write_results  # noqa: E402
 
 from ebrm._io import atomic_write_json  # noqa: E402
@@ -73,6 +73,7 @@ VARIANTS: dict[str, tuple[str, dict, list[tuple[str, str | None, str]]]] = {
     ),
 }
 REFERENCE = "reference: fresh BT head on labels"
+REFERENCES = {"reference": REFERENCE, "reference-mlp": "reference: fresh MLP BT head on labels"}
 BASES = ("frozen", "finetuned")
 
 
@@ -263,34 +264,44 @@ def evaluate_model(model, cell: Cell, evals, n_boot: int) -> list[dict]:
     return rows
 
 
+def reference_row(cell: Cell, variant: str, n_boot: int) -> dict:
+    """A fresh BT head (linear or MLP) trained on the same (noisy) training labels as the
+    base, chosen on the validation split: what a user could do instead of EBRM."""
+    emb = cell.emb.embeddings
+    train, val = cell.train_val.split(validation_fraction=cell.fraction, seed=cell.seed)
+    fit = fit_reference_head if variant == "reference" else fit_reference_mlp
+    head, info = fit(
+        emb[train.chosen],
+        emb[train.rejected],
+        emb[val.chosen],
+        emb[val.rejected],
+        seed=cell.seed,
+    )
+
+    def score(e: torch.Tensor) -> torch.Tensor:
+        if isinstance(head, torch.Tensor):  # the linear head is its weight vector
+            return e @ head
+        with torch.no_grad():
+            return head(e.float()).squeeze(-1)
+
+    ref_t, ref_b = score(cell.test.embeddings), score(cell.rmb.embeddings)
+    c, r = cell.test.chosen, cell.test.rejected
+    p = torch.sigmoid((ref_t[c] - ref_t[r]).double()).numpy()
+    base_t, base_b = cell.test.rewards, cell.rmb.rewards
+    return {
+        "label": REFERENCES[variant],
+        "method": "linear" if variant == "reference" else "mlp",
+        "kind": "bt",
+        "hh": hh_metrics(base_t, ref_t, base_t, p, cell.test, n_boot),
+        "rmbench": rmb_metrics(base_b, ref_b, cell.rmb, cell.rmb_labels, n_boot),
+        "train": info,
+    }
+
+
 def run_variant(cell: Cell, variant: str, device: str, n_boot: int, quick: bool) -> list[dict]:
     started = time.perf_counter()
-    if variant == "reference":
-        tv = cell.emb
-        tr, va = (cell.split_idx[k] for k in ("train", "validation"))
-        # same (noisy) training labels as the base: the train part of the aligned features
-        train, val = cell.train_val.split(validation_fraction=cell.fraction, seed=cell.seed)
-        w, info = fit_reference_head(
-            tv.embeddings[train.chosen],
-            tv.embeddings[train.rejected],
-            tv.embeddings[val.chosen],
-            tv.embeddings[val.rejected],
-            seed=cell.seed,
-        )
-        del tr, va
-        ref_t, ref_b = cell.test.embeddings @ w, cell.rmb.embeddings @ w
-        c, r = cell.test.chosen, cell.test.rejected
-        p = torch.sigmoid((ref_t[c] - ref_t[r]).double()).numpy()
-        base_t, base_b = cell.test.rewards, cell.rmb.rewards
-        row = {
-            "label": REFERENCE,
-            "method": "linear",
-            "kind": "bt",
-            "hh": hh_metrics(base_t, ref_t, base_t, p, cell.test, n_boot),
-            "rmbench": rmb_metrics(base_b, ref_b, cell.rmb, cell.rmb_labels, n_boot),
-            "train": info,
-        }
-        rows = [row]
+    if variant in REFERENCES:
+        rows = [reference_row(cell, variant, n_boot)]
     else:
         preset, overrides, evals = VARIANTS[variant]
         extra = {}
@@ -342,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--variants",
         nargs="+",
-        choices=[*VARIANTS, "reference"],
+        choices=[*VARIANTS, *REFERENCES],
         help="run only these variants (e.g. paper in a second process)",
     )
     ap.add_argument(
@@ -404,7 +415,11 @@ def run_base(kind: str, hh, items, out: Path, args, *, noise: list[float], comma
     tiers = [
         [(0.0, "default", s) for s in seeds],
         [(0.0, "paper", seeds[0])],
-        [(0.0, v, s) for v in ("reference", "nce+bt", "nce+margin") for s in seeds],
+        [
+            (0.0, v, s)
+            for v in ("reference", "reference-mlp", "nce+bt", "nce+margin")
+            for s in seeds
+        ],
         [(n, v, s) for n in noisy for v in ("default", "reference") for s in seeds],
         [(0.0, "paper", s) for s in seeds[1:]] + [(0.0, "no-filter", s) for s in seeds],
         [(n, v, s) for n in noisy for v in ("nce+bt", "nce+margin") for s in seeds],
