@@ -3,6 +3,7 @@
     python benchmarks/bench_energy.py            # reference shapes, a table with ratios
     python benchmarks/bench_energy.py --json     # one JSON object
     python benchmarks/bench_energy.py --quick    # small shapes, seconds
+    python benchmarks/bench_energy.py --device cuda   # on a GPU (timings synchronised)
 
 Training step (forward + backward + AdamW step, dropout on) at the reference shapes
 (embedding 4096, batch 256 records, M = 768 negatives, joint widths 1024/512):
@@ -63,23 +64,31 @@ class NaiveHead(nn.Module):
         return self.rest(self.first(x)).squeeze(-1)  # (B, K)
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()  # kernels run asynchronously: time their completion
+
+
 def _best_time(fn, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
+        _sync()
         start = time.perf_counter()
         fn()
+        _sync()
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def bench(shapes: dict, *, repeats: int, skip_naive: bool) -> dict:
+def bench(shapes: dict, *, repeats: int, skip_naive: bool, device: str = "cpu") -> dict:
     torch.manual_seed(0)
     dim, batch, m = shapes["dim"], shapes["batch"], shapes["negatives"]
     head = EnergyHead(EnergyHeadConfig(embedding_dim=dim, joint_widths=shapes["widths"]))
     naive = NaiveHead(head)
-    gen = torch.Generator().manual_seed(0)
-    emb = torch.randn(batch, dim, generator=gen)
-    y = 4 * torch.randn(batch, generator=gen)
+    head.to(device), naive.to(device)
+    gen = torch.Generator().manual_seed(0)  # draws on the CPU: the same inputs on any device
+    emb = torch.randn(batch, dim, generator=gen).to(device)
+    y = 4 * torch.randn(batch, generator=gen).to(device)
     objective = NCEPlus(noise_std=3.5, positive_noise_ratio=0.1, num_negatives=m, reg_weight=0.05)
     pairs = PairBatch(
         emb[: batch // 2],
@@ -126,7 +135,7 @@ def bench(shapes: dict, *, repeats: int, skip_naive: bool) -> dict:
 
     head.eval()
     n = shapes["responses"]
-    emb_r = torch.randn(n, dim, generator=gen)
+    emb_r = torch.randn(n, dim, generator=gen).to(device)
     init = 4 * torch.randn(n, generator=gen)
     config = RefineConfig()
     grid = config.grid()
@@ -142,6 +151,7 @@ def bench(shapes: dict, *, repeats: int, skip_naive: bool) -> dict:
         lambda: grid_posterior(head, emb_r, grid=grid, compute_dtype="bfloat16"), repeats
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
     return {
         "train_step_naive_s": naive_s,
         "train_step_s": train_s,
@@ -150,6 +160,8 @@ def bench(shapes: dict, *, repeats: int, skip_naive: bool) -> dict:
         "refine_paper_published_s": published_s,
         "refine_grid_bf16_s": grid_bf16_s,
         "peak_rss_mb": round(peak, 1),
+        "peak_gpu_mb": None if gpu_peak is None else round(gpu_peak, 1),
+        "device": device,
         "loss_rel_diff": rel,
         "shapes": {k: list(v) if isinstance(v, tuple) else v for k, v in shapes.items()},
         "threads": torch.get_num_threads(),
@@ -165,6 +177,7 @@ def _published_paper_loop(
     generator = torch.Generator().manual_seed(0)
     inside = (init >= -2) & (init <= 2)
     y = torch.where(inside, init, torch.rand(init.shape, generator=generator) * 8 - 4)
+    y = y.to(embeddings.device)
     lam = torch.full_like(y, 0.5)
 
     def score_and_grad(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,11 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs (best is kept)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--skip-naive", action="store_true", help="do not run the naive step")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        torch.empty(0, device=args.device)
+    except (RuntimeError, AssertionError) as err:
+        raise SystemExit(f"--device {args.device} is not usable here: {err}") from None
     result = bench(
-        QUICK if args.quick else REFERENCE, repeats=args.repeats, skip_naive=args.skip_naive
+        QUICK if args.quick else REFERENCE,
+        repeats=args.repeats,
+        skip_naive=args.skip_naive,
+        device=args.device,
     )
     if args.json:
         print(json.dumps(result, sort_keys=True))
@@ -206,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     s = result["shapes"]
     print(
         f"energy head: D={s['dim']} batch={s['batch']} M={s['negatives']} widths={s['widths']} "
-        f"threads={result['threads']} (loss rel diff {result['loss_rel_diff']:.1e})"
+        f"device={result['device']} threads={result['threads']} "
+        f"(loss rel diff {result['loss_rel_diff']:.1e})"
     )
     rows = [
         ("NCE+ train step, naive concat", result["train_step_naive_s"], None),
@@ -239,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'what':<40} {'seconds':>9} {'speed-up':>9}  (refine speed-ups vs published loop)")
     for name, secs, ratio in rows:
         print(f"{name:<40} {secs:>9.3f} {'' if ratio is None else f'{ratio:.1f}x':>9}")
-    print(f"peak RSS {result['peak_rss_mb']:.0f} MB")
+    ratio = result["refine_paper_s"] / result["refine_grid_s"]
+    print(f"grid fp32 vs paper mode (ebrm): {ratio:.2f}x (issue 4's target: >= 10x)")
+    print(f"peak RSS {result['peak_rss_mb']:.0f} MB", end="")
+    print("" if result["peak_gpu_mb"] is None else f", peak GPU {result['peak_gpu_mb']:.0f} MB")
     return 0
 
 
