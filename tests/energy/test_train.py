@@ -136,6 +136,19 @@ def test_paper_budget_counts_epochs_over_kept_pairs():
     assert _budget(cfg, 1000) == (5 * 8, 8)  # 128 pairs = 256 records per step
 
 
+def test_an_epoch_budget_too_small_for_the_data_is_warned_about(caplog):
+    small = dict(FAST, max_steps=None, eval_every=None, joint_widths=(16, 8))
+    with caplog.at_level("WARNING", logger="ebrm.energy.train"):
+        result = train_energy_head(_tiny(), TrainConfig(epochs=2.0, **small), progress=False)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"the budget is {result.model.train_info['steps']} optimiser steps" in warning
+    assert "--steps" in warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ebrm.energy.train"):
+        train_energy_head(_tiny(), TrainConfig(max_steps=30, **FAST), progress=False)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_choose_method_switches_only_when_clearly_better():
     chosen, rejected = torch.arange(40), torch.arange(40, 80)
     mean = torch.cat([torch.ones(40), torch.zeros(40)])
