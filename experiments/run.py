@@ -438,6 +438,8 @@ def run_base(kind: str, hh, items, out: Path, args, *, noise: list[float], comma
             continue
         for noise_rate, variant, seed in todo:
             path = cell_path(noise_rate, variant, seed)
+            if path.exists():  # written meanwhile by another process (e.g. --variants paper)
+                continue
             key = (noise_rate, seed)
             if key not in cells:
                 hh_f, rmb_f = features_for(noise_rate, seed)
