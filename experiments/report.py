@@ -153,6 +153,7 @@ def seed_table(rows: list[dict], noise: float = 0.0) -> list[str]:
 
 
 DEFAULT = "default (grid, chosen on val)"
+PAPER = "paper (paper preset + hybrid-init ascent)"
 
 
 def _mean(values) -> float | None:
@@ -213,7 +214,7 @@ def targets_section(rows: list[dict]) -> list[str]:
                 sel = [r for r in noisy if r["label"] == label and r["seed"] in clean]
                 lost = _mean(clean[r["seed"]] - r["hh"]["base"] for r in sel)
                 gained = _mean(r["hh"]["delta"] for r in sel)
-                if lost is None or gained is None or label not in (DEFAULT, "nce+bt"):
+                if lost is None or gained is None or label not in (DEFAULT, PAPER, "nce+bt"):
                     continue
                 share = gained / lost if lost > 0 else float("nan")
                 lines.append(
