@@ -234,14 +234,17 @@ PROTOCOL = (
     "sigmoid); a constant P = 0.5 has ECE 0 and Brier 0.25, so read ECE with Brier."
 )
 NOISE_HEADING = (
-    "#### Label noise (base RM and EBRM trained on flipped labels; validation and test labels "
-    "clean)"
+    "Label noise (base RM and EBRM trained on flipped labels; validation and test labels clean)"
 )
 README_BEGIN, README_END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
 
 
-def results_markdown(rows: list[dict], *, command: str, per_seed: bool = True) -> str:
-    """The targets and one table per base RM (per-seed rows too unless `per_seed` is False)."""
+def results_markdown(
+    rows: list[dict], *, command: str, per_seed: bool = True, level: int = 3
+) -> str:
+    """The targets and one table per base RM (per-seed rows too unless `per_seed` is False),
+    under markdown headings of `level` (their sub-headings one deeper)."""
+    h, sub = "#" * level, "#" * (level + 1)
     n_test = rows[0]["hh"]["n"] if rows else 0
     text = [
         f"Command: `{command}`",
@@ -249,7 +252,7 @@ def results_markdown(rows: list[dict], *, command: str, per_seed: bool = True) -
         f"HH-RLHF test split: {n_test} pairs per seed (prompt-grouped split 60/15/25 % per "
         f"seed); {PROTOCOL}",
         "",
-        "### Targets (issue 6)",
+        f"{h} Targets (issue 6)",
         "",
         *targets_section(rows),
         "",
@@ -257,11 +260,11 @@ def results_markdown(rows: list[dict], *, command: str, per_seed: bool = True) -
     bases = sorted({r["base"] for r in rows}, key=lambda b: (b != "minilm-frozen", b))
     for base in bases:
         mine = [r for r in rows if r["base"] == base]
-        text += [f"### Base: {BASE_NAMES.get(base, base)}", "", *main_table(mine), ""]
+        text += [f"{h} Base: {BASE_NAMES.get(base, base)}", "", *main_table(mine), ""]
         noise = noise_table(mine)
         if noise:
             text += [
-                NOISE_HEADING,
+                f"{sub} {NOISE_HEADING}",
                 "",
                 "recovered = Δ / (clean base accuracy − noisy base accuracy), per seed.",
                 "",
@@ -269,17 +272,19 @@ def results_markdown(rows: list[dict], *, command: str, per_seed: bool = True) -
                 "",
             ]
         if per_seed:
-            text += ["#### Per seed (noise 0)", "", *seed_table(mine), ""]
+            text += [f"{sub} Per seed (noise 0)", "", *seed_table(mine), ""]
     return "\n".join(text)
 
 
-def write_results(out: Path, *, command: str) -> None:
-    """OUT/results.json (every row) and OUT/results.md (the tables, per-seed rows included)."""
+def write_results(out: Path, *, command: str) -> list[dict]:
+    """OUT/results.json (every row) and OUT/results.md (the tables, per-seed rows included);
+    returns the rows."""
     rows = load_rows(out)
     atomic_write_json(out / "results.json", {"command": command, "rows": rows})
     title = "## Results: EBRM on MiniLM Bradley-Terry RMs (HH-RLHF harmless, RM-Bench)"
     body = results_markdown(rows, command=command)
     atomic_write_text(out / "results.md", f"{title}\n\n{body}")
+    return rows
 
 
 def update_readme(readme: Path, rows: list[dict], *, command: str) -> None:
@@ -291,7 +296,7 @@ def update_readme(readme: Path, rows: list[dict], *, command: str) -> None:
             f"{readme}: no '{README_BEGIN}' ... '{README_END}' block to fill; add the two "
             "markers where the results tables belong"
         )
-    block = results_markdown(rows, command=command, per_seed=False).replace("### ", "#### ")
+    block = results_markdown(rows, command=command, per_seed=False, level=4)
     footer = "Per-seed rows with intervals and McNemar p-values: `runs/experiments/results.md`."
     new = f"{text[: start + len(README_BEGIN)]}\n{block}\n{footer}\n{text[end:]}"
     atomic_write_text(readme, new)
@@ -310,9 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not (args.out / "cells").is_dir():
         raise SystemExit(f"{args.out}/cells not found: run experiments/run.py --out {args.out}")
-    write_results(args.out, command=args.command)
+    rows = write_results(args.out, command=args.command)
     if args.readme:
-        update_readme(args.readme, load_rows(args.out), command=args.command)
+        update_readme(args.readme, rows, command=args.command)
     print(f"wrote {args.out / 'results.md'}" + (f" and {args.readme}" if args.readme else ""))
     return 0
 

@@ -72,8 +72,10 @@ VARIANTS: dict[str, tuple[str, dict, list[tuple[str, str | None, str]]]] = {
         [("default, no conflict filter", None, "refined")],
     ),
 }
-REFERENCE = "reference: fresh BT head on labels"
-REFERENCES = {"reference": REFERENCE, "reference-mlp": "reference: fresh MLP BT head on labels"}
+REFERENCES = {
+    "reference": "reference: fresh BT head on labels",
+    "reference-mlp": "reference: fresh MLP BT head on labels",
+}
 BASES = ("frozen", "finetuned")
 
 
@@ -433,13 +435,13 @@ def run_base(kind: str, hh, items, out: Path, args, *, noise: list[float], comma
 
     cells: dict = {}
     for tier, jobs in enumerate(tiers, 1):
-        todo = [job for job in jobs if not cell_path(*job).exists()]
-        if not todo:
-            continue
-        for noise_rate, variant, seed in todo:
+        ran = False
+        for noise_rate, variant, seed in jobs:
             path = cell_path(noise_rate, variant, seed)
-            if path.exists():  # written meanwhile by another process (e.g. --variants paper)
+            # checked just before running: another process (--variants paper) may have written it
+            if path.exists():
                 continue
+            ran = True
             key = (noise_rate, seed)
             if key not in cells:
                 hh_f, rmb_f = features_for(noise_rate, seed)
@@ -458,8 +460,9 @@ def run_base(kind: str, hh, items, out: Path, args, *, noise: list[float], comma
                     row["hh"]["delta"],
                     *row["hh"]["ci95"],
                 )
-        write_results(out, command=command)
-        logger.info("%s tier %d done; results in %s", base, tier, out / "results.md")
+        if ran:
+            write_results(out, command=command)
+            logger.info("%s tier %d done; results in %s", base, tier, out / "results.md")
     write_results(out, command=command)  # also when every cell was cached
 
 
