@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
             Path, typer.Option("--out", help="Output JSONL: rows + best_index, best, rewards.")
         ],
         mode: Annotated[
-            str, typer.Option("--mode", help="Rank by: refined|mean|conservative|base.")
+            str, typer.Option("--mode", help="Rank by: refined|mean|mode|median|conservative|base.")
         ] = "refined",
         batch_size: BatchSize = 16,
         device: Device = None,

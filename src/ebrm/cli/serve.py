@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         mode: Annotated[
-            str, typer.Option("--mode", help="Default reward: refined|mean|conservative|base.")
+            str, typer.Option("--mode", help="Default reward kind: refined, mean, conservative...")
         ] = "refined",
         max_batch_size: Annotated[
             int, typer.Option("--max-batch-size", min=1, help="Most responses per forward pass.")

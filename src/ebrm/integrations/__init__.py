@@ -7,6 +7,6 @@ Modules (imported on demand, so optional dependencies load only when used):
   * `ebrm.integrations.best_of_n`: `select_best`, `expected_best_of_n`, `best_of_n_curve`
 """
 
-from ebrm.integrations._common import REWARD_MODES, Scorer
+from ebrm.integrations._common import Scorer
 
-__all__ = ["REWARD_MODES", "Scorer"]
+__all__ = ["Scorer"]

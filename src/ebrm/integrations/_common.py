@@ -17,14 +17,13 @@ import torch
 
 from ebrm.data.types import Conversation
 from ebrm.errors import ConfigError, DataFormatError
+from ebrm.refine.results import RewardKind, check_reward_kind
 
 logger = logging.getLogger(__name__)
 
-REWARD_MODES = ("refined", "mean", "conservative", "base")
-"""Reward kinds a caller may optimise: the configured refinement, the posterior mean, the
-uncertainty-penalised `mean - k*std`, or the frozen base RM's reward (normalised units)."""
-
-RECORD_FIELDS = ("reward", "base", "base_raw", "mean", "std", "q05", "q95", "conservative")
+RECORD_FIELDS = (
+    "reward", "base", "base_raw", "mean", "std", "q05", "q50", "q95", "mode", "conservative"
+)  # fmt: skip
 """Per-response values the server and best-of-n report (all in normalised reward units,
 except `base_raw`, the base RM's own units)."""
 
@@ -38,14 +37,12 @@ class Scorer(Protocol):
         ...
 
 
-def check_mode(mode: str) -> str:
-    """Validate a reward mode name."""
-    if mode not in REWARD_MODES:
-        raise ConfigError(f"Unknown reward mode {mode!r}; choose one of {', '.join(REWARD_MODES)}.")
-    return mode
+def check_mode(mode: str) -> RewardKind:
+    """Validate a reward mode name (a `RewardKind`)."""
+    return check_reward_kind(mode, what="reward mode")
 
 
-def rewards_for_mode(result: Any, mode: str) -> list[float]:
+def rewards_for_mode(result: Any, mode: RewardKind) -> list[float]:
     """The reward of kind `mode` from a `RefinedRewards`, as a list of floats."""
     return result.reward_for(mode).detach().float().cpu().tolist()
 

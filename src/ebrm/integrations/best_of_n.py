@@ -110,7 +110,7 @@ def select_best(
     Args:
         rows: dicts with "prompt" (string or message list) and "candidates" (list of
             response strings); other keys are passed through.
-        mode: reward kind used to rank (refined | mean | conservative | base).
+        mode: the `RewardKind` used to rank (refined, mean, conservative, base, ...).
 
     Returns:
         The rows with "best_index", "best" and "rewards" (one per candidate) added.

@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ebrm.errors import ConfigError, DataFormatError, MissingDependencyError, require
 from ebrm.integrations._common import (
-    REWARD_MODES,
     Scorer,
     check_mode,
     result_records,
@@ -33,6 +32,7 @@ from ebrm.integrations._common import (
 from ebrm.integrations._http import Guard, ServerMetrics
 from ebrm.integrations.batcher import MicroBatcher, QueueFullError
 from ebrm.integrations.openrlhf import DEFAULT_SPECIAL_TOKENS, query_to_conversation
+from ebrm.refine.results import REWARD_KINDS, RefinedRewards
 
 try:
     from fastapi import FastAPI, Request
@@ -51,7 +51,6 @@ _INPUT_ERRORS = (DataFormatError, _TemplateError)
 logger = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-_MODE_FIELD = {"refined": "reward", "mean": "mean", "conservative": "conservative", "base": "base"}
 
 
 @dataclass
@@ -61,7 +60,7 @@ class ServerConfig:
     host: str = "127.0.0.1"  # interface to bind; loopback unless you mean to expose it
     port: int = 8000  # TCP port
     token: str | None = None  # if set, every request needs "Authorization: Bearer <token>"
-    mode: str = "refined"  # default reward kind: refined | mean | conservative | base
+    mode: str = "refined"  # default reward kind (a RewardKind): refined, mean, conservative, ...
     max_batch_size: int = 64  # most responses gathered into one scoring call
     forward_batch_size: int = 16  # responses per base-RM forward inside it (length-sorted
     # chunks: on CPU, long texts padded to the longest of 64 cost more than they save)
@@ -199,8 +198,8 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
 
     def _mode(mode: str | None) -> str:
         mode = mode or config.mode
-        if mode not in REWARD_MODES:
-            raise RequestError(422, f"unknown mode {mode!r}; use one of {', '.join(REWARD_MODES)}")
+        if mode not in REWARD_KINDS:
+            raise RequestError(422, f"unknown mode {mode!r}; use one of {', '.join(REWARD_KINDS)}")
         return mode
 
     item_limit = min(config.max_items_per_request, config.max_queue)  # else 503 forever
@@ -243,7 +242,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
         records = await _score("/score", convs)
         results = [
             {
-                "reward": _finite(r[_MODE_FIELD[use]]),
+                "reward": _finite(r[RefinedRewards.field_for(use)]),
                 "base_reward": _finite(r["base"]),
                 "base_raw": _finite(r.get("base_raw", math.nan)),
                 **{k: _finite(r.get(k, math.nan)) for k in ("mean", "std", "q05", "q95")},
@@ -273,7 +272,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
             missing.append(0.0 if found else 1.0)
         metrics.prompt_not_found += int(sum(missing))
         records = await _score("/get_reward", convs)
-        rewards = [_finite(r[_MODE_FIELD[use]]) for r in records]
+        rewards = [_finite(r[RefinedRewards.field_for(use)]) for r in records]
         rewards = [0.0 if r is None else r for r in rewards]  # OpenRLHF builds a tensor
         extra = {
             "ebrm_base_reward": [_finite(r["base"]) or 0.0 for r in records],

@@ -10,7 +10,8 @@ Backends, chosen by environment variables:
     (bearer token from `EBRM_TOKEN`), which batches across all verl workers;
   * else `EBRM_MODEL`: a refined-model directory loaded once per process
     (device `EBRM_DEVICE`).
-The reward kind is `EBRM_MODE` (refined | mean | conservative | base; default refined).
+The reward kind is `EBRM_MODE` (a `RewardKind`: refined, mean, conservative, base, ...;
+default refined).
 """
 
 from __future__ import annotations

@@ -3,15 +3,17 @@
 from ebrm.refine.config import METHODS, RefineConfig
 from ebrm.refine.grid import Posterior, grid_posterior, grid_scores, p_better, posterior_mean
 from ebrm.refine.paper import PaperResult, paper_refine, paper_search
-from ebrm.refine.results import KINDS, RefinedRewards
+from ebrm.refine.results import REWARD_KINDS, RefinedRewards, RewardKind, check_reward_kind
 
 __all__ = [
-    "KINDS",
     "METHODS",
+    "REWARD_KINDS",
     "PaperResult",
     "Posterior",
     "RefineConfig",
     "RefinedRewards",
+    "RewardKind",
+    "check_reward_kind",
     "grid_posterior",
     "grid_scores",
     "p_better",

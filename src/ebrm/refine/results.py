@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Literal, get_args
 
 import torch
 
 from ebrm.errors import ConfigError
 
-#: the kinds `RefinedRewards.reward_for` accepts
-KINDS = ("refined", "mean", "mode", "median", "conservative", "base")
+RewardKind = Literal["refined", "mean", "mode", "median", "conservative", "base"]
+"""Which per-response reward a caller uses: the configured refinement, the posterior mean,
+mode or median, the uncertainty-penalised `mean - k*std`, or the frozen base RM's reward
+(all in normalised units). Every option, request field and environment variable that picks
+a reward takes one of these names."""
+
+REWARD_KINDS: tuple[RewardKind, ...] = get_args(RewardKind)
+
+# The `RefinedRewards` field holding each kind (the kinds not listed are field names).
+_FIELD = {"refined": "reward", "median": "q50"}
+
+
+def check_reward_kind(kind: str, *, what: str = "reward kind") -> RewardKind:
+    """`kind` as a `RewardKind`, or a `ConfigError` naming the choices (`what` names the option)."""
+    if kind not in REWARD_KINDS:
+        raise ConfigError(f"Unknown {what} {kind!r}; choose one of {', '.join(REWARD_KINDS)}.")
+    return kind  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -37,19 +53,22 @@ class RefinedRewards:
     def __len__(self) -> int:
         return int(self.reward.shape[0])
 
-    def reward_for(self, kind: str) -> torch.Tensor:
-        """The reward of one kind: refined|mean|mode|median|conservative|base.
+    @staticmethod
+    def field_for(kind: RewardKind | str) -> str:
+        """The field (and `to_records` key) that holds the reward of `kind`.
 
         Raises:
             ConfigError: for an unknown kind.
         """
-        if kind == "refined":
-            return self.reward
-        if kind == "median":
-            return self.q50
-        if kind in ("mean", "mode", "conservative", "base"):
-            return getattr(self, kind)
-        raise ConfigError(f"Unknown reward kind {kind!r}; choose one of {', '.join(KINDS)}.")
+        return _FIELD.get(check_reward_kind(kind), kind)
+
+    def reward_for(self, kind: RewardKind | str) -> torch.Tensor:
+        """The reward of one kind (see `RewardKind`).
+
+        Raises:
+            ConfigError: for an unknown kind.
+        """
+        return getattr(self, self.field_for(kind))
 
     def to_records(self) -> list[dict]:
         """One dict of Python floats per response (plus the method name)."""
