@@ -36,8 +36,13 @@ from report import write_results  # noqa: E402
 from ebrm._io import atomic_write_json  # noqa: E402
 from ebrm.data import split_pairs  # noqa: E402
 from ebrm.energy import TrainConfig, train_energy_head  # noqa: E402
-from ebrm.evaluation import evaluate_scores  # noqa: E402
-from ebrm.evaluation.runner import refined_p_better  # noqa: E402
+from ebrm.evaluation import (  # noqa: E402
+    Reward,
+    Units,
+    bt_probability,
+    evaluate_rewards,
+    refine_and_evaluate,
+)
 from ebrm.features.table import PairFeatures  # noqa: E402
 from ebrm.pipeline import aligned_features, compact_features  # noqa: E402
 
@@ -178,24 +183,17 @@ def train_finetuned(model, hh_pairs, out: Path, *, noise, seed, max_length, quic
     return out
 
 
-def _p(x: torch.Tensor):
-    return x.detach().cpu().double().numpy()
+def test_units(cell: Cell) -> Units:
+    return Units.of(cell.test.chosen.numpy(), cell.test.rejected.numpy())
 
 
-def hh_metrics(base, refined, raw, p_refined, test: PairFeatures, n_boot: int) -> dict:
-    c, r = test.chosen, test.rejected
-    m = evaluate_scores(
-        "pairwise",
-        base_chosen=_p(base[c]),
-        base_rejected=_p(base[r]),
-        refined_chosen=_p(refined[c]),
-        refined_rejected=_p(refined[r]),
-        base_raw_chosen=_p(raw[c]),
-        base_raw_rejected=_p(raw[r]),
-        p_refined=p_refined,
-        n_boot=n_boot,
-        make_figures=False,
-    )
+def rmb_units(cell: Cell) -> Units:
+    c, r = cell.rmb.chosen.view(-1, 3), cell.rmb.rejected.view(-1, 3)  # (prompts, style)
+    return Units.of(c.numpy(), r.numpy(), labels=cell.rmb_labels)
+
+
+def hh_metrics(m: dict) -> dict:
+    """The HH test split's row fields from a pairwise metrics object."""
     d = m["delta"]
     return {
         "base": m["base"]["accuracy"],
@@ -211,18 +209,8 @@ def hh_metrics(base, refined, raw, p_refined, test: PairFeatures, n_boot: int) -
     }
 
 
-def rmb_metrics(base, refined, rmb: PairFeatures, labels, n_boot: int) -> dict:
-    c, r = rmb.chosen.view(-1, 3), rmb.rejected.view(-1, 3)
-    m = evaluate_scores(
-        "rm-bench",
-        base_chosen=_p(base[c]),
-        base_rejected=_p(base[r]),
-        refined_chosen=_p(refined[c]),
-        refined_rejected=_p(refined[r]),
-        labels=labels,
-        n_boot=n_boot,
-        make_figures=False,
-    )
+def rmb_metrics(m: dict) -> dict:
+    """The RM-Bench row fields (chat, safety) from an rm-bench metrics object."""
     out = {}
     for dom in ("chat", "safety"):
         if dom in m["base"]:
@@ -239,28 +227,23 @@ def rmb_metrics(base, refined, rmb: PairFeatures, labels, n_boot: int) -> dict:
 
 def evaluate_model(model, cell: Cell, evals, n_boot: int) -> list[dict]:
     rows = []
-    p_refined, _ = refined_p_better(
-        model, None, cell.test.embeddings, cell.test.chosen, cell.test.rejected
-    )
-    cache = {}
+    opts = {"n_boot": n_boot, "make_figures": False}
     for label, method, kind in evals:
-        if method not in cache:
-            cache[method] = (
-                model.refine(cell.test.embeddings, cell.test.rewards, method=method),
-                model.refine(cell.rmb.embeddings, cell.rmb.rewards, method=method),
-            )
-        t, b = cache[method]
+        hh = refine_and_evaluate(
+            model, "pairwise", test_units(cell), cell.test.embeddings, cell.test.rewards,
+            kind=kind, method=method, **opts,
+        ).metrics  # fmt: skip
+        rmb = refine_and_evaluate(
+            model, "rm-bench", rmb_units(cell), cell.rmb.embeddings, cell.rmb.rewards,
+            kind=kind, method=method, **opts,
+        ).metrics  # fmt: skip
         rows.append(
             {
                 "label": label,
-                "method": t.method,
+                "method": hh["model"]["method"],
                 "kind": kind,
-                "hh": hh_metrics(
-                    t.base, t.reward_for(kind), t.base_raw, p_refined, cell.test, n_boot
-                ),
-                "rmbench": rmb_metrics(
-                    b.base, b.reward_for(kind), cell.rmb, cell.rmb_labels, n_boot
-                ),
+                "hh": hh_metrics(hh),
+                "rmbench": rmb_metrics(rmb),
             }
         )
     return rows
@@ -286,16 +269,30 @@ def reference_row(cell: Cell, variant: str, n_boot: int) -> dict:
         with torch.no_grad():
             return head(e.float()).squeeze(-1)
 
-    ref_t, ref_b = score(cell.test.embeddings), score(cell.rmb.embeddings)
-    c, r = cell.test.chosen, cell.test.rejected
-    p = torch.sigmoid((ref_t[c] - ref_t[r]).double()).numpy()
-    base_t, base_b = cell.test.rewards, cell.rmb.rewards
+    def rewards(base: torch.Tensor, ref: torch.Tensor) -> dict[str, Reward]:
+        """Base and the reference head as "refined", each with its BT probability."""
+        base_np = base.detach().double().numpy()
+        ref_np = ref.detach().double().numpy()
+        return {
+            "base": Reward.of(base_np, lambda a, b: bt_probability(base_np[a], base_np[b])),
+            "refined": Reward.of(ref_np, lambda a, b: bt_probability(ref_np[a], ref_np[b])),
+        }
+
+    opts = {"n_boot": n_boot, "make_figures": False}
+    hh = evaluate_rewards(
+        "pairwise", test_units(cell), rewards(cell.test.rewards, score(cell.test.embeddings)),
+        **opts,
+    ).metrics  # fmt: skip
+    rmb = evaluate_rewards(
+        "rm-bench", rmb_units(cell), rewards(cell.rmb.rewards, score(cell.rmb.embeddings)),
+        **opts,
+    ).metrics  # fmt: skip
     return {
         "label": REFERENCES[variant],
         "method": "linear" if variant == "reference" else "mlp",
         "kind": "bt",
-        "hh": hh_metrics(base_t, ref_t, base_t, p, cell.test, n_boot),
-        "rmbench": rmb_metrics(base_b, ref_b, cell.rmb, cell.rmb_labels, n_boot),
+        "hh": hh_metrics(hh),
+        "rmbench": rmb_metrics(rmb),
         "train": info,
     }
 

@@ -308,7 +308,7 @@ def run_pipeline(
     # 5. evaluation ----------------------------------------------------------------------
     started = time.perf_counter()
     say("eval", f"base vs refined on the {len(test)} held-out test pairs")
-    test_features = compact_features(features.subset(idx[n_tr + n_val :]))
+    test_features = features.subset(idx[n_tr + n_val :])  # only its rows are refined
     metrics = evaluate_split(
         model, test_features, out, test, data=f"{data_name} (test split, seed {seed})",
         seed=seed, n_boot=n_boot,
@@ -424,43 +424,28 @@ def evaluate_split(
     scores.json holds, per pair, the base and refined rewards (normalised units), the base
     RM's raw rewards and the refined P(chosen > rejected), so every metric can be recomputed.
     """
-    from ebrm.evaluation import evaluate_scores
-    from ebrm.evaluation.runner import refined_p_better
+    from ebrm.evaluation import Units, refine_and_evaluate
 
     if features.num_pairs == 0:
         raise DataFormatError(f"{data}: no pairs to evaluate")
-    rewards = model.refine(features.embeddings, features.rewards)
-    c, r = features.chosen.long(), features.rejected.long()
-    p_refined, how = refined_p_better(model, rewards, features.embeddings, c, r)
-    refined = rewards.reward_for(kind).detach().cpu().double()
-    base, raw = rewards.base.detach().cpu().double(), rewards.base_raw.detach().cpu().double()
-    scores = {
-        "base_chosen": base[c].tolist(),
-        "base_rejected": base[r].tolist(),
-        "refined_chosen": refined[c].tolist(),
-        "refined_rejected": refined[r].tolist(),
-        "base_raw_chosen": raw[c].tolist(),
-        "base_raw_rejected": raw[r].tolist(),
-        "p_refined": [float(x) for x in p_refined],
-    }
-    info = {"model": {"refined_reward": kind, "method": rewards.method, "p_better": how}}
-    metrics = evaluate_scores(
-        "pairwise",
-        base_chosen=scores["base_chosen"],
-        base_rejected=scores["base_rejected"],
-        refined_chosen=scores["refined_chosen"],
-        refined_rejected=scores["refined_rejected"],
-        base_raw_chosen=scores["base_raw_chosen"],
-        base_raw_rejected=scores["base_raw_rejected"],
-        p_refined=scores["p_refined"],
-        data=data,
-        out_dir=out,
-        n_boot=n_boot,
-        seed=seed,
-        make_figures=make_figures,
-        extra={**info, **(extra or {})},
-    )
+    ids = [p.id for p in pairs] if pairs is not None else None
+    units = Units.of(features.chosen.numpy(), features.rejected.numpy(), ids=ids)
+    result = refine_and_evaluate(
+        model, "pairwise", units, features.embeddings, features.rewards, kind=kind,
+        data=data, out_dir=out, n_boot=n_boot, seed=seed, make_figures=make_figures,
+        extra=extra,
+    )  # fmt: skip
     if out is not None:
-        ids = [p.id for p in pairs] if pairs is not None else None
+        base, refined = result.scores["base"], result.scores["refined"]
+        raw = features.rewards.double()
+        scores = {
+            "base_chosen": base.chosen[:, 0].tolist(),
+            "base_rejected": base.rejected[:, 0].tolist(),
+            "refined_chosen": refined.chosen[:, 0].tolist(),
+            "refined_rejected": refined.rejected[:, 0].tolist(),
+            "base_raw_chosen": raw[features.chosen.long()].tolist(),
+            "base_raw_rejected": raw[features.rejected.long()].tolist(),
+            "p_refined": [float(x) for x in refined.p_chosen],
+        }
         atomic_write_json(Path(out) / SCORES_FILE, {"ids": ids, **scores})
-    return metrics
+    return result.metrics

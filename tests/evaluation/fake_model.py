@@ -40,7 +40,7 @@ class FakeModel:
         self.base_rm = FakeBaseRM()
         self.base_rm_info = {"name_or_path": "fake-rm"}
 
-    def refine(self, embeddings, base_rewards, *, method=None):
+    def refine(self, embeddings, base_rewards, *, method=None, progress=False):
         base = SCALE * base_rewards
         refined = SCALE * (embeddings[:, 0] + embeddings[:, 1])
         ones = torch.ones_like(refined)
@@ -63,16 +63,3 @@ class FakeModel:
         fa = SCALE * (emb_a[:, 0] + emb_a[:, 1])
         fb = SCALE * (emb_b[:, 0] + emb_b[:, 1])
         return torch.sigmoid(fa - fb)
-
-
-class ScoreOnlyModel(FakeModel):
-    """Exposes only `score` (no base_rm), to test the fallback path."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._rm = self.base_rm
-        self.base_rm = None
-
-    def score(self, convs, *, batch_size=16, progress=False):
-        emb, raw = self._rm.embed_conversations(convs)
-        return self.refine(emb, raw)

@@ -10,10 +10,10 @@ import pytest
 
 from ebrm.data.types import Conversation, PreferencePair, RMBenchItem
 from ebrm.errors import ConfigError, DataFormatError
-from ebrm.evaluation import evaluate, evaluate_scores
+from ebrm.evaluation import RefiningModel, Reward, Units, evaluate, evaluate_rewards
 from ebrm.evaluation.calibration import expected_calibration_error
 from ebrm.evaluation.metrics import mcnemar_exact
-from tests.evaluation.fake_model import SCALE, FakeModel, ScoreOnlyModel, parse
+from tests.evaluation.fake_model import SCALE, FakeModel, parse
 
 
 def _pairs():
@@ -76,12 +76,12 @@ def test_pairwise_runner_matches_a_direct_computation(tmp_path):
     assert metrics["delta"]["verdict"] in report
 
 
-def test_score_only_model_falls_back_to_gaussian_p_better():
-    pairs, spec = _pairs()
-    metrics = evaluate(ScoreOnlyModel(), "pairwise", pairs, None, n_boot=100, progress=False)
-    assert metrics["model"]["p_better"] == "gaussian"
-    ref_ok = [cr + cb > rr + rb for cr, cb, rr, rb in spec]
-    assert metrics["refined"]["accuracy"] == pytest.approx(np.mean(ref_ok))
+def test_fake_model_satisfies_the_protocols():
+    from ebrm.evaluation import EmbeddingRM, TextRefiningModel
+
+    model = FakeModel()
+    assert isinstance(model, RefiningModel) and isinstance(model, TextRefiningModel)
+    assert isinstance(model.base_rm, EmbeddingRM)
 
 
 def test_other_reward_kinds_are_evaluated():
@@ -175,21 +175,42 @@ def test_rewardbench_file_in_its_schema(tmp_path):
     assert metrics["data"] == str(path)
 
 
-def test_evaluate_scores_rejects_bad_inputs():
+def test_evaluate_rewards_rejects_bad_inputs():
+    units = Units.of([0], [1])
+    rewards = {"base": Reward.of([1.0, 0.0]), "refined": Reward.of([1.0, 0.0])}
     with pytest.raises(ConfigError, match="Unknown benchmark 'mmlu'"):
-        evaluate_scores(
-            "mmlu", base_chosen=[1], base_rejected=[0], refined_chosen=[1], refined_rejected=[0]
-        )
-    with pytest.raises(DataFormatError, match="needs a subset/domain label"):
-        evaluate_scores(
-            "rm-bench",
-            base_chosen=np.zeros((1, 3)),
-            base_rejected=np.zeros((1, 3)),
-            refined_chosen=np.zeros((1, 3)),
-            refined_rejected=np.zeros((1, 3)),
-        )
+        evaluate_rewards("mmlu", units, rewards)
+    with pytest.raises(ValueError, match="must include 'base'"):
+        evaluate_rewards("pairwise", units, {"refined": rewards["refined"]})
     with pytest.raises(DataFormatError, match="no pairwise rows"):
         evaluate(FakeModel(), "pairwise", [], None)
+
+
+def test_reference_rewards_get_their_own_side_and_paired_delta(tmp_path):
+    # 4 pairs: rows (0, 1), (2, 3), ...; base right on pairs 0, 1; "ref" right on 0, 2, 3.
+    base = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+    ref = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+    units = Units.of([0, 2, 4, 6], [1, 3, 5, 7], ids=["a", "b", "c", "d"])
+    m = evaluate_rewards(
+        "pairwise",
+        units,
+        {"base": Reward.of(base), "refined": Reward.of(base), "ref": Reward.of(ref)},
+        out_dir=tmp_path,
+        n_boot=50,
+        make_figures=False,
+    ).metrics
+    assert m["rewards"] == ["base", "refined", "ref"]
+    assert m["ref"]["accuracy"] == pytest.approx(3 / 4)
+    assert m["deltas"]["ref"]["accuracy"] == pytest.approx(3 / 4 - 2 / 4)
+    assert (m["deltas"]["ref"]["improved"], m["deltas"]["ref"]["worsened"]) == (2, 1)
+    assert m["deltas"]["ref"]["verdict"].count("ref - base accuracy") == 1
+    assert m["delta"] == m["deltas"]["refined"] and m["delta"]["accuracy"] == 0.0
+    lines = (tmp_path / "examples-ref.jsonl").read_text().splitlines()
+    assert [json.loads(x)["correct"] for x in lines] == [True, False, True, True]
+    assert (
+        "| metric | base | refined | ref | refined - base | ref - base |"
+        in (tmp_path / "report.md").read_text()
+    )
 
 
 def test_rewardbench_runner_reports_calibration():
@@ -210,32 +231,38 @@ def test_rewardbench_runner_reports_calibration():
     assert "calibration" in m["refined"]
 
 
-def test_evaluate_features_with_a_real_energy_model(tmp_path):
+def test_refine_and_evaluate_with_a_real_energy_model(tmp_path):
     import torch
 
     from ebrm.energy.config import EnergyHeadConfig
     from ebrm.energy.head import EnergyHead
     from ebrm.energy.normalize import RewardNormalizer
-    from ebrm.evaluation import evaluate_features
-    from ebrm.features.table import PairFeatures
+    from ebrm.evaluation import refine_and_evaluate
     from ebrm.model import EnergyRewardModel
     from ebrm.refine.config import RefineConfig
 
     g = torch.Generator().manual_seed(0)
     emb = torch.randn(40, 8, generator=g)
     rewards = torch.randn(40, generator=g)
-    feats = PairFeatures(emb, rewards, torch.arange(0, 40, 2), torch.arange(1, 40, 2))
+    chosen, rejected = torch.arange(0, 40, 2), torch.arange(1, 40, 2)
     torch.manual_seed(0)
     head = EnergyHead(EnergyHeadConfig(embedding_dim=8, reward_widths=(8,), joint_widths=(16,)))
     model = EnergyRewardModel(
         head.eval(), RewardNormalizer().fit(rewards), RefineConfig(grid_size=64), {}, {}
     )
-    m = evaluate_features(model, feats, tmp_path, data="synthetic", n_boot=100)
-    expected = (rewards[feats.chosen] > rewards[feats.rejected]).double().mean().item()
-    assert m["base"]["accuracy"] == pytest.approx(expected)
+    assert isinstance(model, RefiningModel)
+    units = Units.of(chosen.numpy()[:15], rejected.numpy()[:15])  # rows 30..39 unused
+    result = refine_and_evaluate(
+        model, "pairwise", units, emb, rewards, out_dir=tmp_path, data="synthetic", n_boot=100
+    )
+    m = result.metrics
+    c, r = chosen[:15], rejected[:15]
+    assert m["base"]["accuracy"] == pytest.approx((rewards[c] > rewards[r]).double().mean().item())
     refined = model.refine(emb, rewards).reward
     assert m["refined"]["accuracy"] == pytest.approx(
-        (refined[feats.chosen] > refined[feats.rejected]).double().mean().item()
+        (refined[c] > refined[r]).double().mean().item()
     )
-    assert m["model"]["p_better"] == "posterior" and m["n"] == 20
+    p = model.p_better(emb[c], emb[r]).double().numpy()
+    assert result.scores["refined"].p_chosen == pytest.approx(p, abs=1e-6)
+    assert m["model"]["p_better"] == "posterior" and m["n"] == 15
     assert (tmp_path / "metrics.json").exists()

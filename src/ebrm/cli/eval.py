@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from ebrm.errors import ConfigError
-        from ebrm.evaluation import BENCHMARKS, evaluate, summary_rows
+        from ebrm.evaluation import BENCHMARKS, evaluate, summary_header, summary_rows
         from ebrm.model import EnergyRewardModel
 
         if benchmark not in BENCHMARKS:
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             n_boot=n_boot, limit=limit, kind=reward, make_figures=plots,
         )  # fmt: skip
         table = Table(title=f"{benchmark}: {metrics['n']} rows of {data}")
-        for column in ("metric", "base", "refined", "refined - base"):
+        for column in summary_header(metrics):
             table.add_column(column, justify="left" if column == "metric" else "right")
         for row in summary_rows(metrics):
             table.add_row(*row)

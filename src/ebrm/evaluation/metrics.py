@@ -210,21 +210,28 @@ def paired_difference(
     return out
 
 
-def verdict(delta: Mapping[str, Any], *, unit: str = "pairs", what: str = "accuracy") -> str:
-    """One plain sentence: did refinement help, hurt, or make no detectable difference?
+def verdict(
+    delta: Mapping[str, Any],
+    *,
+    unit: str = "pairs",
+    what: str = "accuracy",
+    who: str = "refined",
+) -> str:
+    """One plain sentence: did `who` (refinement, or another reward) beat the base?
 
     "helped" only when the whole interval is above 0, "hurt" only when it is below 0.
     """
     d, (lo, hi) = 100.0 * delta["delta"], (100.0 * v for v in delta["ci95"])
     level = round(100 * delta.get("level", 0.95))
-    stats = f"refined - base {what} = {d:+.1f} points ({level}% CI {lo:+.1f} to {hi:+.1f}"
+    stats = f"{who} - base {what} = {d:+.1f} points ({level}% CI {lo:+.1f} to {hi:+.1f}"
     if "mcnemar_p" in delta:
         stats += f", McNemar p = {format_p(delta['mcnemar_p'])}"
     stats += f", n = {delta['n']} {unit})"
+    subject = "Refinement" if who == "refined" else f"The {who} reward"
     if lo > 0:
-        return f"Refinement helped: {stats}."
+        return f"{subject} helped: {stats}."
     if hi < 0:
-        return f"Refinement hurt: {stats}."
+        return f"{subject} hurt: {stats}."
     return f"No detectable difference: {stats}; the interval includes 0."
 
 

@@ -1,11 +1,22 @@
-"""Pairwise preference accuracy of base vs refined rewards, in the metrics.json form."""
+"""Pairwise preference accuracy of each reward against the base, in the metrics.json form."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ebrm.data.types import Conversation, PreferencePair
+from ebrm.errors import DataFormatError
+from ebrm.evaluation.benchmark import (
+    BenchmarkBase,
+    calibration_side_rows,
+    ci_text,
+    mcnemar_rows,
+    pct,
+    signed,
+)
 from ebrm.evaluation.calibration import DEFAULT_BINS, calibration_metrics
 from ebrm.evaluation.metrics import (
     as_numpy,
@@ -14,6 +25,7 @@ from ebrm.evaluation.metrics import (
     pairwise_correct,
     verdict,
 )
+from ebrm.evaluation.units import Units, UnitScores
 
 
 def side_metrics(
@@ -53,6 +65,97 @@ def side_metrics(
     return out
 
 
+class PairwiseBenchmark(BenchmarkBase):
+    """Preference pairs: strict accuracy, calibration of P(chosen > rejected), McNemar."""
+
+    name = "pairwise"
+    unit = "pairs"
+    primary_metric = "accuracy"
+    what = "accuracy"
+
+    def load(self, spec: str, *, limit: int | None = None) -> list[PreferencePair]:
+        from ebrm.data import load_pairs
+
+        return load_pairs(spec, limit=limit)
+
+    def responses(self, rows: Sequence[PreferencePair]) -> tuple[list[Conversation], Units]:
+        """Chosen and rejected of each pair, interleaved: pair i is rows (2i, 2i + 1)."""
+        rows = list(rows)
+        bad = [type(r).__name__ for r in rows if not isinstance(r, PreferencePair)][:1]
+        if bad:
+            raise DataFormatError(f"{self.name} needs preference pairs; got {bad[0]} rows")
+        convs = [c for pair in rows for c in (pair.chosen, pair.rejected)]
+        n = len(rows)
+        return convs, Units.of(
+            np.arange(0, 2 * n, 2),
+            np.arange(1, 2 * n, 2),
+            labels=[pair.subset for pair in rows],
+            ids=[pair.id or str(i) for i, pair in enumerate(rows)],
+        )
+
+    def side(self, units: Units, scores: UnitScores, *, n_boot: int, seed: int) -> dict:
+        chosen, rejected = scores.pair
+        return side_metrics(chosen, rejected, p_chosen=scores.p_chosen, n_boot=n_boot, seed=seed)
+
+    def paired(
+        self,
+        units: Units,
+        base: UnitScores,
+        other: UnitScores,
+        *,
+        n_boot: int,
+        seed: int,
+        who: str,
+    ) -> dict:
+        correct_base, correct_other = pairwise_correct(*base.pair), pairwise_correct(*other.pair)
+        delta = paired_difference(correct_base, correct_other, n_boot=n_boot, seed=seed)
+        delta["accuracy"] = delta.pop("delta")
+        delta["verdict"] = verdict({**delta, "delta": delta["accuracy"]}, unit="pairs", who=who)
+        return delta
+
+    def examples(self, units: Units, scores: UnitScores) -> list[dict[str, Any]]:
+        """One record per pair: id, score_chosen, score_rejected, correct (strict >)."""
+        return pair_examples(units, scores, with_subset=False)
+
+    def side_rows(self, metrics):
+        return [
+            ("accuracy (%)", ("accuracy",), pct),
+            ("accuracy 95% CI", ("ci95",), ci_text),
+            ("ties", ("ties",), _count),
+            *calibration_side_rows(),
+        ]
+
+    def delta_cell(self, delta, key):
+        if key == ("accuracy",):
+            return signed(delta.get("accuracy"))
+        if key == ("ci95",):
+            return ci_text(delta.get("ci95"))
+        return "" if key == ("ties",) else None
+
+    def delta_rows(self, metrics, names, deltas):
+        return mcnemar_rows(names, deltas)
+
+
+def _count(x: Any) -> str:
+    return "-" if x is None else str(x)
+
+
+def pair_examples(units: Units, scores: UnitScores, *, with_subset: bool) -> list[dict[str, Any]]:
+    """Per-pair records for re-scoring: id, (subset,) score_chosen, score_rejected, correct."""
+    chosen, rejected = scores.pair
+    ids = units.ids or tuple(str(i) for i in range(len(units)))
+    labels = units.labels or (None,) * len(units)
+    out = []
+    for i in range(len(units)):
+        record: dict[str, Any] = {"id": ids[i]}
+        if with_subset:
+            record["subset"] = labels[i]
+        c, r = float(chosen[i]), float(rejected[i])
+        record.update(score_chosen=c, score_rejected=r, correct=bool(c > r))
+        out.append(record)
+    return out
+
+
 def pairwise_metrics(
     base_chosen: Any,
     base_rejected: Any,
@@ -65,30 +168,26 @@ def pairwise_metrics(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The pairwise metrics.json object: both sides, and the paired refined-minus-base delta.
-
-    Base and refined must score the same pairs in the same order (one pass over the data).
+    """The pairwise metrics.json object of base vs refined scores of the same pairs.
 
     Returns:
-        {"benchmark": "pairwise", "data", "n", "base", "refined",
-         "delta": {"accuracy", "ci95", "mcnemar_p", "improved", "worsened", "verdict", ...}}
+        {"benchmark": "pairwise", "data", "n", "rewards", "base", "refined",
+         "delta": {"accuracy", "ci95", "mcnemar_p", "improved", "worsened", "verdict", ...},
+         "deltas"}
     """
-    correct_base = pairwise_correct(base_chosen, base_rejected)
-    correct_refined = pairwise_correct(refined_chosen, refined_rejected)
-    if correct_base.shape != correct_refined.shape:
-        raise ValueError(
-            f"base scores {correct_base.shape[0]} pairs but refined scores "
-            f"{correct_refined.shape[0]}; both must come from the same pass over the data"
-        )
-    opts = {"n_boot": n_boot, "seed": seed}
-    delta = paired_difference(correct_base, correct_refined, **opts)
-    delta["accuracy"] = delta.pop("delta")
-    delta["verdict"] = verdict({**delta, "delta": delta["accuracy"]}, unit="pairs")
-    return {
-        "benchmark": "pairwise",
-        "data": data,
-        "n": int(correct_base.size),
-        "base": side_metrics(base_chosen, base_rejected, p_chosen=p_base, **opts),
-        "refined": side_metrics(refined_chosen, refined_rejected, p_chosen=p_refined, **opts),
-        "delta": delta,
+    units = Units.of(np.arange(len(as_numpy(base_chosen))), np.arange(len(as_numpy(base_chosen))))
+    scores = {
+        "base": _scores(base_chosen, base_rejected, p_base),
+        "refined": _scores(refined_chosen, refined_rejected, p_refined),
     }
+    out = PairwiseBenchmark().metrics(units, scores, n_boot=n_boot, seed=seed)
+    return {"benchmark": out.pop("benchmark"), "data": data, **out}
+
+
+def _scores(chosen: Any, rejected: Any, p: Any | None) -> UnitScores:
+    c, r = as_numpy(chosen), as_numpy(rejected)
+    if c.shape != r.shape or c.ndim != 1:
+        raise ValueError(
+            f"chosen and rejected scores must be 1-D of equal length; got {c.shape} and {r.shape}"
+        )
+    return UnitScores(c[:, None], r[:, None], None if p is None else as_numpy(p))

@@ -26,8 +26,17 @@ from typing import Any
 import numpy as np
 
 from ebrm.errors import DataFormatError
+from ebrm.evaluation.benchmark import calibration_side_rows, ci_text, pct, signed
 from ebrm.evaluation.calibration import calibration_metrics
-from ebrm.evaluation.metrics import bootstrap_ci, paired_difference, pairwise_correct, verdict
+from ebrm.evaluation.metrics import (
+    as_numpy,
+    bootstrap_ci,
+    paired_difference,
+    pairwise_correct,
+    verdict,
+)
+from ebrm.evaluation.pairwise import PairwiseBenchmark, pair_examples
+from ebrm.evaluation.units import Units, UnitScores
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +174,81 @@ def rewardbench_side(
     }
 
 
+class RewardBench(PairwiseBenchmark):
+    """RewardBench v1: pairs labelled by subset; size-weighted sections, leaderboard score."""
+
+    name = "reward-bench"
+    unit = "pairs"
+    primary_metric = "score"
+    what = "RewardBench score"
+
+    def side(self, units: Units, scores: UnitScores, *, n_boot: int, seed: int) -> dict:
+        labels = _check_subsets(units.label_array())
+        side = rewardbench_side(labels, *scores.pair)
+        if scores.p_chosen is not None:
+            cal = calibration_metrics(scores.p_chosen)
+            side["ece"], side["brier"] = cal.pop("ece"), cal.pop("brier")
+            side["calibration"] = cal
+        return side
+
+    def _bootstrap(self, units: Units) -> tuple[np.ndarray, dict]:
+        labels = units.label_array()
+        known = np.isin(labels, list(EXAMPLE_COUNTS))
+        weights = subset_weights(labels[known].tolist())
+        return known, {"strata": labels[known], "stratum_weights": weights}
+
+    def paired(
+        self,
+        units: Units,
+        base: UnitScores,
+        other: UnitScores,
+        *,
+        n_boot: int,
+        seed: int,
+        who: str,
+    ) -> dict:
+        """Leaderboard score difference; the bootstrap resamples pairs within each subset,
+        so the subset weights hold in every replicate; McNemar over all known pairs."""
+        known, opts = self._bootstrap(units)
+        cb, co = pairwise_correct(*base.pair)[known], pairwise_correct(*other.pair)[known]
+        delta = paired_difference(cb, co, mcnemar=True, n_boot=n_boot, seed=seed, **opts)
+        delta["score"] = delta.pop("delta")
+        delta["verdict"] = verdict(
+            {**delta, "delta": delta["score"]}, unit="pairs", what=self.what, who=who
+        )
+        return delta
+
+    def top_level(self, units, scores, *, n_boot, seed):
+        known, opts = self._bootstrap(units)
+        return {
+            "score_ci95": {
+                name: bootstrap_ci(pairwise_correct(*s.pair)[known], n_boot=n_boot, seed=seed,
+                                   **opts)
+                for name, s in scores.items()
+            }
+        }  # fmt: skip
+
+    def examples(self, units: Units, scores: UnitScores) -> list[dict[str, Any]]:
+        """One record per pair: id, subset, score_chosen, score_rejected, correct."""
+        return pair_examples(units, scores, with_subset=True)
+
+    def side_rows(self, metrics):
+        rows = [(f"{key} (%)", (key,), pct) for key in SECTIONS if key in metrics["base"]]
+        return [*rows, ("score (%)", ("score",), pct), *calibration_side_rows()]
+
+    def delta_cell(self, delta, key):
+        return signed(delta.get("score")) if key == ("score",) else None
+
+    def delta_rows(self, metrics, names, deltas):
+        cis = metrics.get("score_ci95", {})
+        others = [n for n in names if n != "base"]
+        return [(
+            "score 95% CI",
+            *(ci_text(cis.get(n)) for n in names),
+            *(ci_text(deltas.get(n, {}).get("ci95")) for n in others),
+        )]  # fmt: skip
+
+
 def rewardbench_metrics(
     subsets: Sequence[str | None],
     base_chosen: Any,
@@ -178,40 +262,17 @@ def rewardbench_metrics(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The reward-bench metrics.json object, with a paired delta of the leaderboard score.
-
-    The bootstrap resamples pairs within each subset, so the subset weights hold in every
-    replicate; McNemar is over all pairs of the known subsets (unweighted). With `p_base` /
-    `p_refined` ((P,) P(chosen > rejected)), each side also gets "ece", "brier" and
-    "calibration" over all pairs (unweighted).
-    """
-    labels = _check_subsets(subsets)
-    base = rewardbench_side(labels, base_chosen, base_rejected)
-    refined = rewardbench_side(labels, refined_chosen, refined_rejected)
-    for side, p in ((base, p_base), (refined, p_refined)):
-        if p is not None:
-            cal = calibration_metrics(p)
-            side["ece"], side["brier"] = cal.pop("ece"), cal.pop("brier")
-            side["calibration"] = cal
-    known = np.isin(labels, list(EXAMPLE_COUNTS))
-    weights = subset_weights(labels[known].tolist())
-    cb = pairwise_correct(base_chosen, base_rejected)[known]
-    cr = pairwise_correct(refined_chosen, refined_rejected)[known]
-    opts = {"strata": labels[known], "stratum_weights": weights, "n_boot": n_boot, "seed": seed}
-    delta = paired_difference(cb, cr, mcnemar=True, **opts)
-    delta["score"] = delta.pop("delta")
-    delta["verdict"] = verdict(
-        {**delta, "delta": delta["score"]}, unit="pairs", what="RewardBench score"
-    )
-    return {
-        "benchmark": "reward-bench",
-        "data": data,
-        "n": int(labels.size),
-        "base": base,
-        "refined": refined,
-        "score_ci95": {
-            "base": bootstrap_ci(cb, **opts),
-            "refined": bootstrap_ci(cr, **opts),
-        },
-        "delta": delta,
-    }
+    """The reward-bench metrics.json object of base vs refined, with a paired delta of the
+    leaderboard score. With `p_base` / `p_refined` ((P,) P(chosen > rejected)), each side
+    also gets "ece", "brier" and "calibration" over all pairs (unweighted)."""
+    n = len(subsets)
+    units = Units.of(np.arange(n), np.arange(n), labels=list(subsets))
+    scores = {
+        "base": UnitScores(as_numpy(base_chosen)[:, None], as_numpy(base_rejected)[:, None],
+                           None if p_base is None else as_numpy(p_base)),
+        "refined": UnitScores(as_numpy(refined_chosen)[:, None],
+                              as_numpy(refined_rejected)[:, None],
+                              None if p_refined is None else as_numpy(p_refined)),
+    }  # fmt: skip
+    out = RewardBench().metrics(units, scores, n_boot=n_boot, seed=seed)
+    return {"benchmark": out.pop("benchmark"), "data": data, **out}

@@ -6,17 +6,22 @@ styles 0 concise, 1 detailed plain, 2 detailed markdown. Matrices are averaged o
 prompts of a domain; Hard = mean of the upper-right triangle (i < j), Normal = the diagonal,
 Easy = the lower-left triangle (i > j); a domain's avg is the mean of the three; the
 safety-refuse and safety-response prompts are pooled into one "safety" domain before
-averaging; Overall = mean of the domains present.
+averaging; Overall = mean of the domains present, which is the leaderboard's Overall only
+when all four domains are (metrics.json's "complete" says so).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ebrm.data.types import Conversation, RMBenchItem
+from ebrm.errors import DataFormatError
+from ebrm.evaluation.benchmark import BenchmarkBase, ci_text, pct, reward_names, signed
 from ebrm.evaluation.metrics import as_numpy, bootstrap_ci, paired_difference, verdict
+from ebrm.evaluation.units import Units, UnitScores
 
 DOMAINS = ("chat", "code", "math", "safety")
 _UPPER = np.triu(np.ones((3, 3), dtype=bool), k=1)  # i < j: hard
@@ -107,6 +112,126 @@ def _ordered_domains(pooled: np.ndarray) -> list[str]:
     return [d for d in DOMAINS if d in found] + sorted(found - set(DOMAINS))
 
 
+class RMBench(BenchmarkBase):
+    """RM-Bench: per prompt, the 3x3 style matrix; Easy/Normal/Hard per domain, Overall."""
+
+    name = "rm-bench"
+    unit = "prompts"
+    primary_metric = "overall"
+    what = "RM-Bench overall"
+
+    def load(self, spec: str, *, limit: int | None = None) -> list[RMBenchItem]:
+        from ebrm.data import load_rmbench
+
+        return load_rmbench(spec, limit=limit)
+
+    def responses(self, rows: Sequence[RMBenchItem]) -> tuple[list[Conversation], Units]:
+        """Per prompt six responses, chosen then rejected in style order: rows 6p .. 6p + 5."""
+        rows = list(rows)
+        bad = [type(r).__name__ for r in rows if not isinstance(r, RMBenchItem)][:1]
+        if bad:
+            raise DataFormatError(f"rm-bench needs RM-Bench items (3 x 3 responses); got {bad[0]}")
+        convs = [
+            Conversation(messages=item.messages, response=text)
+            for item in rows
+            for text in (*item.chosen, *item.rejected)
+        ]
+        grid = np.arange(6 * len(rows)).reshape(len(rows), 2, 3)  # (P, chosen/rejected, style)
+        return convs, Units.of(
+            grid[:, 0], grid[:, 1], labels=[item.domain for item in rows],
+            ids=[item.id for item in rows],
+        )  # fmt: skip
+
+    def side(self, units: Units, scores: UnitScores, *, n_boot: int, seed: int) -> dict:
+        return rmbench_side(units.label_array(), scores.chosen, scores.rejected,
+                            n_boot=n_boot, seed=seed)  # fmt: skip
+
+    def paired(
+        self,
+        units: Units,
+        base: UnitScores,
+        other: UnitScores,
+        *,
+        n_boot: int,
+        seed: int,
+        who: str,
+    ) -> dict:
+        pooled = np.asarray([domain_of(d) for d in units.label_array()])
+        opts = {"n_boot": n_boot, "seed": seed}
+        sb = prompt_scores(matrices(base.chosen, base.rejected))
+        so = prompt_scores(matrices(other.chosen, other.rejected))
+        delta: dict[str, Any] = {}
+        for dom in _ordered_domains(pooled):
+            mask = pooled == dom
+            delta[dom] = paired_difference(sb[mask], so[mask], mcnemar=False, **opts)
+        delta["overall"] = paired_difference(sb, so, strata=pooled, mcnemar=False, **opts)
+        delta["verdict"] = verdict(delta["overall"], unit="prompts", what=self.what, who=who)
+        return delta
+
+    def top_level(self, units, scores, *, n_boot, seed):
+        """Overall's interval per reward, and whether all four domains are present."""
+        pooled = np.asarray([domain_of(d) for d in units.label_array()])
+        missing = [d for d in DOMAINS if d not in set(pooled.tolist())]
+        return {
+            "overall_ci95": {
+                name: overall_interval(pooled, s.chosen, s.rejected, n_boot=n_boot, seed=seed)
+                for name, s in scores.items()
+            },
+            # RM-Bench's Overall is the mean of all four domains; over fewer it is not
+            # the leaderboard's number.
+            "complete": not missing,
+            "missing_domains": missing,
+        }
+
+    def examples(self, units: Units, scores: UnitScores) -> list[dict[str, Any]]:
+        """One record per prompt in RM-Bench's own result layout: id, domain, and the
+        three chosen and three rejected scores in style order (concise, detailed,
+        markdown), the lists RM-Bench's `compute_accuracy` reads."""
+        ids = units.ids or tuple(str(i) for i in range(len(units)))
+        labels = units.label_array()
+        return [
+            {
+                "id": ids[i],
+                "domain": str(labels[i]),
+                "score_chosen": [float(x) for x in scores.chosen[i]],
+                "score_rejected": [float(x) for x in scores.rejected[i]],
+            }
+            for i in range(len(units))
+        ]
+
+    def side_rows(self, metrics):
+        base = metrics["base"]
+        rows = []
+        for dom, entry in base.items():
+            if isinstance(entry, Mapping):
+                levels = ("easy", "normal", "hard", "avg")
+                rows += [(f"{dom} {lv} (%)", (dom, lv), pct) for lv in levels]
+        return [*rows, ("overall (%)", ("overall",), pct)]
+
+    def delta_cell(self, delta, key):
+        if key == ("overall",):
+            return signed(delta.get("overall", {}).get("delta"))
+        if len(key) == 2 and key[1] == "avg":
+            return signed(delta.get(key[0], {}).get("delta"))
+        return None
+
+    def delta_rows(self, metrics, names, deltas):
+        cis = metrics.get("overall_ci95", {})
+        others = [n for n in names if n != "base"]
+        return [(
+            "overall 95% CI",
+            *(ci_text(cis.get(n)) for n in names),
+            *(ci_text(deltas.get(n, {}).get("overall", {}).get("ci95")) for n in others),
+        )]  # fmt: skip
+
+    def plots(self, metrics, out_dir):
+        from ebrm.evaluation import plots
+
+        sides = {n: metrics[n] for n in reward_names(metrics)}
+        path = plots.rmbench_heatmaps(out_dir / "rmbench_heatmaps.png", sides)
+        return {"RM-Bench 3x3 matrices": path}
+
+
 def rmbench_metrics(
     domains: Sequence[str],
     base_chosen: Any,
@@ -118,32 +243,17 @@ def rmbench_metrics(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The rm-bench metrics.json object with paired refined-minus-base deltas.
+    """The rm-bench metrics.json object of base vs refined (P, 3) scores, with paired deltas.
 
     "delta" has one entry per domain (its avg) and "overall", each with a paired bootstrap
     interval over prompts (stratified by domain for overall), and the verdict on overall.
     """
-    pooled = np.asarray([domain_of(d) for d in domains])
-    opts = {"n_boot": n_boot, "seed": seed}
-    base = rmbench_side(pooled, base_chosen, base_rejected, **opts)
-    refined = rmbench_side(pooled, refined_chosen, refined_rejected, **opts)
-    sb = prompt_scores(matrices(base_chosen, base_rejected))
-    sr = prompt_scores(matrices(refined_chosen, refined_rejected))
-    delta: dict[str, Any] = {}
-    for dom in _ordered_domains(pooled):
-        mask = pooled == dom
-        delta[dom] = paired_difference(sb[mask], sr[mask], mcnemar=False, **opts)
-    delta["overall"] = paired_difference(sb, sr, strata=pooled, mcnemar=False, **opts)
-    delta["verdict"] = verdict(delta["overall"], unit="prompts", what="RM-Bench overall")
-    return {
-        "benchmark": "rm-bench",
-        "data": data,
-        "n": int(pooled.size),
-        "base": base,
-        "refined": refined,
-        "overall_ci95": {
-            "base": overall_interval(pooled, base_chosen, base_rejected, **opts),
-            "refined": overall_interval(pooled, refined_chosen, refined_rejected, **opts),
-        },
-        "delta": delta,
+    n = len(domains)
+    units = Units.of(np.arange(3 * n).reshape(n, 3), np.arange(3 * n).reshape(n, 3),
+                     labels=list(domains))  # fmt: skip
+    scores = {
+        "base": UnitScores(as_numpy(base_chosen), as_numpy(base_rejected)),
+        "refined": UnitScores(as_numpy(refined_chosen), as_numpy(refined_rejected)),
     }
+    out = RMBench().metrics(units, scores, n_boot=n_boot, seed=seed)
+    return {"benchmark": out.pop("benchmark"), "data": data, **out}
