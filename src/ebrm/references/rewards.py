@@ -1,0 +1,56 @@
+"""What every post-hoc reference reward offers: a mean, a std, P(a > b), a conservative form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from ebrm.refine.uncertainty import conservative
+
+
+class Reference(Protocol):
+    """A reward with uncertainty fitted on the same features and labels as the energy head."""
+
+    name: str
+    temperature: float
+
+    def predict(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward mean and std (N,) of (N, D) embeddings."""
+        ...
+
+    def p_better(
+        self, emb_a: torch.Tensor, emb_b: torch.Tensor, *, calibrated: bool = True
+    ) -> torch.Tensor:
+        """P(y_a > y_b) (N,)."""
+        ...
+
+    def tensors(self) -> dict[str, torch.Tensor]: ...
+
+    def meta(self) -> dict: ...
+
+
+@dataclass(frozen=True)
+class ReferenceRewards:
+    """Per-response rewards of one reference, each (N,) float32 CPU, in its log-odds units."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    conservative: torch.Tensor  # mean - k * std, k as the energy head's `conservative_k`
+
+    def reward_for(self, kind: str) -> torch.Tensor:
+        """'mean' (also 'refined': a reference's point reward is its mean) or 'conservative'."""
+        if kind in ("mean", "refined"):
+            return self.mean
+        if kind == "conservative":
+            return self.conservative
+        raise ValueError(f"A reference reward is 'mean' or 'conservative'; got {kind!r}")
+
+
+def reference_rewards(ref: Reference, embeddings: torch.Tensor, *, k: float) -> ReferenceRewards:
+    """Mean, std and `mean - k * std` of `ref` for (N, D) embeddings."""
+    mean, std = ref.predict(torch.as_tensor(embeddings))
+    return ReferenceRewards(
+        mean=mean.float(), std=std.float(), conservative=conservative(mean, std, k).float()
+    )

@@ -1,0 +1,68 @@
+"""References round-trip through safetensors + JSON; damage is refused."""
+
+import json
+
+import pytest
+import torch
+
+from ebrm.errors import CorruptArtifactError
+from ebrm.references import (
+    fit_references,
+    load_references,
+    reference_rewards,
+    save_references,
+)
+from ebrm.references.io import META_NAME, TENSORS_NAME
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.randn(80, 6, generator=gen)
+    w = torch.randn(6, generator=gen)
+    a, b = torch.arange(0, 80, 2), torch.arange(1, 80, 2)
+    first = (emb[a] - emb[b]) @ w + torch.randn(40, generator=gen) > 0
+    chosen, rejected = torch.where(first, a, b), torch.where(first, b, a)
+    refs, report = fit_references(
+        emb, chosen[:30], rejected[:30], chosen[30:], rejected[30:], ensemble_size=3
+    )
+    return emb, refs, report
+
+
+def test_round_trip_keeps_every_prediction(tmp_path, fitted):
+    emb, refs, report = fitted
+    assert set(refs) == {"laplace", "ensemble"}
+    for name, ref in refs.items():
+        assert ref.temperature == report[name]["temperature"]
+    save_references(tmp_path, refs)
+    loaded = load_references(tmp_path)
+    assert set(loaded) == set(refs)
+    for name, ref in refs.items():
+        for a, b in zip(ref.predict(emb), loaded[name].predict(emb), strict=True):
+            assert torch.allclose(a, b, atol=1e-5)
+        assert torch.allclose(
+            ref.p_better(emb[:5], emb[5:10]), loaded[name].p_better(emb[:5], emb[5:10]), atol=1e-6
+        )
+    assert "pickle" not in (tmp_path / META_NAME).read_text()
+
+
+def test_conservative_is_mean_minus_k_std(fitted):
+    emb, refs, _ = fitted
+    out = reference_rewards(refs["laplace"], emb, k=1.5)
+    assert torch.allclose(out.conservative, out.mean - 1.5 * out.std, atol=1e-6)
+    assert out.reward_for("conservative") is out.conservative
+
+
+def test_missing_references_load_as_none_and_damage_is_refused(tmp_path, fitted):
+    assert load_references(tmp_path) == {}
+    save_references(tmp_path, fitted[1])
+    data = bytearray((tmp_path / TENSORS_NAME).read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / TENSORS_NAME).write_bytes(bytes(data))
+    with pytest.raises(CorruptArtifactError, match=TENSORS_NAME):
+        load_references(tmp_path)
+    meta = json.loads((tmp_path / META_NAME).read_text())
+    (tmp_path / META_NAME).write_text("{not json")
+    with pytest.raises(CorruptArtifactError, match=META_NAME):
+        load_references(tmp_path)
+    assert meta["format"] == "ebrm-references"
