@@ -69,4 +69,4 @@ def test_user_errors_exit_2(tmp_path, capsys, monkeypatch, tiny_model):
     assert main(["serve", "--model", str(tmp_path / "nope")]) == 2
     assert "No refined-model directory" in capsys.readouterr().err
     assert main(["serve", "--model", str(tiny_model), "--mode", "best"]) == 2
-    assert "Unknown reward mode 'best'" in capsys.readouterr().err
+    assert "'mode' parameter of ServerConfig must be one of" in capsys.readouterr().err

@@ -206,12 +206,17 @@ def test_full_queue_gets_503():
 
 def test_config_validation_and_default_bind():
     assert ServerConfig().host == "127.0.0.1"
-    with pytest.raises(ConfigError, match="max_batch_size must be >= 1"):
+    with pytest.raises(
+        ConfigError,
+        match=r"The 'max_batch_size' parameter of ServerConfig must be an int >= 1\. Got 0",
+    ):
         ServerConfig(max_batch_size=0)
-    with pytest.raises(ConfigError, match="Unknown reward mode"):
+    with pytest.raises(ConfigError, match="'mode' parameter of ServerConfig must be one of"):
         ServerConfig(mode="x")
-    with pytest.raises(ConfigError, match="token is empty"):
+    with pytest.raises(ConfigError, match="'token' parameter .* Give a non-empty token"):
         ServerConfig(token="")
+    with pytest.raises(ConfigError, match=r"'port' parameter .* int in \[0, 65535\]"):
+        ServerConfig(port=70000)
 
 
 def test_scoring_failure_of_one_request_does_not_fail_the_others():

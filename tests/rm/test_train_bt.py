@@ -143,7 +143,11 @@ def test_errors(tiny_rm_factory, tmp_path):
         train_bradley_terry(tiny_rm_factory("llama"), keyword_pairs(4), tmp_path / "full")
     with pytest.raises(DataFormatError, match="No preference pairs"):
         train_bradley_terry(tiny_rm_factory("llama"), [], tmp_path / "new")
-    with pytest.raises(ConfigError, match="label_noise must be in"):
+    with pytest.raises(
+        ConfigError,
+        match=r"The 'label_noise' parameter of BTTrainConfig must be a finite float in \[0, 1\]\. "
+        r"Got 1.5 instead\.",
+    ):
         BTTrainConfig(label_noise=1.5)
     with pytest.raises(ConfigError, match="validation_fraction"):
         BTTrainConfig(validation_fraction=1.0)

@@ -7,19 +7,21 @@ the head does not leave its initialisation.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
+from ebrm._config import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_widths,
+    from_dict,
+    invalid,
+    to_dict,
+)
 from ebrm.energy.objectives import OBJECTIVES
-from ebrm.errors import ConfigError
 
 _REFERENCE_SCALE = 4.0  # noise_std is given at this reward scale and scaled with it
-
-
-def _bad(name: str, expected: str, value) -> ConfigError:
-    return ConfigError(
-        f"The '{name}' parameter of TrainConfig must be {expected}. Got {value!r} instead."
-    )
 
 
 @dataclass(frozen=True)
@@ -52,50 +54,28 @@ class TrainConfig:
     device: str | None = None  # torch device; None = cuda if available else cpu
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "reward_widths", tuple(self.reward_widths))
-        object.__setattr__(self, "joint_widths", tuple(self.joint_widths))
-        if self.objective not in OBJECTIVES:
-            raise _bad("objective", f"one of {', '.join(OBJECTIVES)}", self.objective)
-        ints = {
-            "num_negatives": 1,
-            "batch_size": 2,
-            "train_grid_size": 3,
-            "min_steps": 0,
-        }
-        for name, low in ints.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise _bad(name, f"an int >= {low}", value)
+        check_choice(self, "objective", OBJECTIVES)
+        for name, low in (("num_negatives", 1), ("batch_size", 2), ("train_grid_size", 3)):
+            check_int(self, name, low=low)
+        check_int(self, "min_steps", low=0)
         for name in ("max_steps", "eval_every", "patience"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise _bad(name, "None or an int >= 1", value)
+            check_int(self, name, low=1, optional=True)
         for name in ("reward_scale", "noise_std", "learning_rate"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise _bad(name, "a finite float > 0", value)
+            check_float(self, name, low=0.0, low_open=True)
         for name in ("positive_noise_ratio", "reg_weight", "bt_weight", "margin", "weight_decay"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise _bad(name, "a finite float >= 0", value)
+            check_float(self, name, low=0.0)
         if self.max_steps is None and self.epochs is None:
-            raise ConfigError(
-                "TrainConfig needs a budget: set 'max_steps' (optimiser steps) or 'epochs'."
-            )
-        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
-            raise _bad("epochs", "None or a finite float > 0", self.epochs)
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise _bad("validation_fraction", "a float in [0, 1)", self.validation_fraction)
-        if not 0.0 <= self.dropout < 1.0:
-            raise _bad("dropout", "a float in [0, 1)", self.dropout)
+            raise invalid(
+                self, "max_steps", "an int >= 1 when 'epochs' is None", None,
+                hint="Set a budget: 'max_steps' (optimiser steps) or 'epochs' (passes).",
+            )  # fmt: skip
+        check_float(self, "epochs", low=0.0, low_open=True, optional=True)
+        check_float(self, "validation_fraction", low=0.0, high=1.0, high_open=True)
+        check_float(self, "dropout", low=0.0, high=1.0, high_open=True)
+        check_bool(self, "filter_conflicts")
         for name in ("reward_widths", "joint_widths"):
-            widths = getattr(self, name)
-            if not widths or any(
-                isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths
-            ):
-                raise _bad(name, "a non-empty sequence of ints >= 1", widths)
+            check_widths(self, name)
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     @property
     def effective_noise_std(self) -> float:
@@ -103,12 +83,12 @@ class TrainConfig:
         return self.noise_std * self.reward_scale / _REFERENCE_SCALE
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Inverse of `to_dict`; unknown keys are dropped with one warning naming them."""
+        return from_dict(cls, data)
 
     @classmethod
     def preset(cls, name: str, **overrides) -> TrainConfig:
@@ -118,9 +98,11 @@ class TrainConfig:
             ConfigError: unknown preset name or invalid override.
         """
         if name not in PRESETS:
-            raise ConfigError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+            raise invalid("TrainConfig.preset", "name", f"one of {', '.join(PRESETS)}", name)
         return replace(PRESETS[name], **overrides)
 
+
+DEFAULT_PRESET = "small-data"  # what `ebrm train` and the pipeline use unless told
 
 PRESETS: dict[str, TrainConfig] = {
     # DESIGN §1.5 reference values, exactly (the paper's, for ~100k pairs)

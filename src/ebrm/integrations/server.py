@@ -16,22 +16,21 @@ import contextlib
 import json
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ebrm.errors import ConfigError, DataFormatError, MissingDependencyError, require
+from ebrm.errors import DataFormatError, MissingDependencyError, require
 from ebrm.integrations._common import (
     Scorer,
-    check_mode,
     result_records,
     score_safely,
     to_conversation,
 )
 from ebrm.integrations._http import Guard, ServerMetrics
 from ebrm.integrations.batcher import MicroBatcher, QueueFullError
-from ebrm.integrations.openrlhf import DEFAULT_SPECIAL_TOKENS, query_to_conversation
+from ebrm.integrations.openrlhf import query_to_conversation
+from ebrm.integrations.server_config import ServerConfig
 from ebrm.refine.results import REWARD_KINDS, RefinedRewards
 
 try:
@@ -51,44 +50,6 @@ _INPUT_ERRORS = (DataFormatError, _TemplateError)
 logger = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-@dataclass
-class ServerConfig:
-    """Settings of the reward server."""
-
-    host: str = "127.0.0.1"  # interface to bind; loopback unless you mean to expose it
-    port: int = 8000  # TCP port
-    token: str | None = None  # if set, every request needs "Authorization: Bearer <token>"
-    mode: str = "refined"  # default reward kind (a RewardKind): refined, mean, conservative, ...
-    max_batch_size: int = 64  # most responses gathered into one scoring call
-    forward_batch_size: int = 16  # responses per base-RM forward inside it (length-sorted
-    # chunks: on CPU, long texts padded to the longest of 64 cost more than they save)
-    max_wait_ms: float = 5.0  # how long a request may wait for others to share its batch
-    max_queue: int = 4096  # most responses waiting; beyond it requests get 503
-    max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413
-    max_items_per_request: int = 4096  # more items in one request get 413
-    special_tokens: tuple[str, ...] = DEFAULT_SPECIAL_TOKENS  # stripped from /get_reward text
-    graceful_timeout_s: float = 60.0  # how long SIGTERM waits for in-flight requests
-
-    def __post_init__(self) -> None:
-        check_mode(self.mode)
-        for name in (
-            "max_batch_size",
-            "forward_batch_size",
-            "max_queue",
-            "max_body_bytes",
-            "max_items_per_request",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"ServerConfig.{name} must be >= 1. Got {getattr(self, name)}.")
-        if self.max_wait_ms < 0:
-            raise ConfigError(f"ServerConfig.max_wait_ms must be >= 0. Got {self.max_wait_ms}.")
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"ServerConfig.port must be in 0..65535. Got {self.port}.")
-        if self.token is not None and not self.token:
-            raise ConfigError("ServerConfig.token is empty; give a non-empty token or none.")
-        self.special_tokens = tuple(self.special_tokens)
 
 
 # ---- request bodies -------------------------------------------------------------------

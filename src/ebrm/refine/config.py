@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
-from ebrm.errors import ConfigError, DataFormatError
-
-logger = logging.getLogger(__name__)
+from ebrm._config import check_choice, check_float, check_int, from_dict, invalid, to_dict
+from ebrm.errors import DataFormatError
 
 #: the refined rewards `RefineConfig.method` may name (the kind `refine()` returns as `reward`)
 METHODS = ("mean", "mode", "median", "conservative", "paper", "ascent")
@@ -41,73 +38,22 @@ class RefineConfig:
     seed: int = 0  # seed of paper mode's hybrid initialisation (uniform redraws)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(
-                f"The 'method' parameter of RefineConfig must be one of {', '.join(METHODS)}. "
-                f"Got {self.method!r} instead."
-            )
-        for name in ("grid_size", "row_chunk", "grid_chunk", "paper_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(
-                    f"The '{name}' parameter of RefineConfig must be an int >= 1. "
-                    f"Got {value!r} instead."
-                )
-        if self.grid_size < 3:
-            raise ConfigError(
-                f"The 'grid_size' parameter of RefineConfig must be >= 3 (posterior statistics "
-                f"need a grid). Got {self.grid_size!r} instead."
-            )
-        if (
-            isinstance(self.polish_steps, bool)
-            or not isinstance(self.polish_steps, int)
-            or (self.polish_steps < 0)
-        ):
-            raise ConfigError(
-                f"The 'polish_steps' parameter of RefineConfig must be an int >= 0. "
-                f"Got {self.polish_steps!r} instead."
-            )
+        check_choice(self, "method", METHODS)
+        check_int(self, "grid_size", low=3, hint="Posterior statistics need a grid.")
+        for name in ("row_chunk", "grid_chunk", "paper_steps"):
+            check_int(self, name, low=1)
+        for name in ("polish_steps", "zoom_levels"):
+            check_int(self, name, low=0)
         for name in ("grid_min", "grid_max", "conservative_k"):
-            if not math.isfinite(float(getattr(self, name))):
-                raise ConfigError(
-                    f"The '{name}' parameter of RefineConfig must be finite. "
-                    f"Got {getattr(self, name)!r} instead."
-                )
-        t = self.p_better_temperature
-        if (
-            isinstance(t, bool)
-            or not isinstance(t, (int, float))
-            or not (math.isfinite(t) and t > 0)
-        ):
-            raise ConfigError(
-                "The 'p_better_temperature' parameter of RefineConfig must be a finite float > 0. "
-                f"Got {t!r} instead."
-            )
-        if self.compute_dtype not in ("float32", "bfloat16"):
-            raise ConfigError(
-                f"The 'compute_dtype' parameter of RefineConfig must be 'float32' or 'bfloat16'. "
-                f"Got {self.compute_dtype!r} instead."
-            )
+            check_float(self, name)
         if not self.grid_min < self.grid_max:
-            raise ConfigError(
-                f"RefineConfig needs grid_min < grid_max. Got grid_min={self.grid_min!r}, "
-                f"grid_max={self.grid_max!r}."
-            )
-        if not self.paper_step_size > 0:
-            raise ConfigError(
-                f"The 'paper_step_size' parameter of RefineConfig must be > 0. "
-                f"Got {self.paper_step_size!r} instead."
-            )
-        if not 0 < self.paper_decay < 1:
-            raise ConfigError(
-                f"The 'paper_decay' parameter of RefineConfig must be in (0, 1). "
-                f"Got {self.paper_decay!r} instead."
-            )
-        if not self.paper_min_step > 0:
-            raise ConfigError(
-                f"The 'paper_min_step' parameter of RefineConfig must be > 0. "
-                f"Got {self.paper_min_step!r} instead."
-            )
+            raise invalid(self, "grid_max", f"> grid_min ({self.grid_min!r})", self.grid_max)
+        check_float(self, "p_better_temperature", low=0.0, low_open=True)
+        check_choice(self, "compute_dtype", ("float32", "bfloat16"))
+        check_float(self, "paper_step_size", low=0.0, low_open=True)
+        check_float(self, "paper_decay", low=0.0, high=1.0, low_open=True, high_open=True)
+        check_float(self, "paper_min_step", low=0.0, low_open=True)
+        check_int(self, "seed")
 
     def grid(self) -> torch.Tensor:
         """The shared grid: `grid_size` evenly spaced float32 points (G,)."""
@@ -151,13 +97,9 @@ class RefineConfig:
         return cls(grid_min=lo, grid_max=hi, **kwargs)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> RefineConfig:
-        """Inverse of `to_dict`; unknown keys are ignored with a warning."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            logger.warning("ignoring unknown refine config keys: %s", unknown)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Inverse of `to_dict`; unknown keys are dropped with one warning naming them."""
+        return from_dict(cls, data)

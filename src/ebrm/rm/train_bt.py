@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ebrm._config import check_bool, check_float, check_int, from_dict, to_dict
 from ebrm._io import atomic_write_json
 from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError, DataFormatError
@@ -56,21 +57,24 @@ class BTTrainConfig:
     progress: bool = True  # show progress bars
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.label_noise <= 1.0:
-            raise ConfigError(f"label_noise must be in [0, 1]; got {self.label_noise}.")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ConfigError(
-                f"validation_fraction must be in [0, 1); got {self.validation_fraction}."
-            )
-        if self.epochs is not None and not self.epochs > 0:
-            raise ConfigError(f"epochs must be > 0; got {self.epochs}.")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0; got {self.learning_rate}.")
-        if self.batch_size < 1 or self.max_length < 8:
-            raise ConfigError(
-                f"batch_size must be >= 1 and max_length >= 8; got {self.batch_size}, "
-                f"{self.max_length}."
-            )
+        check_bool(self, "freeze_encoder")
+        check_float(self, "label_noise", low=0.0, high=1.0)
+        check_int(self, "seed")
+        check_float(self, "epochs", low=0.0, low_open=True, optional=True)
+        check_float(self, "learning_rate", low=0.0, low_open=True, optional=True)
+        check_float(self, "weight_decay", low=0.0)
+        check_int(self, "batch_size", low=1)
+        check_int(self, "max_length", low=8)
+        check_float(self, "validation_fraction", low=0.0, high=1.0, high_open=True)
+        check_bool(self, "progress")
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BTTrainConfig:
+        """Inverse of `to_dict`; unknown keys are dropped with one warning naming them."""
+        return from_dict(cls, data)
 
     @property
     def resolved_epochs(self) -> float:

@@ -1,0 +1,65 @@
+"""`ServerConfig`, the settings of the reward server (importable without fastapi).
+
+Kept apart from `ebrm.integrations.server` so that `ebrm serve`'s options can take their
+defaults from it without the server extra installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ebrm._config import check_choice, check_float, check_int, from_dict, invalid, to_dict
+from ebrm.integrations.openrlhf import DEFAULT_SPECIAL_TOKENS
+from ebrm.refine.results import REWARD_KINDS
+
+
+@dataclass
+class ServerConfig:
+    """Settings of the reward server."""
+
+    host: str = "127.0.0.1"  # interface to bind; loopback unless you mean to expose it
+    port: int = 8000  # TCP port
+    token: str | None = None  # if set, every request needs "Authorization: Bearer <token>"
+    mode: str = "refined"  # default reward kind (a RewardKind): refined, mean, conservative, ...
+    max_batch_size: int = 64  # most responses gathered into one scoring call
+    forward_batch_size: int = 16  # responses per base-RM forward inside it (length-sorted
+    # chunks: on CPU, long texts padded to the longest of 64 cost more than they save)
+    max_wait_ms: float = 5.0  # how long a request may wait for others to share its batch
+    max_queue: int = 4096  # most responses waiting; beyond it requests get 503
+    max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413
+    max_items_per_request: int = 4096  # more items in one request get 413
+    special_tokens: tuple[str, ...] = DEFAULT_SPECIAL_TOKENS  # stripped from /get_reward text
+    graceful_timeout_s: float = 60.0  # how long SIGTERM waits for in-flight requests
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.host, str) and self.host):
+            raise invalid(self, "host", "a non-empty str", self.host, hint="e.g. 127.0.0.1")
+        check_int(self, "port", low=0, high=65535)
+        if self.token is not None and not (isinstance(self.token, str) and self.token):
+            raise invalid(
+                self, "token", "None or a non-empty str", self.token,
+                hint="Give a non-empty token, or none to serve without one.",
+            )  # fmt: skip
+        check_choice(self, "mode", REWARD_KINDS)
+        for name in (
+            "max_batch_size",
+            "forward_batch_size",
+            "max_queue",
+            "max_body_bytes",
+            "max_items_per_request",
+        ):
+            check_int(self, name, low=1)
+        check_float(self, "max_wait_ms", low=0.0)
+        check_float(self, "graceful_timeout_s", low=0.0)
+        tokens = self.special_tokens
+        if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+            raise invalid(self, "special_tokens", "a sequence of str", tokens)
+        self.special_tokens = tuple(tokens)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ServerConfig:
+        """Inverse of `to_dict`; unknown keys are dropped with one warning naming them."""
+        return from_dict(cls, data)
