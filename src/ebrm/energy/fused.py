@@ -144,10 +144,3 @@ def candidate_scores(
     return _JointMLP.apply(
         embedding_part, feats, layer.weight, layer.bias, float(head.config.dropout), *params
     )
-
-
-def scores_projected(
-    head: EnergyHead, embedding_part: torch.Tensor, reward_part: torch.Tensor
-) -> torch.Tensor:
-    """(B, K) scores from the two halves of the first joint layer (see EnergyHead)."""
-    return head.forward_projected(embedding_part, reward_part)

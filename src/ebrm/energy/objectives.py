@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from ebrm.energy.fused import candidate_scores, scores_projected
+from ebrm.energy.fused import candidate_scores
 from ebrm.energy.head import EnergyHead
 from ebrm.energy.losses import bradley_terry_loss, nce_plus_loss
 from ebrm.energy.noise import sample_candidates
@@ -65,7 +65,7 @@ def grid_posterior_mean(
     Returns:
         (B,) posterior means; gradients flow into the head.
     """
-    scores = scores_projected(head, embedding_part, head.project_rewards(grid))  # (B, G)
+    scores = head.forward_projected(embedding_part, head.project_rewards(grid))  # (B, G)
     log_w = trapezoid_log_weights(grid).to(scores.dtype)
     return torch.softmax(scores + log_w, dim=1) @ grid
 
