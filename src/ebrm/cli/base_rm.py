@@ -7,6 +7,9 @@ from typing import Annotated
 import typer
 
 from ebrm.cli._options import BatchSize, DataSpec, Device, MaxLength, OutDir, Seed
+from ebrm.rm.train_bt import BTTrainConfig
+
+_DEFAULTS = BTTrainConfig()  # the options' defaults are the config's, written once there
 
 base_rm_app = typer.Typer(help="Base reward models.", no_args_is_help=True)
 
@@ -33,30 +36,30 @@ def train(
         typer.Option(
             "--freeze-encoder", help="Train only the score head (features computed once; fast)."
         ),
-    ] = False,
+    ] = _DEFAULTS.freeze_encoder,
     label_noise: Annotated[
         float,
         typer.Option(
             "--label-noise", min=0.0, max=1.0, help="Fraction of training labels to flip."
         ),
-    ] = 0.0,
-    seed: Seed = 0,
+    ] = _DEFAULTS.label_noise,
+    seed: Seed = _DEFAULTS.seed,
     epochs: Annotated[
         float | None,
         typer.Option(
             "--epochs", help="Passes over the data (default 1; 20 with a frozen encoder)."
         ),
-    ] = None,
+    ] = _DEFAULTS.epochs,
     lr: Annotated[
         float | None,
         typer.Option("--lr", help="Learning rate (default 5e-5; 1e-3 with a frozen encoder)."),
-    ] = None,
-    batch_size: BatchSize = 16,
-    max_length: MaxLength = 512,
+    ] = _DEFAULTS.learning_rate,
+    batch_size: BatchSize = _DEFAULTS.batch_size,
+    max_length: MaxLength = _DEFAULTS.max_length,
     validation_fraction: Annotated[
         float,
         typer.Option("--validation-fraction", help="Held-out pairs, grouped by prompt."),
-    ] = 0.1,
+    ] = _DEFAULTS.validation_fraction,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Use only the first N pairs.")
     ] = None,

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from ebrm.cli._options import Device, OutDir, Seed
+from ebrm.energy.presets import DEFAULT_PRESET, PRESETS
+
+_DEFAULTS = PRESETS[DEFAULT_PRESET]  # the options' defaults are the preset's
 
 Features = Annotated[
     Path, typer.Option("--features", help="Feature store directory (from `ebrm extract`).")
@@ -21,10 +24,10 @@ def register(app: typer.Typer) -> None:
         out: OutDir,
         preset: Annotated[
             str, typer.Option("--preset", help="small-data (default) or paper (DESIGN §1.5).")
-        ] = "small-data",
+        ] = DEFAULT_PRESET,
         objective: Annotated[
             str, typer.Option("--objective", help="nce+ (paper), nce+bt or nce+margin.")
-        ] = "nce+",
+        ] = _DEFAULTS.objective,
         no_filter: Annotated[
             bool, typer.Option("--no-filter", help="Train on all pairs, not just agreeing ones.")
         ] = False,
@@ -38,7 +41,7 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option("--margin", min=0, help="Target margin, normalised units (nce+margin)."),
         ] = None,
-        seed: Seed = 0,
+        seed: Seed = _DEFAULTS.seed,
         device: Device = None,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     ) -> None:
