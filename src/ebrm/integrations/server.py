@@ -121,6 +121,134 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None  # JSON has no NaN
 
 
+def _score_conversations(body: ScoreRequest) -> list:
+    """/score items as conversations (a 422 names the bad item)."""
+    try:
+        return [
+            to_conversation(
+                it.prompt if isinstance(it.prompt, str) else [m.model_dump() for m in it.prompt],
+                it.response,
+                f"items[{i}]",
+            )
+            for i, it in enumerate(body.items)
+        ]
+    except DataFormatError as exc:
+        raise RequestError(422, str(exc)) from None
+
+
+def _score_result(record: dict[str, float], mode: str) -> dict[str, float | None]:
+    """One /score result: the reward of `mode` plus every posterior statistic."""
+    get = lambda key: _finite(record.get(key, math.nan))  # noqa: E731
+    return {
+        "reward": _finite(record[RefinedRewards.field_for(mode)]),
+        "base_reward": _finite(record["base"]),
+        "base_raw": get("base_raw"),
+        **{k: get(k) for k in ("mean", "std", "q05", "q95")},
+        "conservative": get("conservative"),
+    }
+
+
+def _reward_conversations(
+    body: RewardRequest, special_tokens: tuple[str, ...]
+) -> tuple[list, list[float]]:
+    """OpenRLHF queries as conversations, and 1.0 where a query's prompt was not found."""
+    if body.prompts is not None and len(body.prompts) != len(body.query):
+        raise RequestError(
+            422,
+            f"'prompts' has {len(body.prompts)} entries but 'query' has {len(body.query)}; "
+            "send one prompt per query (or no 'prompts')",
+        )
+    prompts = body.prompts if body.prompts is not None else [None] * len(body.query)
+    convs, missing = [], []
+    for query, prompt in zip(body.query, prompts, strict=True):
+        conv, found = query_to_conversation(query, prompt, special_tokens)
+        convs.append(conv)
+        missing.append(0.0 if found else 1.0)
+    return convs, missing
+
+
+def _reward_response(records: list[dict[str, float]], mode: str, missing: list[float]) -> dict:
+    """OpenRLHF's reply: {rewards, scores, extra_logs}, no nulls (it builds tensors)."""
+    rewards = [_finite(r[RefinedRewards.field_for(mode)]) for r in records]
+    rewards = [0.0 if r is None else r for r in rewards]
+    extra = {
+        "ebrm_base_reward": [_finite(r["base"]) or 0.0 for r in records],
+        "ebrm_std": [_finite(r.get("std", 0.0)) or 0.0 for r in records],
+        "ebrm_prompt_not_found": missing,
+    }
+    return {"rewards": rewards, "scores": rewards, "extra_logs": extra}
+
+
+class _Routes:
+    """The endpoints, sharing one config, batcher and metrics."""
+
+    def __init__(self, config: ServerConfig, batcher: MicroBatcher, metrics: ServerMetrics):
+        self.config, self.batcher, self.metrics = config, batcher, metrics
+        self.item_limit = min(config.max_items_per_request, config.max_queue)  # else 503 forever
+
+    def _mode(self, mode: str | None) -> str:
+        mode = mode or self.config.mode
+        if mode not in REWARD_KINDS:
+            raise RequestError(422, f"unknown mode {mode!r}; use one of {', '.join(REWARD_KINDS)}")
+        return mode
+
+    def _check_count(self, n: int) -> None:
+        if n > self.item_limit:
+            raise RequestError(413, f"{n} items in one request; the limit is {self.item_limit}")
+
+    async def _submit(self, path: str, convs: list) -> list[dict[str, float]]:
+        try:
+            records = await self.batcher.submit(convs)
+        except QueueFullError as exc:
+            raise RequestError(503, f"server busy: {exc}", {"Retry-After": "1"}) from None
+        except _INPUT_ERRORS as exc:  # e.g. the RM's chat template rejects the turn order
+            raise RequestError(
+                422, f"cannot score this request ({type(exc).__name__}): {exc}"
+            ) from None
+        self.metrics.items[path] += len(convs)
+        return records
+
+    async def score(self, request: Request, mode: str | None = None):
+        """Score {prompt, response} items: body {"items": [...]} or a bare list."""
+        body = _parse(await request.body(), ScoreRequest)
+        self._check_count(len(body.items))
+        use = self._mode(body.mode or mode)
+        records = await self._submit("/score", _score_conversations(body))
+        return {"mode": use, "results": [_score_result(r, use) for r in records]}
+
+    async def get_reward(self, request: Request, mode: str | None = None):
+        """OpenRLHF remote reward: {query, prompts, labels} -> {rewards, scores, extra_logs}."""
+        body = _parse(await request.body(), RewardRequest)
+        self._check_count(len(body.query))
+        use = self._mode(mode)
+        convs, missing = _reward_conversations(body, self.config.special_tokens)
+        self.metrics.prompt_not_found += int(sum(missing))
+        records = await self._submit("/get_reward", convs)
+        return _reward_response(records, use, missing)
+
+    async def health(self):
+        return {"status": "ok", "mode": self.config.mode, "queue_items": self.batcher.queued_items}
+
+    async def get_metrics(self):
+        return self.metrics.to_dict(self.batcher)
+
+
+async def _request_error(_request, exc: RequestError):
+    return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
+
+
+def _batcher(scorer: Scorer, config: ServerConfig) -> MicroBatcher:
+    def score_batch(convs: list) -> list[dict[str, float]]:
+        return result_records(score_safely(scorer, convs, batch_size=config.forward_batch_size))
+
+    return MicroBatcher(
+        score_batch,
+        max_batch_size=config.max_batch_size,
+        max_wait_ms=config.max_wait_ms,
+        max_queue=config.max_queue,
+    )
+
+
 def create_app(scorer: Scorer, config: ServerConfig | None = None):
     """The ASGI app serving `scorer` (e.g. an `EnergyRewardModel`).
 
@@ -130,17 +258,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
     """
     config = config or ServerConfig()
     metrics = ServerMetrics()
-
-    def score_batch(convs: list) -> list[dict[str, float]]:
-        result = score_safely(scorer, convs, batch_size=config.forward_batch_size)
-        return result_records(result)
-
-    batcher = MicroBatcher(
-        score_batch,
-        max_batch_size=config.max_batch_size,
-        max_wait_ms=config.max_wait_ms,
-        max_queue=config.max_queue,
-    )
+    batcher = _batcher(scorer, config)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -152,104 +270,12 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
 
     app = FastAPI(title="ebrm reward server", lifespan=lifespan)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
-
-    @app.exception_handler(RequestError)
-    async def _request_error(_request, exc: RequestError):
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
-
-    def _mode(mode: str | None) -> str:
-        mode = mode or config.mode
-        if mode not in REWARD_KINDS:
-            raise RequestError(422, f"unknown mode {mode!r}; use one of {', '.join(REWARD_KINDS)}")
-        return mode
-
-    item_limit = min(config.max_items_per_request, config.max_queue)  # else 503 forever
-
-    def _check_count(n: int) -> None:
-        if n > item_limit:
-            raise RequestError(413, f"{n} items in one request; the limit is {item_limit}")
-
-    async def _score(path: str, convs: list) -> list[dict[str, float]]:
-        try:
-            records = await batcher.submit(convs)
-        except QueueFullError as exc:
-            raise RequestError(503, f"server busy: {exc}", {"Retry-After": "1"}) from None
-        except _INPUT_ERRORS as exc:  # e.g. the RM's chat template rejects the turn order
-            raise RequestError(
-                422, f"cannot score this request ({type(exc).__name__}): {exc}"
-            ) from None
-        metrics.items[path] += len(convs)
-        return records
-
-    @app.post("/score")
-    async def score(request: Request, mode: str | None = None):
-        """Score {prompt, response} items: body {"items": [...]} or a bare list."""
-        body = _parse(await request.body(), ScoreRequest)
-        _check_count(len(body.items))
-        use = _mode(body.mode or mode)
-        try:
-            convs = [
-                to_conversation(
-                    it.prompt
-                    if isinstance(it.prompt, str)
-                    else [m.model_dump() for m in it.prompt],
-                    it.response,
-                    f"items[{i}]",
-                )
-                for i, it in enumerate(body.items)
-            ]
-        except DataFormatError as exc:
-            raise RequestError(422, str(exc)) from None
-        records = await _score("/score", convs)
-        results = [
-            {
-                "reward": _finite(r[RefinedRewards.field_for(use)]),
-                "base_reward": _finite(r["base"]),
-                "base_raw": _finite(r.get("base_raw", math.nan)),
-                **{k: _finite(r.get(k, math.nan)) for k in ("mean", "std", "q05", "q95")},
-                "conservative": _finite(r.get("conservative", math.nan)),
-            }
-            for r in records
-        ]
-        return {"mode": use, "results": results}
-
-    @app.post("/get_reward")
-    async def get_reward(request: Request, mode: str | None = None):
-        """OpenRLHF remote reward: {query, prompts, labels} -> {rewards, scores, extra_logs}."""
-        body = _parse(await request.body(), RewardRequest)
-        _check_count(len(body.query))
-        use = _mode(mode)
-        if body.prompts is not None and len(body.prompts) != len(body.query):
-            raise RequestError(
-                422,
-                f"'prompts' has {len(body.prompts)} entries but 'query' has {len(body.query)}; "
-                "send one prompt per query (or no 'prompts')",
-            )
-        prompts = body.prompts if body.prompts is not None else [None] * len(body.query)
-        convs, missing = [], []
-        for query, prompt in zip(body.query, prompts, strict=True):
-            conv, found = query_to_conversation(query, prompt, config.special_tokens)
-            convs.append(conv)
-            missing.append(0.0 if found else 1.0)
-        metrics.prompt_not_found += int(sum(missing))
-        records = await _score("/get_reward", convs)
-        rewards = [_finite(r[RefinedRewards.field_for(use)]) for r in records]
-        rewards = [0.0 if r is None else r for r in rewards]  # OpenRLHF builds a tensor
-        extra = {
-            "ebrm_base_reward": [_finite(r["base"]) or 0.0 for r in records],
-            "ebrm_std": [_finite(r.get("std", 0.0)) or 0.0 for r in records],
-            "ebrm_prompt_not_found": missing,
-        }
-        return {"rewards": rewards, "scores": rewards, "extra_logs": extra}
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok", "mode": config.mode, "queue_items": batcher.queued_items}
-
-    @app.get("/metrics")
-    async def get_metrics():
-        return metrics.to_dict(batcher)
-
+    app.add_exception_handler(RequestError, _request_error)
+    routes = _Routes(config, batcher, metrics)
+    app.add_api_route("/score", routes.score, methods=["POST"])
+    app.add_api_route("/get_reward", routes.get_reward, methods=["POST"])
+    app.add_api_route("/health", routes.health, methods=["GET"])
+    app.add_api_route("/metrics", routes.get_metrics, methods=["GET"])
     guarded = Guard(app, config, metrics)
     guarded.fastapi = app  # type: ignore[attr-defined]
     return guarded
