@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from embeddings import embed_all, load_data, save_encoder  # noqa: E402
-from heads import fit_bt_head, fit_reference_head, fit_reference_mlp  # noqa: E402
+from heads import fit_linear_head, fit_reference_head, fit_reference_mlp  # noqa: E402
 from report import write_results  # noqa: E402
 
 from ebrm._io import atomic_write_json  # noqa: E402
@@ -130,7 +130,7 @@ def make_cell(base, noise, seed, hh_pairs, hh_f, rmb_f, rmb_labels, *, own_head=
     if own_head:
         w, rewards, rmb_rewards = None, hh_f.rewards, rmb_f.rewards
     else:
-        w = fit_bt_head(emb[c[idx["train"]]], emb[r[idx["train"]]], seed=seed)
+        w = fit_linear_head(emb[c[idx["train"]]], emb[r[idx["train"]]], seed=seed)
         rewards, rmb_rewards = (emb @ w).float(), (rmb_f.embeddings @ w).float()
     clean = PairFeatures(emb, rewards, hh_f.chosen, hh_f.rejected)
     both = PairFeatures(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -55,3 +56,17 @@ def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 22) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def json_finite(obj: Any) -> Any:
+    """`obj` with every non-finite float (inf, nan: JSON has neither) replaced by None.
+
+    Recurses into dicts, lists and tuples (tuples become lists).
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_finite(v) for v in obj]
+    return obj

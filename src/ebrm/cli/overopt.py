@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         Writes overopt_curves.json and overopt.png into --out.
         """
         from ebrm.data import load_pairs
-        from ebrm.integrations.overopt_run import OveroptConfig, run_overopt
+        from ebrm.overopt import OveroptConfig, run_overopt
 
         config = OveroptConfig(
             num_prompts=prompts, num_candidates=candidates, seed=seed,

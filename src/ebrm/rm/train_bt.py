@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import shutil
 import tempfile
 import time
@@ -27,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ebrm._config import check_bool, check_float, check_int, from_dict, to_dict
 from ebrm._io import atomic_write_json
 from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError, DataFormatError
 from ebrm.rm.adapter import BaseRewardModel
+from ebrm.rm.bt_head import fit_bt_head
 
 logger = logging.getLogger(__name__)
 
@@ -158,36 +157,20 @@ def _train_head(
     rm: BaseRewardModel, feats: tuple[torch.Tensor, torch.Tensor], config: BTTrainConfig
 ) -> None:
     """Fit the Linear score head on fixed features with the BT loss (in place)."""
-    e_chosen, e_rejected = feats  # (P, D) each
     head = rm.head
-    weight = head.weight.detach().float().cpu().clone().requires_grad_(True)  # (1, D)
     # The bias cancels in r_chosen - r_rejected, so BT cannot learn it: keep the init.
-    optimiser = torch.optim.AdamW(
-        [weight], lr=config.resolved_learning_rate, weight_decay=config.weight_decay
+    fit = fit_bt_head(
+        *feats,  # (P, D) chosen and rejected
+        seed=config.seed,
+        epochs=config.resolved_epochs,
+        learning_rate=config.resolved_learning_rate,
+        weight_decay=config.weight_decay,
+        batch_size=config.batch_size,
+        init=head.weight.detach().float().cpu()[0],
+        progress=config.progress,
     )
-    generator = torch.Generator().manual_seed(config.seed)
-    n = e_chosen.shape[0]
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = max(1, round(config.resolved_epochs * steps_per_epoch))
-    bar = tqdm(total=total, desc="train head", disable=not config.progress)
-    step = 0
-    while step < total:
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, config.batch_size):
-            idx = order[start : start + config.batch_size]
-            margin = (e_chosen[idx] - e_rejected[idx]) @ weight[0]  # (B,)
-            loss = -torch.nn.functional.logsigmoid(margin).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            if step >= total:
-                break
-    bar.close()
     with torch.no_grad():
-        head.weight.copy_(weight.to(head.weight.dtype))
+        head.weight.copy_(fit.weight[None].to(head.weight.dtype))
 
 
 def _train_full(rm: BaseRewardModel, ids: tuple[list, list], config: BTTrainConfig) -> None:

@@ -1,18 +1,10 @@
 """Reward over-optimisation curves: gold reward of policies that optimise a proxy reward.
 
 Following Gao et al. (2023, "Scaling laws for reward model overoptimization") and Coste et
-al. (2024, "Reward model ensembles help mitigate overoptimization"), each prompt has a pool
-of K candidate responses, the reference policy pi0 is uniform over the pool, and two
-families of policies optimise a proxy reward r:
-
-* **best-of-n** for n = 1..N: expected gold reward from the exact unbiased estimator
-  (`best_of_n.best_of_n_weights`), with the analytic KL(pi_bon || pi0) = log n - (n-1)/n
-  (the upper bound used by Gao et al.; exact for continuous rewards and a large pool);
-* **the KL-regularised optimum** pi_beta(k) = pi0(k) exp(r_k / beta) / Z over the pool, whose
-  KL(pi_beta || pi0) and expected gold reward are computed exactly, for a range of beta.
-
-Curves are averages over prompts (with the standard error over prompts). A proxy that is
-over-optimised shows a gold reward that rises with KL, peaks, and falls.
+al. (2024, "Reward model ensembles help mitigate overoptimization"): for every proxy, the
+expected gold reward of best-of-n (n = 1..N) and of the KL-regularised optimum (a range of
+beta) against KL(pi || pi0), averaged over prompts with the standard error over prompts.
+A proxy that is over-optimised shows a gold reward that rises with KL, peaks, and falls.
 """
 
 from __future__ import annotations
@@ -22,51 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ebrm.integrations.best_of_n import best_of_n_weights
-
-
-def bon_kl(n: int) -> float:
-    """KL(best-of-n || pi0) = log n - (n - 1) / n (Stiennon et al. 2020; Gao et al. 2023)."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1. Got {n} instead.")
-    return math.log(n) - (n - 1) / n
-
-
-def kl_regularised_policy(proxy: torch.Tensor, beta: float) -> torch.Tensor:
-    """pi(k) ∝ exp(r_k / beta) over each row (pi0 uniform); (P, K) -> (P, K) float64.
-
-    beta = inf gives pi0; beta -> 0 gives the proxy argmax (ties shared).
-    """
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0. Got {beta} instead.")
-    proxy = torch.as_tensor(proxy, dtype=torch.float64)
-    if math.isinf(beta):
-        return torch.full_like(proxy, 1.0 / proxy.shape[-1])
-    return torch.softmax(proxy / beta, dim=-1)
-
-
-def kl_from_uniform(policy: torch.Tensor) -> torch.Tensor:
-    """KL(pi || uniform) = sum_k pi_k log(K pi_k) per row, with 0 log 0 = 0; (P, K) -> (P,)."""
-    policy = torch.as_tensor(policy, dtype=torch.float64)
-    k = policy.shape[-1]
-    return torch.xlogy(policy, policy).sum(-1) + math.log(k)
-
-
-def _mean_se(values: torch.Tensor) -> tuple[float, float]:
-    """Mean over prompts and its standard error."""
-    n = values.numel()
-    se = float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0
-    return float(values.mean()), se
-
-
-def bon_policy(proxy: torch.Tensor, n: int) -> torch.Tensor:
-    """Best-of-n selection probabilities per row (P, K), ties in a row shared equally."""
-    proxy = torch.as_tensor(proxy, dtype=torch.float64)
-    ordered = proxy.sort(-1).values
-    if bool((ordered[:, 1:] > ordered[:, :-1]).all()):  # no ties: one weight per rank
-        by_rank = best_of_n_weights(torch.arange(proxy.shape[1], dtype=torch.float64), n)
-        return by_rank[proxy.argsort(-1).argsort(-1)]
-    return torch.stack([best_of_n_weights(row, n) for row in proxy])
+from ebrm.overopt.policies import bon_kl, bon_policy, kl_from_uniform, kl_regularised_policy
+from ebrm.overopt.stats import mean_se
 
 
 def bon_curve(gold: torch.Tensor, proxy: torch.Tensor, ns: Sequence[int]) -> list[dict]:
@@ -76,7 +25,7 @@ def bon_curve(gold: torch.Tensor, proxy: torch.Tensor, ns: Sequence[int]) -> lis
     points = []
     for n in ns:
         weights = bon_policy(proxy, n)  # (P, K)
-        mean, se = _mean_se((weights * gold).sum(-1))
+        mean, se = mean_se((weights * gold).sum(-1))
         points.append({"n": int(n), "kl": bon_kl(n), "gold": mean, "gold_se": se})
     return points
 
@@ -90,7 +39,7 @@ def kl_regularised_curve(
     points = []
     for beta in betas:
         policy = kl_regularised_policy(proxy, beta)
-        mean, se = _mean_se((policy * gold).sum(-1))
+        mean, se = mean_se((policy * gold).sum(-1))
         points.append(
             {
                 "beta": float(beta),
@@ -128,7 +77,7 @@ def paired_gain(
         a = (policy(torch.as_tensor(proxy, dtype=torch.float64), beta) * gold).sum(-1)
         b = policy(torch.as_tensor(reference, dtype=torch.float64), reference_beta) * gold
         b = b.sum(-1)
-        mean, se = _mean_se(a - b)
+        mean, se = mean_se(a - b)
         out[kind] = {"mean": mean, "se": se}
     return {"n": n, "beta": beta, "reference_beta": reference_beta, **out}
 
@@ -149,6 +98,12 @@ def summarise(points: Sequence[dict]) -> dict:
         "start": points[0]["gold"],
         "drop_from_peak": peak["gold"] - last["gold"],
     }
+
+
+def proxy_spread(proxy: torch.Tensor) -> float:
+    """Mean within-prompt standard deviation of a proxy (1 when it is constant)."""
+    spread = float(torch.as_tensor(proxy, dtype=torch.float64).std(-1).mean())
+    return spread if spread > 0 else 1.0
 
 
 def overopt_curves(
@@ -195,8 +150,7 @@ def overopt_curves(
             )
         bon = bon_curve(gold, proxy, range(1, max_n + 1))
         # beta in units of the proxy's own spread, so every proxy spans the same KL range
-        scale = float(proxy.std(-1).mean()) if relative_betas else 1.0
-        scale = scale if scale > 0 else 1.0
+        scale = proxy_spread(proxy) if relative_betas else 1.0
         klr = kl_regularised_curve(gold, proxy, [b * scale for b in betas])
         for point in klr:
             point["beta_relative"] = point["beta"] / scale
@@ -206,44 +160,3 @@ def overopt_curves(
             "summary": {"best_of_n": summarise(bon), "kl_regularised": summarise(klr)},
         }
     return out
-
-
-def plot_overopt(curves: Mapping[str, dict], path, *, title: str = "") -> None:
-    """Gold reward vs KL (best-of-n solid, KL-regularised dashed) and vs n, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_kl, ax_n) = plt.subplots(1, 2, figsize=(12, 4.5))
-    colors = {"base": "tab:blue", "refined": "tab:orange", "conservative": "tab:green",
-              "gold": "0.5"}  # fmt: skip
-    for i, (name, curve) in enumerate(curves.items()):
-        color = colors.get(name, f"C{i + 3}")
-        style = {"color": color, "alpha": 0.6 if name == "gold" else 1.0}
-        bon, klr = curve["best_of_n"], curve["kl_regularised"]
-        label = "gold (oracle)" if name == "gold" else name
-        ax_kl.plot([p["kl"] for p in bon], [p["gold"] for p in bon], "-", label=f"{label} BoN",
-                   **style)  # fmt: skip
-        ax_kl.plot([p["kl"] for p in klr], [p["gold"] for p in klr], "--",
-                   label=f"{label} KL-reg", **style)  # fmt: skip
-        ns = [p["n"] for p in bon]
-        mean = torch.tensor([p["gold"] for p in bon])
-        se = torch.tensor([p["gold_se"] for p in bon])
-        ax_n.plot(ns, mean, "-", label=label, **style)
-        ax_n.fill_between(ns, mean - se, mean + se, color=color, alpha=0.15)
-    ax_kl.set_xlabel("KL(pi || pi0) [nats]")
-    ax_kl.set_ylabel("gold reward (mean over prompts)")
-    ax_kl.set_title("gold reward vs KL")
-    ax_kl.legend(fontsize=7, ncol=2)
-    ax_n.set_xscale("log", base=2)
-    ax_n.set_xlabel("n (best-of-n)")
-    ax_n.set_title("best-of-n: gold reward vs n (±1 s.e. over prompts)")
-    ax_n.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    from ebrm._io import atomic_write
-
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)

@@ -12,20 +12,17 @@ import torch
 from ebrm.data.types import Conversation, PreferencePair
 from ebrm.errors import ConfigError
 from ebrm.integrations.best_of_n import best_of_n_weights
-from ebrm.integrations.overopt import (
+from ebrm.overopt import OveroptConfig, run_overopt
+from ebrm.overopt.curves import (
     bon_curve,
-    bon_kl,
-    bon_policy,
-    kl_from_uniform,
     kl_regularised_curve,
-    kl_regularised_policy,
     overopt_curves,
     paired_gain,
-    plot_overopt,
     summarise,
 )
-from ebrm.integrations.overopt_pool import build_pool
-from ebrm.integrations.overopt_run import OveroptConfig, fit_bt_head, run_overopt
+from ebrm.overopt.plot import plot_overopt
+from ebrm.overopt.policies import bon_kl, bon_policy, kl_from_uniform, kl_regularised_policy
+from ebrm.overopt.pool import build_pool
 
 # ---- the KL-regularised policy -------------------------------------------------------------
 
@@ -180,16 +177,6 @@ def test_plot_writes_a_png(tmp_path):
 # ---- the BT head and the pool ---------------------------------------------------------------
 
 
-def test_fit_bt_head_separates_a_separable_direction():
-    gen = torch.Generator().manual_seed(0)
-    direction = torch.randn(8, generator=gen)
-    e = torch.randn(200, 8, generator=gen)
-    ec = torch.where((e @ direction > 0)[:, None], e, -e)  # chosen: the positive side
-    er = -ec
-    w = fit_bt_head(ec, er, steps=300, weight_decay=1e-4, seed=0)
-    assert float(((ec - er) @ w > 0).float().mean()) > 0.95
-
-
 def _pairs(n):
     return [
         PreferencePair(
@@ -231,47 +218,51 @@ def test_config_and_run_errors(tmp_path):
         OveroptConfig(label_noise=1.5)
     with pytest.raises(ConfigError, match="--ebrm needs --proxy"):
         run_overopt(_pairs(10), tmp_path, ebrm=tmp_path)
+    with pytest.raises(ConfigError, match="--gold and --proxy go together"):
+        run_overopt(_pairs(10), tmp_path, gold=tmp_path)
     with pytest.raises(ConfigError, match="lower --prompts"):
         run_overopt(_pairs(10), tmp_path, gold=tmp_path, proxy=tmp_path,
                     config=OveroptConfig(num_prompts=6))  # fmt: skip
 
 
 def test_default_recipe_heads_share_the_frozen_encoder(tmp_path, tiny_bert_rm_dir):
-    from ebrm.integrations.overopt_pool import encoder_hash
-    from ebrm.integrations.overopt_run import _train_models
+    from ebrm.overopt.recipe import pair_features, recipe_record, train_recipe_rms
     from ebrm.rm import BaseRewardModel
+    from ebrm.rm.train_bt import BTTrainConfig, load_trainable_rm
 
     pairs = _pairs(12)
-    config = OveroptConfig(num_prompts=2, num_candidates=4, head_steps=20, progress=False)
-    seconds: dict = {}
-    gold_dir, proxy_dir = _train_models(
-        pairs, pairs[:6], str(tiny_bert_rm_dir), tmp_path, config, lambda *a: None, seconds
-    )
-    gold = BaseRewardModel.from_pretrained(str(gold_dir), max_length=config.max_length)
-    proxy = BaseRewardModel.from_pretrained(str(proxy_dir), max_length=config.max_length)
-    assert encoder_hash(gold) == encoder_hash(proxy)  # one embedding pass serves both
-    assert not torch.equal(gold.head.weight, proxy.head.weight)
-    record = json.loads((proxy_dir / "ebrm_base_rm.json").read_text())
-    assert record["flipped"] == round(0.25 * 6) and record["role"] == "proxy"
-    emb, reward = gold.embed_conversations([p.chosen for p in pairs])
-    assert torch.allclose(reward, emb @ gold.head.weight[0].float(), atol=1e-5)
-
+    config = OveroptConfig(num_prompts=2, num_candidates=4, head_epochs=2, progress=False)
+    encoder = load_trainable_rm(str(tiny_bert_rm_dir), BTTrainConfig(max_length=128))
+    store, features = pair_features(encoder, pairs, tmp_path, config)
+    record = recipe_record(store, config)
+    rows = torch.arange(6)
     said = []
-    args = (pairs, pairs[:6], str(tiny_bert_rm_dir), tmp_path)
-    _train_models(*args, config, lambda stage, msg: said.append(msg), seconds)
-    assert any("reusing" in m for m in said)  # same inputs: reused
-    said.clear()
-    noisier = OveroptConfig(num_prompts=2, num_candidates=4, head_steps=20, label_noise=0.5)
-    _train_models(*args, noisier, lambda stage, msg: said.append(msg), seconds)
-    assert not any("reusing" in m for m in said)  # other inputs: retrained
-    record = json.loads((proxy_dir / "ebrm_base_rm.json").read_text())
-    assert record["flipped"] == 3
+    models = train_recipe_rms(pairs, rows, features, record, str(tiny_bert_rm_dir), tmp_path,
+                              config, lambda stage, msg: said.append(msg))  # fmt: skip
+    gold = BaseRewardModel.from_pretrained(str(models.gold), max_length=config.max_length)
+    proxy = BaseRewardModel.from_pretrained(str(models.proxy), max_length=config.max_length)
+    assert not torch.equal(gold.head.weight, proxy.head.weight)
+    record_file = json.loads((models.proxy / "ebrm_base_rm.json").read_text())
+    assert record_file["flipped"] == round(0.25 * 6) and record_file["role"] == "proxy"
+    # the saved RMs score as the heads on the shared encoder's stored embeddings
+    emb, reward = proxy.embed_conversations([p.chosen for p in pairs])
+    assert torch.allclose(reward, emb @ models.proxy_weight, atol=1e-5)
+    assert torch.allclose(emb, features.embeddings[features.chosen], atol=1e-5)
+
+    mtime = (models.proxy / "model.safetensors").stat().st_mtime_ns
+    train_recipe_rms(pairs, rows, features, record, str(tiny_bert_rm_dir), tmp_path, config,
+                     lambda *a: None)  # fmt: skip
+    assert (models.proxy / "model.safetensors").stat().st_mtime_ns == mtime  # reused
+    noisier = OveroptConfig(num_prompts=2, num_candidates=4, head_epochs=2, label_noise=0.5)
+    train_recipe_rms(pairs, rows, features, recipe_record(store, noisier),
+                     str(tiny_bert_rm_dir), tmp_path, noisier, lambda *a: None)  # fmt: skip
+    assert json.loads((models.proxy / "ebrm_base_rm.json").read_text())["flipped"] == 3
 
 
 @pytest.mark.slow
 def test_full_default_recipe_on_a_tiny_encoder(tmp_path, tiny_bert_rm_dir):
     pairs = _pairs(40)
-    config = OveroptConfig(num_prompts=4, num_candidates=5, head_steps=20, progress=False)
+    config = OveroptConfig(num_prompts=4, num_candidates=5, head_epochs=2, progress=False)
     result = run_overopt(pairs, tmp_path, encoder=str(tiny_bert_rm_dir), config=config)
     assert set(result["curves"]) == {"base", "refined", "conservative", "gold"}
     assert (tmp_path / "models" / "ebrm" / "config.json").exists()

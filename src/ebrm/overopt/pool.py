@@ -1,27 +1,18 @@
-"""Candidate pools of real responses, and embeddings cached per encoder.
+"""Candidate pools of real responses.
 
 A pool gives every selected prompt K candidate responses: its own chosen and rejected
 responses plus K - 2 responses drawn (seeded, without replacement, distinct texts) from
 other pairs. Every candidate is scored in the prompt's own context.
-
-Embeddings are cached under a key made of the *encoder* weights (every parameter except the
-RM's score head), the tokenisation settings and the texts. Reward models that share a frozen
-encoder (the usual frozen-encoder BT recipe) therefore share one extraction pass; each RM's
-reward is then its own head applied to the cached embeddings (`rm.head_reward`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from ebrm._io import atomic_write
 from ebrm.data.types import Conversation, PreferencePair
 from ebrm.errors import ConfigError
 
@@ -121,64 +112,3 @@ def build_pool(
         prompt_ids=tuple(pairs[i].id or str(i) for i in prompt_indices),
         num_candidates=num_candidates,
     )
-
-
-def encoder_hash(rm) -> str:
-    """sha256 of every parameter/buffer except the score head, plus tokenisation settings."""
-    digest = hashlib.sha256()
-    head_prefix = rm.head_name + "."
-    for name, tensor in sorted(rm.model.state_dict().items()):
-        if name.startswith(head_prefix):
-            continue
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    settings = {
-        "class": type(rm.model).__name__,
-        "max_length": rm.max_length,
-        "truncation_side": rm.truncation_side,
-        "dtype": str(rm.dtype),
-    }
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    return digest.hexdigest()
-
-
-def _texts_hash(texts: Sequence[str]) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()
-
-
-def cached_embeddings(
-    rm,
-    texts: Sequence[str],
-    cache_dir: str | Path,
-    *,
-    batch_size: int = 16,
-    progress: bool = True,
-    encoder_key: str | None = None,
-) -> torch.Tensor:
-    """(N, D) embeddings of `texts` under `rm`, read from or written to `cache_dir`.
-
-    Args:
-        rm: a `BaseRewardModel`.
-        texts: formatted texts (`rm.format(conv)`).
-        cache_dir: directory of `emb-<key>.safetensors` files.
-        encoder_key: `encoder_hash(rm)` if already known.
-    """
-    from safetensors.torch import load_file, save_file
-
-    key = hashlib.sha256(
-        ((encoder_key or encoder_hash(rm)) + _texts_hash(texts)).encode()
-    ).hexdigest()[:24]
-    path = Path(cache_dir) / f"emb-{key}.safetensors"
-    if path.exists():
-        emb = load_file(str(path))["embeddings"]
-        if emb.shape == (len(texts), rm.hidden_size):
-            logger.info("reusing %d cached embeddings from %s", len(texts), path)
-            return emb
-    emb, _ = rm.embed_texts(list(texts), batch_size=batch_size, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: save_file({"embeddings": emb.contiguous()}, str(tmp)))
-    return emb

@@ -1,0 +1,58 @@
+"""Policies that optimise a proxy reward over a fixed pool, and their KL to the pool.
+
+Each prompt has a pool of K candidates; the reference policy pi0 is uniform over it.
+
+* best-of-n: the exact unbiased estimator (`best_of_n_weights`, Nakano et al. 2021) gives
+  each candidate's probability of being the proxy-argmax of a uniformly random n-subset;
+  `bon_kl` is the analytic KL(best-of-n || pi0) = log n - (n - 1)/n of Gao et al. (2023),
+  exact for continuous rewards and an infinite pool; `kl_from_uniform` is the exact KL of
+  any policy over the pool.
+* the KL-regularised optimum of max E_pi[r] - beta KL(pi || pi0):
+  pi_beta(k) = pi0(k) exp(r_k / beta) / Z (the closed form `policy_gradient.py` is checked
+  against).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ebrm.integrations.best_of_n import best_of_n_weights
+
+
+def bon_kl(n: int) -> float:
+    """KL(best-of-n || pi0) = log n - (n - 1) / n (Stiennon et al. 2020; Gao et al. 2023)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1. Got {n} instead.")
+    return math.log(n) - (n - 1) / n
+
+
+def kl_regularised_policy(proxy: torch.Tensor, beta: float) -> torch.Tensor:
+    """pi(k) ∝ exp(r_k / beta) over each row (pi0 uniform); (P, K) -> (P, K) float64.
+
+    beta = inf gives pi0; beta -> 0 gives the proxy argmax (ties shared).
+    """
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0. Got {beta} instead.")
+    proxy = torch.as_tensor(proxy, dtype=torch.float64)
+    if math.isinf(beta):
+        return torch.full_like(proxy, 1.0 / proxy.shape[-1])
+    return torch.softmax(proxy / beta, dim=-1)
+
+
+def kl_from_uniform(policy: torch.Tensor) -> torch.Tensor:
+    """KL(pi || uniform) = sum_k pi_k log(K pi_k) per row, with 0 log 0 = 0; (P, K) -> (P,)."""
+    policy = torch.as_tensor(policy, dtype=torch.float64)
+    k = policy.shape[-1]
+    return torch.xlogy(policy, policy).sum(-1) + math.log(k)
+
+
+def bon_policy(proxy: torch.Tensor, n: int) -> torch.Tensor:
+    """Best-of-n selection probabilities per row (P, K), ties in a row shared equally."""
+    proxy = torch.as_tensor(proxy, dtype=torch.float64)
+    ordered = proxy.sort(-1).values
+    if bool((ordered[:, 1:] > ordered[:, :-1]).all()):  # no ties: one weight per rank
+        by_rank = best_of_n_weights(torch.arange(proxy.shape[1], dtype=torch.float64), n)
+        return by_rank[proxy.argsort(-1).argsort(-1)]
+    return torch.stack([best_of_n_weights(row, n) for row in proxy])
