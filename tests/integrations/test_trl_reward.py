@@ -113,3 +113,14 @@ def test_dotted_path_function_loads_from_env(monkeypatch):
 
     module_path, name = ["ebrm.integrations.trl", "ebrm_reward"]
     assert getattr(importlib.import_module(module_path), name) is ebrm_reward
+
+
+@pytest.mark.parametrize("mode", ["conservative", "mean"])
+def test_dotted_path_function_is_logged_under_its_mode(monkeypatch, mode):
+    from trl.trainer.utils import get_callable_name  # how GRPOTrainer names reward columns
+
+    monkeypatch.setenv("EBRM_MODE", mode)
+    assert get_callable_name(ebrm_reward) == f"ebrm_{mode}"
+    monkeypatch.delenv("EBRM_MODE")
+    assert get_callable_name(ebrm_reward) == "ebrm_refined"
+    assert pickle.loads(pickle.dumps(ebrm_reward)).__name__ == "ebrm_refined"

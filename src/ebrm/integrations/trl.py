@@ -105,14 +105,29 @@ class EBRMRewardFunction:
         return rewards_for_mode(result, self.mode)
 
 
-def ebrm_reward(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
-    """TRL reward function loadable by dotted path: `ebrm.integrations.trl.ebrm_reward`.
+class _EnvRewardFunction:
+    """The TRL reward function loadable by dotted path: `ebrm.integrations.trl.ebrm_reward`.
 
     The model directory comes from `EBRM_MODEL`, the mode from `EBRM_MODE` (default
     "refined"), the device from `EBRM_DEVICE` and the batch size from `EBRM_BATCH_SIZE`
-    (default 16). The model is loaded once per process, on the first call.
+    (default 16). The model is loaded once per process, on the first call. TRL logs it as
+    `rewards/ebrm_<mode>/mean` (its `__name__` follows `EBRM_MODE`), like
+    `EBRMRewardFunction`.
     """
-    mode = check_mode(os.environ.get("EBRM_MODE", "refined"))
-    batch_size = int(os.environ.get("EBRM_BATCH_SIZE", "16"))
-    function = EBRMRewardFunction(scorer_from_env("EBRM_MODEL"), mode=mode, batch_size=batch_size)
-    return function(prompts, completions, **kwargs)
+
+    @property
+    def __name__(self) -> str:  # read by TRL when it names the logged metric
+        return f"ebrm_{check_mode(os.environ.get('EBRM_MODE', 'refined'))}"
+
+    def __repr__(self) -> str:
+        return "ebrm.integrations.trl.ebrm_reward"
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
+        mode = check_mode(os.environ.get("EBRM_MODE", "refined"))
+        batch_size = int(os.environ.get("EBRM_BATCH_SIZE", "16"))
+        scorer = scorer_from_env("EBRM_MODEL")
+        function = EBRMRewardFunction(scorer, mode=mode, batch_size=batch_size)
+        return function(prompts, completions, **kwargs)
+
+
+ebrm_reward = _EnvRewardFunction()
