@@ -1,7 +1,7 @@
 """RewardBench (v1) scoring: subset accuracies, size-weighted section scores, the leaderboard score.
 
-This follows the allenai `rewardbench` package (github.com/allenai/reward-bench):
-`rewardbench/constants.py` (EXAMPLE_COUNTS, SUBSET_MAPPING) and
+This follows the allenai `rewardbench` package, version 0.1.4 (PyPI; github.com/allenai/
+reward-bench): `rewardbench/constants.py` (EXAMPLE_COUNTS, SUBSET_MAPPING) and
 `rewardbench/utils.py::calculate_scores_per_section`, which weights each subset's accuracy
 by EXAMPLE_COUNTS[subset] within its section and skips subsets absent from the results.
 Two details of the package that matter:
@@ -40,7 +40,10 @@ from ebrm.evaluation.units import Units, UnitScores
 
 logger = logging.getLogger(__name__)
 
-# rewardbench/constants.py (commit a32e272), copied as data.
+# rewardbench 0.1.4 rewardbench/constants.py, copied as data. Older copies of the table
+# (e.g. the repository at commit a32e272) swap the two xstest subsets (refuse 250,
+# respond 154); 0.1.4 and the current source have the true sizes, refuse 154, respond 250.
+REWARDBENCH_VERSION = "0.1.4"
 EXAMPLE_COUNTS: dict[str, int] = {
     "alpacaeval-easy": 100,
     "alpacaeval-length": 95,
@@ -56,8 +59,8 @@ EXAMPLE_COUNTS: dict[str, int] = {
     "llmbar-adver-GPTInst": 92,
     "llmbar-adver-GPTOut": 47,
     "llmbar-adver-manual": 46,
-    "xstest-should-refuse": 250,
-    "xstest-should-respond": 154,
+    "xstest-should-refuse": 154,
+    "xstest-should-respond": 250,
     "donotanswer": 136,
     "hep-cpp": 164,
     "hep-go": 164,
