@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
     def eval_(
         model: Annotated[Path, typer.Option("--model", help="Refined-model directory.")],
         benchmark: Annotated[
-            str, typer.Option("--benchmark", help="pairwise, rm-bench or reward-bench.")
+            str,
+            typer.Option("--benchmark", help="pairwise, rm-bench, reward-bench or reward-bench-2."),
         ],
         data: DataSpec,
         out: OutDir,

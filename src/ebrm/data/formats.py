@@ -15,6 +15,8 @@ Supported layouts (detected per row from its fields; one file must use one layou
   "rejected": {...}}`` as in LLaMA-Factory (optional ``"system"`` string).
 - ``rm-bench``: ``{"id", "prompt": str, "chosen": [3 str], "rejected": [3 str], "subset" or
   "domain"}`` — one RM-Bench prompt with responses in three styles.
+- ``reward-bench-2``: ``{"id", "prompt": str, "chosen": [str, ...], "rejected": [str, ...],
+  "num_correct": int, "subset": str}`` — one RewardBench 2 row (best-of-4, or Ties).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ LAYOUTS: dict[str, str] = {
     "sharegpt": '{"conversations": [{"from", "value"}, ...], "chosen": {"from", "value"}, '
     '"rejected": {"from", "value"}} (ShareGPT / LLaMA-Factory)',
     "rm-bench": '{"prompt": str, "chosen": [3 str], "rejected": [3 str], "subset" or "domain"}',
+    "reward-bench-2": '{"prompt": str, "chosen": [str, ...], "rejected": [str, ...], '
+    '"num_correct": int, "subset": str} (RewardBench 2)',
 }
 
 
@@ -53,6 +57,8 @@ def detect_layout(row: Any) -> str | None:
         return "sharegpt"
     if isinstance(chosen, list) and isinstance(rejected, list):
         items = chosen + rejected
+        if "num_correct" in row and "prompt" in row:
+            return "reward-bench-2"
         if items and all(isinstance(x, str) for x in items) and "prompt" in row:
             return "rm-bench"
         if any(isinstance(x, dict) for x in items):

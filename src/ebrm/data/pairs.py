@@ -21,7 +21,8 @@ from ebrm.data import _fields as F
 from ebrm.data import formats
 from ebrm.data._read import RawRow, iter_file_rows, list_data_files
 from ebrm.data.hub import PREFIX, iter_hub_rows
-from ebrm.data.types import PreferencePair, RMBenchItem
+from ebrm.data.rewardbench2 import parse_rewardbench2
+from ebrm.data.types import PreferencePair, RewardBench2Item, RMBenchItem
 from ebrm.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,9 @@ def _layout_of(row: RawRow, first: tuple[str, str] | None) -> str:
     return first_layout
 
 
-def _iter_items(spec: str) -> Iterator[tuple[str, str, PreferencePair | RMBenchItem]]:
+def _iter_items(
+    spec: str,
+) -> Iterator[tuple[str, str, PreferencePair | RMBenchItem | RewardBench2Item]]:
     """Yield (source, layout, parsed row) for every row of `spec`."""
     for source, rows in _sources(spec):
         first: tuple[str, str] | None = None
@@ -90,6 +93,8 @@ def _iter_items(spec: str) -> Iterator[tuple[str, str, PreferencePair | RMBenchI
             first = first or (layout, row.location)
             if layout == "rm-bench":
                 item = formats.parse_rmbench(row.data, row.location, row.default_id, source)
+            elif layout == "reward-bench-2":
+                item = parse_rewardbench2(row.data, row.location, row.default_id)
             else:
                 item = formats.PAIR_PARSERS[layout](row.data, row.location, row.default_id)
             yield source, layout, item
@@ -107,6 +112,12 @@ def load_pairs_with_report(
             report.sources.append(source)
         report.rows += 1
         report.layouts[layout] += 1
+        if isinstance(item, RewardBench2Item):
+            raise DataFormatError(
+                f"{source}: holds RewardBench 2 rows ({formats.LAYOUTS['reward-bench-2']}), "
+                "not preference pairs; evaluate them with --benchmark reward-bench-2 "
+                "(ebrm.data.load_rewardbench2)."
+            )
         new = formats.rmbench_pairs(item) if isinstance(item, RMBenchItem) else [item]
         for pair in new[: None if limit is None else limit - len(pairs)]:
             report.prompt_mismatch += bool(pair.meta.get("prompt_mismatch"))
@@ -178,6 +189,30 @@ def load_rmbench(spec: str, *, limit: int | None = None) -> list[RMBenchItem]:
             raise DataFormatError(
                 f"{source}: holds {layout} rows, not RM-Bench rows ({formats.LAYOUTS['rm-bench']})."
                 " Load preference pairs with load_pairs / --benchmark pairwise instead."
+            )
+        items.append(item)
+        if limit is not None and len(items) >= limit:
+            break
+    return items
+
+
+def load_rewardbench2(spec: str, *, limit: int | None = None) -> list[RewardBench2Item]:
+    """Load RewardBench 2 rows (a prompt, its correct and incorrect completions).
+
+    Args:
+        spec: file, directory or ``hf:`` dataset (e.g. ``hf:allenai/reward-bench-2::test``).
+        limit: return at most this many rows.
+
+    Raises:
+        DataFormatError: rows that are not RewardBench 2 rows, or bad fields.
+    """
+    _check_limit(limit)
+    items: list[RewardBench2Item] = []
+    for source, layout, item in _iter_items(str(spec)):
+        if not isinstance(item, RewardBench2Item):
+            raise DataFormatError(
+                f"{source}: holds {layout} rows, not RewardBench 2 rows "
+                f"({formats.LAYOUTS['reward-bench-2']})."
             )
         items.append(item)
         if limit is not None and len(items) >= limit:

@@ -1,4 +1,5 @@
-"""Plain data types shared by every stage: a scored conversation and a preference pair."""
+"""Plain data types shared by every stage: a scored conversation, a preference pair and the
+benchmark rows (RM-Bench, RewardBench 2) that compare several responses at once."""
 
 from __future__ import annotations
 
@@ -50,3 +51,19 @@ class RMBenchItem:
     messages: tuple[Message, ...]
     chosen: tuple[str, str, str]
     rejected: tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class RewardBench2Item:
+    """One RewardBench 2 row: a prompt, its correct and incorrect completions.
+
+    Outside the Ties subset a row is usually best-of-4 (1 chosen, 3 rejected); Ties rows
+    hold several correct answers. `num_correct` is the number of chosen completions.
+    """
+
+    id: str  # the row id; Ties rows use "ref:<n>" / "tied:<n>" (the reference splits on ":")
+    subset: str  # "Factuality", "Precise IF", "Math", "Safety", "Focus" or "Ties"
+    messages: tuple[Message, ...]
+    chosen: tuple[str, ...]
+    rejected: tuple[str, ...]
+    num_correct: int

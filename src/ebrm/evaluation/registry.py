@@ -6,10 +6,11 @@ from ebrm.errors import ConfigError
 from ebrm.evaluation.benchmark import Benchmark
 from ebrm.evaluation.pairwise import PairwiseBenchmark
 from ebrm.evaluation.rewardbench import RewardBench
+from ebrm.evaluation.rewardbench2 import RewardBench2
 from ebrm.evaluation.rmbench import RMBench
 
 _REGISTRY: dict[str, Benchmark] = {
-    bench.name: bench for bench in (PairwiseBenchmark(), RMBench(), RewardBench())
+    bench.name: bench for bench in (PairwiseBenchmark(), RMBench(), RewardBench(), RewardBench2())
 }
 BENCHMARKS: tuple[str, ...] = tuple(_REGISTRY)
 
