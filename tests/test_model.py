@@ -21,6 +21,7 @@ from ebrm.errors import (
 from ebrm.model import EnergyRewardModel
 from ebrm.refine import grid_posterior, paper_refine
 from ebrm.refine.config import RefineConfig
+from tests.fakes import SeededRM
 
 DIM = 12
 BASE_INFO = {"name_or_path": "org/base-rm", "weights_hash": "sha256:aaa", "hidden_size": DIM}
@@ -38,19 +39,6 @@ def make_model(method: str = "mean", **refine) -> EnergyRewardModel:
 def data(n: int = 20, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, DIM, generator=g), torch.randn(n, generator=g)
-
-
-class FakeRM:
-    """The parts of BaseRewardModel that EnergyRewardModel uses."""
-
-    def __init__(self, weights_hash: str = "sha256:aaa", hidden_size: int = DIM) -> None:
-        self.name_or_path, self.weights_hash, self.hidden_size = "fake", weights_hash, hidden_size
-        self.calls: list = []
-
-    def embed_conversations(self, convs, *, batch_size=16, progress=False):
-        self.calls.append((len(convs), batch_size))
-        emb, r = data(len(convs), seed=7)
-        return emb, r
 
 
 def test_refine_matches_the_refinement_functions():
@@ -225,10 +213,10 @@ def test_base_rm_checks_and_score(tmp_path):
     model = make_model()
     model.save_pretrained(tmp_path / "m")
     with pytest.raises(IncompatibleArtifactError, match="sha256:bbb.*sha256:aaa"):
-        EnergyRewardModel.from_pretrained(tmp_path / "m", base_rm=FakeRM("sha256:bbb"))
+        EnergyRewardModel.from_pretrained(tmp_path / "m", base_rm=SeededRM("sha256:bbb"))
     with pytest.raises(IncompatibleArtifactError, match="hidden size 8"):
-        model.attach_base_rm(FakeRM(hidden_size=8))
-    rm = FakeRM()
+        model.attach_base_rm(SeededRM(hidden_size=8))
+    rm = SeededRM()
     loaded = EnergyRewardModel.from_pretrained(tmp_path / "m", base_rm=rm)
     convs = [Conversation.from_prompt("q", f"answer {i}") for i in range(4)]
     scored = loaded.score(convs, batch_size=2)
@@ -244,7 +232,7 @@ def test_base_rm_is_loaded_lazily_from_the_recorded_provenance(monkeypatch):
 
     def fake_from_pretrained(name, **kwargs):
         seen.update(name=name, **kwargs)
-        return FakeRM()
+        return SeededRM()
 
     monkeypatch.setattr(adapter.BaseRewardModel, "from_pretrained", fake_from_pretrained)
     model = make_model()

@@ -16,7 +16,7 @@ def test_train_and_score_help(capsys):
 
 
 def test_train_then_score_a_feature_store(tmp_path, capsys):
-    from tests.features.fakes import FakeRM, make_pairs
+    from tests.fakes import FakeRM, make_pairs
 
     from ebrm.features.extract import extract_features
 
@@ -78,7 +78,7 @@ def test_train_then_score_a_feature_store(tmp_path, capsys):
 
 
 def test_train_rejects_unknown_objective(tmp_path, capsys):
-    from tests.features.fakes import FakeRM, make_pairs
+    from tests.fakes import FakeRM, make_pairs
 
     from ebrm.features.extract import extract_features
 

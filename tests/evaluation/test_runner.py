@@ -13,7 +13,7 @@ from ebrm.errors import ConfigError, DataFormatError
 from ebrm.evaluation import RefiningModel, Reward, Units, evaluate, evaluate_rewards
 from ebrm.evaluation.calibration import expected_calibration_error
 from ebrm.evaluation.metrics import mcnemar_exact
-from tests.evaluation.fake_model import SCALE, FakeModel, parse
+from tests.fakes import SCALE, FakeModel, parse
 
 
 def _pairs():

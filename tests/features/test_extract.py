@@ -10,7 +10,7 @@ import torch
 
 from ebrm.errors import ConfigError, CorruptArtifactError, IncompatibleArtifactError
 from ebrm.features import FeatureStore, extract_features, load_features
-from tests.features.fakes import FakeRM, fake_embedding, make_pairs
+from tests.fakes import FakeRM, fake_embedding, make_pairs
 
 PAIRS = make_pairs(23)
 

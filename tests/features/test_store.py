@@ -11,7 +11,7 @@ from safetensors import safe_open
 from ebrm.errors import CorruptArtifactError, IncompatibleArtifactError
 from ebrm.features import FeatureStore, extract_features
 from ebrm.features.store import shard_ranges, write_shard
-from tests.features.fakes import FakeRM, make_pairs
+from tests.fakes import FakeRM, make_pairs
 
 
 def test_shard_ranges_cover_rows_once():

@@ -41,7 +41,7 @@ from ebrm.features import store as feature_store  # noqa: E402
 from ebrm.model import FORMAT_VERSION as MODEL_FORMAT_VERSION  # noqa: E402
 from ebrm.model import EnergyRewardModel  # noqa: E402
 from ebrm.refine.config import RefineConfig  # noqa: E402
-from tests.features.fakes import FakeRM, make_pairs  # noqa: E402
+from tests.fakes import FakeRM, make_pairs  # noqa: E402
 
 MODEL_DIR = HERE / "refined_model"
 STORE_DIR = HERE / "feature_store"

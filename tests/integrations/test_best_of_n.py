@@ -19,7 +19,7 @@ from ebrm.integrations.best_of_n import (
     select_best,
     write_rows,
 )
-from tests.integrations.fakes import FakeScorer, fake_rewards
+from tests.fakes import FakeScorer, fake_rewards
 
 
 def brute_force(gold, proxy, n):

@@ -12,7 +12,8 @@ import pytest
 from ebrm.data.types import Conversation
 from ebrm.errors import ConfigError
 from ebrm.integrations.server import ServerConfig, create_app
-from tests.integrations.fakes import FakeScorer, fake_rewards, running_server
+from tests.fakes import FakeScorer, fake_rewards
+from tests.integrations.serving import running_server
 
 
 @pytest.fixture(scope="module")

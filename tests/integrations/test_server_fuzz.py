@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ebrm.integrations.server import ServerConfig, create_app
-from tests.integrations.fakes import FakeScorer, running_server
+from tests.fakes import FakeScorer
+from tests.integrations.serving import running_server
 
 text = st.text(max_size=40)  # any code points, lone surrogates included
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text

@@ -16,12 +16,12 @@ import pytest
 
 from ebrm.data.types import Conversation
 from ebrm.integrations.server import ServerConfig, create_app
-from tests.integrations.fakes import running_server
+from tests.integrations.serving import running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import socket, sys
-from tests.integrations.fakes import FakeScorer
+from tests.fakes import FakeScorer
 from ebrm.integrations.server import ServerConfig, create_app, run_server
 sock = socket.socket(fileno=int(sys.argv[1]))
 config = ServerConfig(max_wait_ms=0, graceful_timeout_s=20)

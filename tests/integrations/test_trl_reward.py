@@ -10,7 +10,7 @@ import torch
 from ebrm.data.types import Conversation
 from ebrm.errors import ConfigError, DataFormatError
 from ebrm.integrations.trl import EBRMRewardFunction, ebrm_reward
-from tests.integrations.fakes import FakeScorer, fake_rewards
+from tests.fakes import FakeScorer, fake_rewards
 
 PROMPTS = ["What is 2+2?", "Name a colour.", "Say hi."]
 COMPLETIONS = ["4", "Blue, obviously.", "hi!"]

@@ -9,7 +9,8 @@ from ebrm.data.types import Conversation
 from ebrm.errors import ConfigError
 from ebrm.integrations.server import ServerConfig, create_app
 from ebrm.integrations.verl import compute_score, compute_score_batch
-from tests.integrations.fakes import FakeScorer, fake_rewards, running_server
+from tests.fakes import FakeScorer, fake_rewards
+from tests.integrations.serving import running_server
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def test_disk_full_in_the_cli_is_one_line_and_keeps_the_previous_model(
     tmp_path, monkeypatch, capsys
 ):
     from ebrm.cli import main
-    from tests.features.fakes import FakeRM, make_pairs
+    from tests.fakes import FakeRM, make_pairs
 
     store = tmp_path / "store"
     extract_features(FakeRM(dim=8), make_pairs(40, duplicates=False), store, progress=False)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ebrm.integrations.server import ServerConfig, create_app
-from tests.integrations.fakes import running_server
+from tests.integrations.serving import running_server
 from tests.reliability import _report
 
 ODD = [

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from ebrm.integrations.server import ServerConfig, create_app
-from tests.integrations.fakes import FakeScorer, running_server
+from tests.fakes import FakeScorer
+from tests.integrations.serving import running_server
 from tests.reliability import _report
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ebrm"
