@@ -24,6 +24,7 @@ demo: install
 
 test: install
 	$(BIN)/python -m ruff check src tests benchmarks experiments examples
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-all: install
