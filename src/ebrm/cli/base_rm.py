@@ -7,9 +7,6 @@ from typing import Annotated
 import typer
 
 from ebrm.cli._options import BatchSize, DataSpec, Device, MaxLength, OutDir, Seed
-from ebrm.rm.train_bt import BTTrainConfig
-
-_DEFAULTS = BTTrainConfig()  # the options' defaults are the config's, written once there
 
 base_rm_app = typer.Typer(help="Base reward models.", no_args_is_help=True)
 
@@ -36,30 +33,30 @@ def train(
         typer.Option(
             "--freeze-encoder", help="Train only the score head (features computed once; fast)."
         ),
-    ] = _DEFAULTS.freeze_encoder,
+    ] = False,
     label_noise: Annotated[
         float,
         typer.Option(
             "--label-noise", min=0.0, max=1.0, help="Fraction of training labels to flip."
         ),
-    ] = _DEFAULTS.label_noise,
-    seed: Seed = _DEFAULTS.seed,
+    ] = 0.0,
+    seed: Seed = 0,
     epochs: Annotated[
         float | None,
         typer.Option(
             "--epochs", help="Passes over the data (default 1; 20 with a frozen encoder)."
         ),
-    ] = _DEFAULTS.epochs,
+    ] = None,
     lr: Annotated[
         float | None,
         typer.Option("--lr", help="Learning rate (default 5e-5; 1e-3 with a frozen encoder)."),
-    ] = _DEFAULTS.learning_rate,
-    batch_size: BatchSize = _DEFAULTS.batch_size,
-    max_length: MaxLength = _DEFAULTS.max_length,
+    ] = None,
+    batch_size: BatchSize = 16,
+    max_length: MaxLength = 512,
     validation_fraction: Annotated[
         float,
         typer.Option("--validation-fraction", help="Held-out pairs, grouped by prompt."),
-    ] = _DEFAULTS.validation_fraction,
+    ] = 0.1,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Use only the first N pairs.")
     ] = None,

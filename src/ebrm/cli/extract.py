@@ -8,13 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ebrm._config import default
 from ebrm.cli._options import BatchSize, DataSpec, Device, DType, MaxLength
-from ebrm.features.extract import extract_features
-from ebrm.rm.adapter import BaseRewardModel
-
-# the options' defaults are those of the functions they are passed to, written once there
-_LOAD, _EXTRACT = BaseRewardModel.from_pretrained, extract_features
 
 
 def register(app: typer.Typer) -> None:
@@ -27,24 +21,24 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option("--out", help="Feature store directory (resumed if partial).")
         ],
-        batch_size: BatchSize = default(_EXTRACT, "batch_size"),
-        max_length: MaxLength = default(_LOAD, "max_length"),
+        batch_size: BatchSize = 16,
+        max_length: MaxLength = 1024,
         truncation_side: Annotated[
             str,
             typer.Option(
                 "--truncation-side", help="left keeps the end of long texts (the response)."
             ),
-        ] = default(_LOAD, "truncation_side"),
-        dtype: DType = default(_LOAD, "dtype"),
+        ] = "left",
+        dtype: DType = "float32",
         storage_dtype: Annotated[
             str,
             typer.Option(
                 "--storage-dtype", help="Embedding storage: float32, bfloat16 or float16."
             ),
-        ] = default(_EXTRACT, "storage_dtype"),
+        ] = "float32",
         shard_size: Annotated[
             int, typer.Option("--shard-size", min=1, help="Rows per shard file.")
-        ] = default(_EXTRACT, "shard_size"),
+        ] = 4096,
         device: Device = None,
         limit: Annotated[
             int | None, typer.Option("--limit", min=1, help="Use only the first N pairs.")
@@ -58,7 +52,8 @@ def register(app: typer.Typer) -> None:
         Run under `accelerate launch -m ebrm extract ...` to split the rows across processes.
         """
         from ebrm.data import load_pairs
-        from ebrm.features.extract import process_state
+        from ebrm.features.extract import extract_features, process_state
+        from ebrm.rm import BaseRewardModel
 
         started = time.perf_counter()
         state = process_state()

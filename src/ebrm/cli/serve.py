@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 
 from ebrm.cli._options import Device
-from ebrm.integrations.server_config import ServerConfig
-
-_DEFAULTS = ServerConfig()  # the options' defaults are the config's, written once there
 
 
 def register(app: typer.Typer) -> None:
@@ -19,10 +16,8 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Path, typer.Option("--model", help="Refined-model directory.")],
         host: Annotated[
             str, typer.Option("--host", help="Interface to bind (loopback unless you expose it).")
-        ] = _DEFAULTS.host,
-        port: Annotated[
-            int, typer.Option("--port", min=0, max=65535, help="TCP port.")
-        ] = _DEFAULTS.port,
+        ] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
         token: Annotated[
             str | None,
             typer.Option(
@@ -30,29 +25,29 @@ def register(app: typer.Typer) -> None:
                 envvar="EBRM_SERVER_TOKEN",
                 help="Require 'Authorization: Bearer TOKEN' (or set EBRM_SERVER_TOKEN).",
             ),
-        ] = _DEFAULTS.token,
+        ] = None,
         mode: Annotated[
             str, typer.Option("--mode", help="Default reward kind: refined, mean, conservative...")
-        ] = _DEFAULTS.mode,
+        ] = "refined",
         max_batch_size: Annotated[
             int, typer.Option("--max-batch-size", min=1, help="Most responses per forward pass.")
-        ] = _DEFAULTS.max_batch_size,
+        ] = 64,
         forward_batch_size: Annotated[
             int,
             typer.Option(
                 "--forward-batch-size", min=1, help="Responses per base-RM forward within a batch."
             ),
-        ] = _DEFAULTS.forward_batch_size,
+        ] = 16,
         max_wait_ms: Annotated[
             float,
             typer.Option("--max-wait-ms", min=0, help="Longest wait for a batch to fill (ms)."),
-        ] = _DEFAULTS.max_wait_ms,
+        ] = 5.0,
         max_queue: Annotated[
             int, typer.Option("--max-queue", min=1, help="Most queued responses; then 503.")
-        ] = _DEFAULTS.max_queue,
+        ] = 4096,
         max_body_bytes: Annotated[
             int, typer.Option("--max-body-bytes", min=1, help="Largest request body; then 413.")
-        ] = _DEFAULTS.max_body_bytes,
+        ] = 8 * 1024 * 1024,
         special_tokens: Annotated[
             str | None,
             typer.Option(
@@ -70,7 +65,7 @@ def register(app: typer.Typer) -> None:
         kwargs = {} if special_tokens is None else {
             "special_tokens": tuple(t for t in special_tokens.split(",") if t)
         }  # fmt: skip
-        config = ServerConfig(
+        config = server.ServerConfig(
             host=host,
             port=port,
             token=token,

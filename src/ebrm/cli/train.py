@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 
 from ebrm.cli._options import Device, OutDir, Seed
-from ebrm.energy.presets import DEFAULT_PRESET, PRESETS
-
-_DEFAULTS = PRESETS[DEFAULT_PRESET]  # the options' defaults are the preset's
 
 Features = Annotated[
     Path, typer.Option("--features", help="Feature store directory (from `ebrm extract`).")
@@ -24,10 +21,10 @@ def register(app: typer.Typer) -> None:
         out: OutDir,
         preset: Annotated[
             str, typer.Option("--preset", help="small-data (default) or paper (DESIGN §1.5).")
-        ] = DEFAULT_PRESET,
+        ] = "small-data",
         objective: Annotated[
             str, typer.Option("--objective", help="nce+ (paper), nce+bt or nce+margin.")
-        ] = _DEFAULTS.objective,
+        ] = "nce+",
         no_filter: Annotated[
             bool, typer.Option("--no-filter", help="Train on all pairs, not just agreeing ones.")
         ] = False,
@@ -41,7 +38,7 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option("--margin", min=0, help="Target margin, normalised units (nce+margin)."),
         ] = None,
-        seed: Seed = _DEFAULTS.seed,
+        seed: Seed = 0,
         device: Device = None,
         progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     ) -> None:
