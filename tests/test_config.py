@@ -20,6 +20,7 @@ from ebrm.energy.config import EnergyHeadConfig
 from ebrm.energy.presets import TrainConfig
 from ebrm.errors import ConfigError
 from ebrm.integrations.server_config import ServerConfig
+from ebrm.overopt.config import OveroptConfig
 from ebrm.refine.config import RefineConfig
 from ebrm.rm.train_bt import BTTrainConfig
 
@@ -29,6 +30,7 @@ CONFIGS = [
     RefineConfig(method="conservative", grid_min=-3.5, grid_max=9.25),
     BTTrainConfig(freeze_encoder=True, learning_rate=1e-3),
     ServerConfig(port=0, token="t", special_tokens=("<a>",)),
+    OveroptConfig(num_candidates=4, max_n=3, gold_finetune=True),
 ]
 
 

@@ -17,8 +17,8 @@ from ebrm.energy.presets import DEFAULT_PRESET, PRESETS
 from ebrm.evaluation.runner import evaluate
 from ebrm.features.extract import extract_features
 from ebrm.integrations.best_of_n import select_best
-from ebrm.integrations.overopt_run import OveroptConfig
 from ebrm.integrations.server_config import ServerConfig
+from ebrm.overopt.config import OveroptConfig
 from ebrm.pipeline import run_pipeline
 from ebrm.rm.adapter import BaseRewardModel
 from ebrm.rm.train_bt import BTTrainConfig

@@ -212,9 +212,12 @@ def test_pool_errors_name_the_fix():
 
 
 def test_config_and_run_errors(tmp_path):
-    with pytest.raises(ConfigError, match="max_n must be in 1..num_candidates"):
+    with pytest.raises(
+        ConfigError,
+        match=r"The 'max_n' parameter of OveroptConfig must be None or an int in \[1, 4\]\. Got 5",
+    ):
         OveroptConfig(num_candidates=4, max_n=5)
-    with pytest.raises(ConfigError, match="label_noise must be in"):
+    with pytest.raises(ConfigError, match=r"'label_noise' parameter .* float in \[0, 1\]"):
         OveroptConfig(label_noise=1.5)
     with pytest.raises(ConfigError, match="--ebrm needs --proxy"):
         run_overopt(_pairs(10), tmp_path, ebrm=tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ebrm.errors import ConfigError
+from ebrm._config import check_bool, check_float, check_int, from_dict, to_dict
 
 
 @dataclass(frozen=True)
@@ -27,19 +27,24 @@ class OveroptConfig:
     progress: bool = True  # progress bars
 
     def __post_init__(self) -> None:
-        if self.num_prompts < 1:
-            raise ConfigError(f"num_prompts must be >= 1; got {self.num_prompts}.")
-        if self.num_candidates < 2:
-            raise ConfigError(f"num_candidates must be >= 2; got {self.num_candidates}.")
-        if self.max_n is not None and not 1 <= self.max_n <= self.num_candidates:
-            raise ConfigError(
-                f"max_n must be in 1..num_candidates ({self.num_candidates}); got {self.max_n}."
-            )
-        if not 0.0 < self.proxy_fraction < 1.0:
-            raise ConfigError(f"proxy_fraction must be in (0, 1); got {self.proxy_fraction}.")
-        if not 0.0 <= self.label_noise <= 1.0:
-            raise ConfigError(f"label_noise must be in [0, 1]; got {self.label_noise}.")
-        if self.conservative_k < 0:
-            raise ConfigError(f"conservative_k must be >= 0; got {self.conservative_k}.")
-        if not self.head_epochs > 0:
-            raise ConfigError(f"head_epochs must be > 0; got {self.head_epochs}.")
+        check_int(self, "num_prompts", low=1)
+        check_int(self, "num_candidates", low=2)
+        check_int(self, "max_n", low=1, high=self.num_candidates, optional=True)
+        check_int(self, "seed")
+        check_float(self, "proxy_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
+        check_float(self, "label_noise", low=0.0, high=1.0)
+        check_float(self, "conservative_k", low=0.0)
+        check_int(self, "max_length", low=8)
+        check_bool(self, "gold_finetune")
+        check_float(self, "head_epochs", low=0.0, low_open=True)
+        check_float(self, "head_weight_decay", low=0.0)
+        check_int(self, "batch_size", low=1)
+        check_bool(self, "progress")
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> OveroptConfig:
+        """Inverse of `to_dict`; unknown keys are dropped with one warning naming them."""
+        return from_dict(cls, data)
