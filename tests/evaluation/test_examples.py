@@ -9,7 +9,7 @@ import pytest
 
 from ebrm.data.types import Conversation, PreferencePair, RMBenchItem
 from ebrm.evaluation import evaluate
-from tests.evaluation.fake_model import FakeModel
+from tests.fakes import FakeModel
 
 
 def rmbench_compute_accuracy(results):

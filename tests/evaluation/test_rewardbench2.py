@@ -10,7 +10,7 @@ import pytest
 from ebrm.data import load_pairs, load_rewardbench2
 from ebrm.errors import DataFormatError
 from ebrm.evaluation import evaluate
-from tests.evaluation.fake_model import FakeModel
+from tests.fakes import FakeModel
 
 # FakeModel: a response "r=<raw> b=<bonus>" gets base reward 4 raw and refined 4 (raw + bonus);
 # every comparison and margin ratio below is unchanged by the factor 4.
