@@ -163,6 +163,8 @@ def start_server(
         str(max_batch_size),
         "--max-wait-ms",
         str(max_wait_ms),
+        "--forward-batch-size",
+        str(forward_batch_size),
         "--device",
         "cpu",
         "--max-queue",

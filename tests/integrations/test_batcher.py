@@ -139,3 +139,58 @@ def test_invalid_settings():
         MicroBatcher(lambda x: x, max_batch_size=0)
     with pytest.raises(ValueError, match="max_queue"):
         MicroBatcher(lambda x: x, max_queue=0)
+
+
+# ---- forward-batch planning ------------------------------------------------------------
+
+
+def _partitions(items: list[int]):
+    """Every set partition of `items` (Bell(n) of them)."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for part in _partitions(rest):
+        yield [[first], *part]
+        for k in range(len(part)):
+            yield [*part[:k], [first, *part[k]], *part[k + 1 :]]
+
+
+def _cost(batches, lengths, overhead):
+    return sum(overhead + len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(("overhead", "max_rows"), [(0.0, 7), (5.0, 3), (30.0, 7), (1e6, 2)])
+def test_plan_forward_batches_is_the_least_cost_partition(seed, overhead, max_rows):
+    import random
+
+    from ebrm.integrations.batcher import plan_forward_batches
+
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 60) for _ in range(7)]
+    plan = plan_forward_batches(lengths, overhead=overhead, max_rows=max_rows)
+    assert sorted(i for b in plan for i in b) == list(range(7))
+    assert all(1 <= len(b) <= max_rows for b in plan)
+    # brute force over all 877 set partitions of 7 items, not only the sorted cuts
+    best = min(
+        _cost(p, lengths, overhead)
+        for p in _partitions(list(range(7)))
+        if all(len(b) <= max_rows for b in p)
+    )
+    assert _cost(plan, lengths, overhead) == pytest.approx(best)
+
+
+def test_plan_forward_batches_extremes():
+    from ebrm.integrations.batcher import plan_forward_batches
+
+    lengths = [10, 200, 12, 11, 190]
+    # free forwards: nothing is padded; expensive forwards: one batch up to max_rows
+    free = plan_forward_batches(lengths, overhead=0, max_rows=8)
+    assert all(len({lengths[i] for i in b}) == 1 for b in free)
+    assert plan_forward_batches(lengths, overhead=1e9, max_rows=8) == [[0, 3, 2, 4, 1]]
+    assert plan_forward_batches([], overhead=1, max_rows=2) == []
+    with pytest.raises(ValueError, match="max_rows must be >= 1. Got 0"):
+        plan_forward_batches(lengths, overhead=1, max_rows=0)
+    with pytest.raises(ValueError, match="overhead must be >= 0"):
+        plan_forward_batches(lengths, overhead=-1, max_rows=2)

@@ -261,3 +261,26 @@ def test_conversation_the_rm_template_rejects_is_422():
         assert resp.status_code == 422 and "roles must be" in resp.json()["detail"]
         good = httpx.post(f"{url}/score", json=[{"prompt": "x", "response": "y"}])
         assert good.status_code == 200
+
+
+def test_micro_batches_are_split_by_length_and_results_keep_input_order():
+    from ebrm.integrations.server import batch_scorer
+
+    scorer = FakeScorer()
+    short = [Conversation.from_prompt(f"q{i}", "ok") for i in range(5)]
+    long = [Conversation.from_prompt("p" * 400, f"a long answer {i} " * 40) for i in range(3)]
+    convs = [short[0], long[0], short[1], short[2], long[1], short[3], long[2], short[4]]
+    ref = fake_rewards(convs)
+    # a forward costs 32 tokens (128 characters): padding five short texts to ~1,000
+    # characters costs far more than one more forward, so short and long go apart
+    records = batch_scorer(scorer, ServerConfig(forward_overhead_tokens=32))(convs)
+    assert sorted(scorer.batch_sizes) == [3, 5]
+    assert [r["base"] for r in records] == pytest.approx(ref.base.tolist())
+    # with a huge per-forward cost everything shares one forward, up to forward_batch_size
+    scorer = FakeScorer()
+    config = ServerConfig(forward_overhead_tokens=1e9, forward_batch_size=4)
+    records = batch_scorer(scorer, config)(convs)
+    assert scorer.batch_sizes == [4, 4]  # the fewest forwards: one short text pads to long
+    assert [r["reward"] for r in records] == pytest.approx(ref.reward.tolist())
+    with pytest.raises(ConfigError, match="forward_overhead_tokens"):
+        ServerConfig(forward_overhead_tokens=-1)

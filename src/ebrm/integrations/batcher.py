@@ -6,20 +6,69 @@ dedicated thread (the event loop keeps accepting requests meanwhile) and hands e
 request its slice. While a batch is being scored, new requests queue up, so under load
 batches fill without any waiting. The queue is bounded in responses: when full, `submit`
 raises `QueueFullError` at once (HTTP 503) instead of letting latency grow without bound.
+
+`plan_forward_batches` splits one micro-batch into length-sorted forward passes so that
+batching never pays for padding it can avoid: on a CPU a forward costs about a fixed
+overhead plus one unit per (padded) token, so a long text must not pad a batch of short ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+
+def plan_forward_batches(
+    lengths: Sequence[int], *, overhead: float, max_rows: int
+) -> list[list[int]]:
+    """Partition items into forward batches of least padded cost.
+
+    A forward pass over rows padded to their longest length L is modelled as costing
+    `overhead + rows * L` (token units): the per-call overhead against the padded tokens.
+    Sorting by length and cutting the sorted order into contiguous runs is optimal for
+    this cost (moving a shorter item into a batch of longer ones never lowers the
+    longest length of any batch), so dynamic programming over the cut points finds the
+    exact minimum in O(n * max_rows).
+
+    Args:
+        lengths: (n,) length of each item (tokens, or a proxy proportional to them).
+        overhead: cost of one forward pass in the same units (>= 0); 0 gives one batch per
+            distinct length, a large value as few batches as `max_rows` allows.
+        max_rows: most items per forward pass (>= 1).
+
+    Returns:
+        Batches of item indices, each sorted by length, longest batch first; together
+        they hold every index once.
+    """
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1. Got {max_rows} instead.")
+    if overhead < 0:
+        raise ValueError(f"overhead must be >= 0. Got {overhead} instead.")
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    best = [0.0] + [math.inf] * n  # best[j]: least cost of the j shortest items
+    cut = [0] * (n + 1)  # cut[j]: where the last batch of the best plan for j starts
+    for j in range(1, n + 1):
+        longest = lengths[order[j - 1]]  # the last batch ends at item j-1, the longest
+        for i in range(max(0, j - max_rows), j):
+            cost = best[i] + overhead + (j - i) * longest
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    batches = []
+    j = n
+    while j > 0:
+        batches.append(order[cut[j] : j])
+        j = cut[j]
+    return batches
 
 
 class QueueFullError(RuntimeError):

@@ -16,8 +16,10 @@ import contextlib
 import json
 import logging
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ebrm.errors import DataFormatError, MissingDependencyError, require
@@ -28,7 +30,7 @@ from ebrm.integrations._common import (
     to_conversation,
 )
 from ebrm.integrations._http import Guard, ServerMetrics
-from ebrm.integrations.batcher import MicroBatcher, QueueFullError
+from ebrm.integrations.batcher import MicroBatcher, QueueFullError, plan_forward_batches
 from ebrm.integrations.openrlhf import query_to_conversation
 from ebrm.integrations.server_config import ServerConfig
 from ebrm.refine.results import REWARD_KINDS, RefinedRewards
@@ -237,12 +239,54 @@ async def _request_error(_request, exc: RequestError):
     return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
 
 
-def _batcher(scorer: Scorer, config: ServerConfig) -> MicroBatcher:
-    def score_batch(convs: list) -> list[dict[str, float]]:
-        return result_records(score_safely(scorer, convs, batch_size=config.forward_batch_size))
+CPU_FORWARD_OVERHEAD_TOKENS = 32.0  # MiniLM on 1 CPU thread: a call costs ~25-30 tokens
+ACCELERATOR_FORWARD_OVERHEAD_TOKENS = 4096.0  # a GPU batch costs about what one text does
+_CHARS_PER_TOKEN = 4  # English text; only the ordering and rough ratios matter
 
+
+def _text_length(conv) -> int:
+    """Characters of a conversation: a tokenizer-free proxy of its token count."""
+    return len(conv.response) + sum(len(content) for _, content in conv.messages)
+
+
+def _forward_overhead(scorer: Scorer, config: ServerConfig) -> float:
+    """The per-forward cost in characters (the unit of `_text_length`)."""
+    tokens = config.forward_overhead_tokens
+    if tokens is None:
+        device = torch.device(getattr(scorer, "device", "cpu"))
+        cpu = device.type == "cpu"
+        tokens = CPU_FORWARD_OVERHEAD_TOKENS if cpu else ACCELERATOR_FORWARD_OVERHEAD_TOKENS
+    return float(tokens) * _CHARS_PER_TOKEN
+
+
+def batch_scorer(scorer: Scorer, config: ServerConfig) -> Callable[[list], list[dict]]:
+    """The function the micro-batcher calls: one scoring call per length-sorted forward batch.
+
+    A micro-batch of mixed lengths padded to its longest text would cost more on a CPU
+    than scoring the requests one by one; `plan_forward_batches` cuts it where the padding
+    saved outweighs a forward's overhead. Results come back in input order.
+    """
+    overhead = _forward_overhead(scorer, config)
+
+    def score_batch(convs: list) -> list[dict[str, float]]:
+        plan = plan_forward_batches(
+            [_text_length(c) for c in convs],
+            overhead=overhead,
+            max_rows=config.forward_batch_size,
+        )
+        records: list[dict[str, float]] = [{}] * len(convs)
+        for index in plan:
+            result = score_safely(scorer, [convs[i] for i in index], batch_size=len(index))
+            for i, record in zip(index, result_records(result), strict=True):
+                records[i] = record
+        return records
+
+    return score_batch
+
+
+def _batcher(scorer: Scorer, config: ServerConfig) -> MicroBatcher:
     return MicroBatcher(
-        score_batch,
+        batch_scorer(scorer, config),
         max_batch_size=config.max_batch_size,
         max_wait_ms=config.max_wait_ms,
         max_queue=config.max_queue,
