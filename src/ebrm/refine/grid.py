@@ -15,7 +15,6 @@ rows), against ~2 passes per iteration (up to 50) for paper mode.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -23,19 +22,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ebrm._device import resolve_dtype
-from ebrm.refine import uncertainty
+from ebrm.refine import _adaptive, uncertainty
+from ebrm.refine._polish import polish_mode
 from ebrm.refine._scoring import joint_scores as _joint_scores
 from ebrm.refine._scoring import low_precision_layers as _low_precision_layers
-from ebrm.refine._scoring import score_points as _score_points
 from ebrm.refine._scoring import scores_on_grid as _scores_on_grid
 from ebrm.refine._util import check_embeddings, eval_mode, head_placement
 
 logger = logging.getLogger(__name__)
 
-_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0  # golden-section ratio
 QUANTILE_LEVELS = (0.05, 0.5, 0.95)
-ZOOM_BELOW = 2.0  # zoom when std < this many grid cells: CDFs (quantiles, P(a>b)) need it
-ZOOM_CELLS = 12.0  # half-width, in grid cells, of the local grid for narrow posteriors (>= 6 std)
+ZOOM_CELLS = 12.0  # most half-width, in grid cells, of the local grid for narrow posteriors
+_ZOOM_BELOW_POSTERIOR = 1.5  # grid_posterior zooms rows narrower than this many cells
+ZOOM_STDS = 8.0  # its half-width in (estimated) posterior stds, at least 2 cells
 
 
 @dataclass(frozen=True)
@@ -61,69 +60,6 @@ def _default_grid(grid: torch.Tensor | None) -> torch.Tensor:
 
         return RefineConfig().grid()
     return uncertainty.check_grid(grid)
-
-
-def _parabola_vertex(x0, x1, x2, f0, f1, f2) -> torch.Tensor:
-    """Abscissa of the parabola's vertex through three points (NaN/inf when degenerate)."""
-    num = (x1 - x0).square() * (f1 - f2) - (x1 - x2).square() * (f1 - f0)
-    den = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0)
-    return x1 - 0.5 * num / den
-
-
-def _polish(
-    head: nn.Module,
-    emb_part: torch.Tensor,
-    grid: torch.Tensor,
-    scores: torch.Tensor,
-    steps: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Golden-section search between the grid neighbours of each row's argmax, finished
-    with one parabolic step through the best three points of the final bracket.
-
-    Every f here is full precision. Returns the best point evaluated (the grid argmax
-    included, so f never gets worse) and its f, each (n,).
-    """
-    k = scores.argmax(dim=1)
-    best_y = grid[k]
-    best_f = _score_points(head, emb_part, best_y)  # full precision, whatever scored the grid
-    if steps == 0:
-        return best_y, best_f
-    last = grid.numel() - 1
-    a, b = grid[(k - 1).clamp(0, last)], grid[(k + 1).clamp(0, last)]
-    fa, fb = _score_points(head, emb_part, a), _score_points(head, emb_part, b)
-    c, d = b - _INV_PHI * (b - a), a + _INV_PHI * (b - a)
-    fc, fd = _score_points(head, emb_part, c), _score_points(head, emb_part, d)
-    candidates = [(a, fa), (b, fb), (c, fc), (d, fd)]
-    for _ in range(steps):
-        left = fc > fd  # the maximum lies in [a, d]: shrink from the right
-        b, fb = torch.where(left, d, b), torch.where(left, fd, fb)
-        a, fa = torch.where(left, a, c), torch.where(left, fa, fc)
-        new_c = torch.where(left, b - _INV_PHI * (b - a), d)
-        new_d = torch.where(left, c, a + _INV_PHI * (b - a))
-        kept_f = torch.where(left, fc, fd)
-        new_point = torch.where(left, new_c, new_d)
-        new_f = _score_points(head, emb_part, new_point)
-        fc, fd = torch.where(left, new_f, kept_f), torch.where(left, kept_f, new_f)
-        c, d = new_c, new_d
-        candidates.append((new_point, new_f))
-    # a parabola through the best point of a < c < d < b and its neighbours: for smooth f
-    # this lands within ~bracket^3 of the maximum, far closer than more golden steps
-    left = fc > fd
-    x = _parabola_vertex(
-        torch.where(left, a, c),
-        torch.where(left, c, d),
-        torch.where(left, d, b),
-        torch.where(left, fa, fc),
-        torch.where(left, fc, fd),
-        torch.where(left, fd, fb),
-    )
-    usable = torch.isfinite(x) & (x >= a) & (x <= b)
-    x = torch.where(usable, x, torch.where(left, c, d))
-    candidates.append((x, _score_points(head, emb_part, x)))
-    for point, value in candidates:
-        better = value > best_f
-        best_y, best_f = torch.where(better, point, best_y), torch.where(better, value, best_f)
-    return best_y, best_f
 
 
 def grid_scores(
@@ -153,58 +89,79 @@ def grid_scores(
 
 @dataclass
 class _Resolved:
-    """One chunk's posteriors: per-row grids and f on them, plus the statistics."""
+    """One group of rows' posteriors: per-row grids and f on them, plus the statistics."""
 
-    grid: torch.Tensor  # (n, G) the shared grid, or a zoomed local grid for narrow rows
+    grid: torch.Tensor  # (n, G) the rows' grids (shared, merged coarse-to-fine, or zoomed)
     scores: torch.Tensor  # (n, G) f on those grids
     stats: dict[str, torch.Tensor]  # mean, std, q05, q50, q95, log_z (n,) float64
-    mode: torch.Tensor  # (n,)
-    mode_score: torch.Tensor  # (n,)
+    mode: torch.Tensor | None = None  # (n,) once polished
+    mode_score: torch.Tensor | None = None  # (n,)
 
 
 def _statistics(scores: torch.Tensor, grid: torch.Tensor) -> dict[str, torch.Tensor]:
     """mean, std, quantiles and log Z (each (n,)) from f on a (G,) or (n, G) grid."""
-    log_p, log_z = uncertainty.log_masses(scores, grid)
-    mean, std = uncertainty.moments(log_p, grid)
-    qs = uncertainty.quantiles(scores, log_z, grid, list(QUANTILE_LEVELS))
-    return {
-        "mean": mean,
-        "std": std,
-        "q05": qs[:, 0],
-        "q50": qs[:, 1],
-        "q95": qs[:, 2],
-        "log_z": log_z,
-    }
+    return _adaptive.statistics(scores, grid, QUANTILE_LEVELS)
 
 
-def _zoom_narrow(head: nn.Module, emb_part: torch.Tensor, res: _Resolved, levels: int) -> None:
+def _zoom_narrow(
+    head: nn.Module,
+    emb_part: torch.Tensor,
+    res: _Resolved,
+    levels: int,
+    below: float = _adaptive.ZOOM_BELOW,
+) -> None:
     """Re-resolve rows too narrow for their grid on local grids of the same size.
 
-    A posterior whose std is below ~2 grid cells at its mode puts its mass on a few
+    A posterior whose std is below ~2 grid cells at its peak puts its mass on a few
     grid points, so mean, quantiles and P(a > b) would be off by up to half a cell.
-    Such rows get G evenly spaced points over mode ± ZOOM_CELLS cells (a per-row grid, so
-    the reward branch runs per row), repeated while the posterior is still narrower than
-    two new cells, at most `levels` times. Updates `res` in place.
+    Such rows get G evenly spaced points over peak ± ZOOM_STDS std (between 2 and
+    ZOOM_CELLS cells: an unresolved std is only roughly known) on a per-row grid (the
+    reward branch runs per row), repeated while the posterior is still narrower than two
+    new cells, at most `levels` times. Updates `res` in place.
     """
     n, size = res.grid.shape
-    k = torch.searchsorted(res.grid, res.mode.unsqueeze(1).to(res.grid.dtype))
-    k = k.squeeze(1).clamp(1, size - 1)
+    peak = res.grid.gather(1, res.scores.argmax(dim=1, keepdim=True))  # (n, 1)
+    k = torch.searchsorted(res.grid, peak).squeeze(1).clamp(1, size - 1)
     spacing = (res.grid.gather(1, k[:, None]) - res.grid.gather(1, (k - 1)[:, None]))[:, 0]
-    spacing = spacing.to(torch.float64)  # (n,) cell width at the mode
+    spacing = spacing.to(torch.float64)  # (n,) cell width at the peak
     offsets = torch.linspace(-1, 1, size, dtype=res.grid.dtype, device=res.grid.device)
-    rows = (res.stats["std"] < ZOOM_BELOW * spacing).nonzero().flatten()
+    rows = (res.stats["std"] < below * spacing).nonzero().flatten()
     for _ in range(levels):
         if rows.numel() == 0:
             return
-        half = ZOOM_CELLS * spacing[rows]
-        local = res.mode[rows].unsqueeze(1) + half.to(res.grid.dtype).unsqueeze(1) * offsets
+        half = (ZOOM_STDS * res.stats["std"][rows]).clamp(
+            2 * spacing[rows], ZOOM_CELLS * spacing[rows]
+        )
+        centre = res.grid[rows].gather(1, res.scores[rows].argmax(dim=1, keepdim=True))
+        local = centre + half.to(res.grid.dtype).unsqueeze(1) * offsets
         scores = _joint_scores(head, emb_part[rows], head.project_rewards(local))  # (r, G)
         local_stats = _statistics(scores, local)
         res.grid[rows], res.scores[rows] = local, scores.to(res.scores.dtype)
         for name, value in local_stats.items():
             res.stats[name][rows] = value
         spacing[rows] = 2 * half / (size - 1)
-        rows = rows[local_stats["std"] < ZOOM_BELOW * spacing[rows]]
+        rows = rows[local_stats["std"] < below * spacing[rows]]
+
+
+def _finish(
+    head: nn.Module,
+    emb_part: torch.Tensor,
+    grid: torch.Tensor,
+    scores: torch.Tensor,
+    *,
+    polish_steps: int,
+    zoom_levels: int,
+    rescore: bool,
+    zoom_below: float = _adaptive.ZOOM_BELOW,
+) -> _Resolved:
+    """Statistics of f on a (G,) or (n, G) grid, narrow rows zoomed, the mode polished."""
+    res = _Resolved(grid=grid.expand(scores.shape).clone(), scores=scores, stats={})
+    res.stats = _statistics(scores, res.grid)
+    _zoom_narrow(head, emb_part, res, zoom_levels, zoom_below)
+    res.mode, res.mode_score = polish_mode(
+        head, emb_part, res.grid, res.scores, polish_steps, rescore=rescore
+    )
+    return res
 
 
 def _resolve(
@@ -218,18 +175,60 @@ def _resolve(
     polish_steps: int,
     zoom_levels: int,
 ) -> _Resolved:
-    """Posteriors of one chunk of projected embeddings (n, H1) (no autograd context here)."""
+    """Posteriors of one chunk of projected embeddings (n, H1) on the whole grid."""
     scores = _scores_on_grid(head, emb_part, grid_part, grid_chunk, low)  # (n, G)
-    mode, mode_score = _polish(head, emb_part, grid, scores, polish_steps)
-    res = _Resolved(
-        grid=grid.expand(scores.shape).clone(),
-        scores=scores,
-        stats=_statistics(scores, grid),
-        mode=mode,
-        mode_score=mode_score,
-    )
-    _zoom_narrow(head, emb_part, res, zoom_levels)
-    return res
+    options = dict(polish_steps=polish_steps, zoom_levels=zoom_levels, rescore=low is not None)
+    return _finish(head, emb_part, grid, scores, **options)
+
+
+def _resolve_coarse_to_fine(
+    head: nn.Module,
+    emb_part: torch.Tensor,
+    grid: torch.Tensor,
+    grid_part: torch.Tensor,
+    stride: int,
+    *,
+    grid_chunk: int,
+    low: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    polish_steps: int,
+    zoom_levels: int,
+) -> dict[str, torch.Tensor]:
+    """Posterior columns (n,) of one chunk: f first on every `stride`-th point of the
+    shared grid, then more points only where a row needs them (`ebrm.refine._adaptive`)."""
+    coarse = grid[::stride]
+    scores = _scores_on_grid(head, emb_part, grid_part[::stride], grid_chunk, low)  # (n, C+1)
+    stats = _adaptive.moments(scores, coarse)
+    cells = coarse.numel() - 1
+    # 0: settled on the coarse grid; 1: C new points in a window of <= C/4 coarse cells;
+    # 2: the rest of the shared grid
+    first, last = _adaptive.window(scores, coarse, stats)
+    wide = _adaptive.window_cells(first, last, cells) > cells // 4
+    group = torch.where(_adaptive.settled(scores, coarse, stats), 0, 1 + wide.long())
+    options = dict(polish_steps=polish_steps, zoom_levels=zoom_levels, rescore=low is not None)
+    rest = (torch.arange(grid.numel(), device=grid.device) % stride != 0).nonzero().flatten()
+    columns: dict[str, torch.Tensor] = {}
+    for g in range(3):
+        rows = (group == g).nonzero().flatten()
+        if rows.numel() == 0:
+            continue
+        part, on, values = emb_part[rows], coarse, scores[rows]
+        if g == 1:
+            points = _adaptive.window_points(coarse, first[rows], last[rows], cells)
+            new = _joint_scores(head, part, head.project_rewards(points))  # full precision
+            on, values = _adaptive.merge(coarse, values, points, new)
+        elif g == 2:
+            on, values = grid, values.new_empty(rows.numel(), grid.numel())
+            values[:, ::stride] = scores[rows]
+            values[:, rest] = _scores_on_grid(head, part, grid_part[rest], grid_chunk, low)
+        # moments are exact to ~exp(-2 pi^2 1.5^2) at 1.5 cells per std, and the quantiles'
+        # fourth-order CDF is fine there too; p_better's trapezoid CDFs zoom below 2 cells
+        res = _finish(head, part, on, values, zoom_below=_ZOOM_BELOW_POSTERIOR, **options)
+        out = {"mode": res.mode, "mode_score": res.mode_score, **res.stats}
+        for name, value in out.items():
+            if name not in columns:
+                columns[name] = value.new_empty(scores.shape[0])
+            columns[name][rows] = value
+    return columns
 
 
 def grid_posterior(
@@ -242,6 +241,7 @@ def grid_posterior(
     row_chunk: int = 64,
     grid_chunk: int = 256,
     compute_dtype: str | torch.dtype = "float32",
+    coarse_to_fine: bool = True,
     progress: bool = False,
 ) -> Posterior:
     """Posterior statistics of p(y | e) ∝ exp f(e, y) on a shared grid.
@@ -254,10 +254,16 @@ def grid_posterior(
         embeddings: (N, D) base-RM embeddings.
         grid: (G,) strictly increasing points in normalised units; default
             `RefineConfig().grid()`. It should cover the training rewards with a margin.
-        polish_steps: golden-section steps around the grid argmax before a final parabolic
-            step (0 = grid argmax only).
+        polish_steps: most parabolic steps refining the best grid point (each one head
+            evaluation per response; they stop once every bracket is below 1e-6;
+            0 = grid argmax only).
         zoom_levels: how often a posterior narrower than the grid spacing may be
             re-evaluated on a finer local grid (0 = never).
+        coarse_to_fine: evaluate every few points of the grid first (33 points) and the
+            rest only where a posterior needs them (`ebrm.refine._adaptive`): 33, 65 or G
+            head evaluations per response instead of G. Used for evenly spaced grids of
+            G > 66 points, rounded up to 32k + 1 points (128 -> 129); False evaluates
+            every point of `grid` as given.
         row_chunk, grid_chunk: responses and grid points per pass; peak memory is about
             row_chunk * grid_chunk * (first joint width) * 4 bytes.
         compute_dtype: dtype of the hidden joint layers on the shared grid; "bfloat16" is
@@ -276,25 +282,26 @@ def grid_posterior(
     embeddings = check_embeddings(head, embeddings)
     device, dtype = head_placement(head)
     grid_dev = grid.to(device=device, dtype=dtype)
+    adaptive = _adaptive.refined_grid(grid_dev) if coarse_to_fine else None
+    shared, stride = (grid_dev, 1) if adaptive is None else adaptive
     n = embeddings.shape[0]
     columns: dict[str, list[torch.Tensor]] = {f.name: [] for f in fields(Posterior)}
     with eval_mode(head), torch.no_grad():
-        grid_part = head.project_rewards(grid_dev)  # (G, H1): the reward branch runs once
+        shared_part = head.project_rewards(shared)  # (G, H1): the reward branch runs once
         low = _low_precision_layers(head, resolve_dtype(compute_dtype))
+        options = dict(
+            grid_chunk=grid_chunk, low=low, polish_steps=polish_steps, zoom_levels=zoom_levels
+        )
         starts = range(0, n, row_chunk)
         for start in tqdm(starts, desc="grid refine", disable=not progress, unit="chunk"):
             emb_part = head.project_embeddings(embeddings[start : start + row_chunk])  # (n, H1)
-            res = _resolve(
-                head,
-                emb_part,
-                grid_dev,
-                grid_part,
-                grid_chunk=grid_chunk,
-                low=low,
-                polish_steps=polish_steps,
-                zoom_levels=zoom_levels,
-            )
-            values = {"mode": res.mode, "mode_score": res.mode_score, **res.stats}
+            if adaptive is None:
+                res = _resolve(head, emb_part, shared, shared_part, **options)
+                values = {"mode": res.mode, "mode_score": res.mode_score, **res.stats}
+            else:
+                values = _resolve_coarse_to_fine(
+                    head, emb_part, shared, shared_part, stride, **options
+                )
             for name, value in values.items():
                 columns[name].append(value.float().cpu())
     return Posterior(

@@ -1,0 +1,225 @@
+"""Coarse to fine: where on the grid each posterior needs head evaluations.
+
+A shared grid fine enough for the narrowest posterior wastes most of its points on the
+others: f is evaluated everywhere although the mass sits in a few units. So refinement
+first evaluates a coarse shared grid (`COARSE_CELLS` + 1 points over the grid's range).
+The trapezoid rule is spectrally accurate for a smooth density that decays inside the
+grid once the spacing is below its std (error ~exp(-2 pi^2 std^2 / h^2)), so a row is
+*settled* on the coarse grid when its std is at least `ZOOM_BELOW` cells and its
+statistics agree with those of every other coarse point (spacing 2h) to `AGREE`: a
+cheap a-posteriori error estimate that needs no extra evaluations.
+
+Where the coarse grid is not enough, an error indicator per pair of coarse cells
+(`window`) says where. If that region spans at most a quarter of the range (a peak),
+the row gets `COARSE_CELLS` new points there: the window spans a power-of-two number of
+coarse cells, each split evenly, so the merged grid (all coarse points + the new ones)
+is uniform and finer than the shared grid inside the window, coarse outside, and every
+coarse score is reused. Otherwise (structure all over the range, as trained heads with
+a floor of mass show) the row gets the rest of the shared grid, of which the coarse
+grid is a subset: the same points the plain shared-grid evaluation uses.
+
+Integrals use end-corrected trapezoid weights (Gregory's rule, exact for cubics), so a
+density that does not decay at the grid's ends (an untrained head) is integrated to
+O(h^4) instead of O(h^2); where the density decays they equal the trapezoid weights.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ebrm.refine import uncertainty
+
+COARSE_CELLS = 32  # cells of the coarse grid, and new points per unsettled row (power of 2)
+ZOOM_BELOW = 2.0  # a posterior narrower than this many cells is not resolved by them
+AGREE = 2e-4  # settled: mean and std on h and 2h agree to this (normalised units)
+SUPPORT_NATS = 20.0  # the window holds all coarse points within this of the peak log mass
+CELL_TOL = 1e-6  # a pair of coarse cells whose mass on h and 2h differs more needs points
+_GREGORY = (-1 / 8, 1 / 6, -1 / 24)  # end corrections to the trapezoid weights, times h
+_EVEN = 1e-4  # gaps equal to this relative tolerance count as even (float32 linspace)
+
+
+def integration_log_weights(grid: torch.Tensor) -> torch.Tensor:
+    """log quadrature weights (G,) or (n, G): trapezoid, end-corrected where the three
+    end gaps are equal (to `_EVEN` relative) and G >= 6; float64."""
+    grid = grid.to(torch.float64)
+    log_w = uncertainty.trapezoid_log_weights(grid)
+    if grid.shape[-1] < 6:
+        return log_w
+    w = log_w.exp()
+    for first, sign in ((0, 1), (-1, -1)):  # the left end, then the right end
+        idx = [first + sign * i for i in range(4)]  # 4 end points, outermost first
+        gaps = torch.stack([(grid[..., idx[i + 1]] - grid[..., idx[i]]) * sign for i in range(3)])
+        h = gaps[0]
+        even = ((gaps - h).abs() <= _EVEN * h.abs()).all(dim=0)
+        for i, c in enumerate(_GREGORY):
+            w[..., idx[i]] += torch.where(even, c * h, torch.zeros_like(h))
+    return w.log()
+
+
+def moments(scores: torch.Tensor, grid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """mean, std and log Z (each (n,) float64) with `integration_log_weights`."""
+    log_w = scores.to(torch.float64) + integration_log_weights(grid).to(scores.device)
+    log_z = torch.logsumexp(log_w, dim=-1)
+    mean, std = uncertainty.moments(log_w - log_z.unsqueeze(-1), grid)
+    return {"mean": mean, "std": std, "log_z": log_z}
+
+
+def quantiles(scores: torch.Tensor, grid: torch.Tensor, levels: list[float]) -> torch.Tensor:
+    """Posterior quantiles (n, L) from a fourth-order CDF.
+
+    The trapezoid CDF (`uncertainty.quantiles`) is O(h^2); here each cell's mass is the
+    integral of the cubic through its four nearest points, h (-d0 + 13 d1 + 13 d2 - d3) / 24,
+    where those are evenly spaced and the correction to the trapezoid is small (else the
+    trapezoid), so the CDF at the grid points is O(h^4) where the density is resolved.
+    Inside the crossing cell the density is taken as linear, as the trapezoid rule does,
+    with its mass scaled to the cell's corrected mass.
+    """
+    y = grid.to(device=scores.device, dtype=torch.float64).expand(scores.shape)  # (n, G)
+    f = scores.to(torch.float64)
+    d = (f - f.max(dim=-1, keepdim=True).values).exp()  # (n, G) unnormalised density
+    h = y[:, 1:] - y[:, :-1]  # (n, G-1)
+    trapezoid = h * (d[:, 1:] + d[:, :-1]) / 2  # (n, G-1) cell masses
+    correction = torch.zeros_like(trapezoid)
+    if d.shape[1] >= 4:
+        even = ((h[:, :-2] - h[:, 1:-1]).abs() <= _EVEN * h[:, 1:-1]) & (
+            (h[:, 2:] - h[:, 1:-1]).abs() <= _EVEN * h[:, 1:-1]
+        )  # (n, G-3): cells 1..G-3 with both neighbours of the same width
+        fix = -h[:, 1:-1] * (d[:, :-3] - d[:, 1:-2] - d[:, 2:-1] + d[:, 3:]) / 24
+        # only where the density is smooth on the grid's scale: across an unresolved
+        # peak the cubic overshoots, and the trapezoid is the safer of the two
+        smooth = even & (fix.abs() <= 0.25 * trapezoid[:, 1:-1])
+        correction[:, 1:-1] = torch.where(smooth, fix, 0.0)
+    cell = (trapezoid + correction).clamp_min(0)
+    cum = torch.cat([torch.zeros_like(cell[:, :1]), cell.cumsum(-1)], dim=-1)  # (n, G)
+    q = torch.tensor(levels, dtype=torch.float64, device=scores.device)
+    target = (q.unsqueeze(0) * cum[:, -1:]).contiguous()  # (n, L)
+    hi = torch.searchsorted(cum.contiguous(), target).clamp(1, y.shape[1] - 1)
+    lo = hi - 1
+    d0, d1, width = d.gather(-1, lo), d.gather(-1, hi), h.gather(-1, lo)
+    # the mass still needed, in the linear model's units (its cell mass is the trapezoid)
+    scale = trapezoid.gather(-1, lo) / cell.gather(-1, lo).clamp_min(1e-300)
+    rest = ((target - cum.gather(-1, lo)) * scale).clamp_min(0)
+    slope = (d1 - d0) / (2 * width)
+    root = (d0.square() + 4 * slope * rest).clamp_min(0).sqrt()
+    t = 2 * rest / (d0 + root).clamp_min(1e-300)
+    return y.gather(-1, lo) + torch.minimum(t, width)
+
+
+def statistics(
+    scores: torch.Tensor, grid: torch.Tensor, levels: tuple[float, ...]
+) -> dict[str, torch.Tensor]:
+    """`moments` plus `quantiles` named q05, q50, ... (each (n,))."""
+    out = moments(scores, grid)
+    qs = quantiles(scores, grid, list(levels))
+    out.update({f"q{round(100 * q):02d}": qs[:, i] for i, q in enumerate(levels)})
+    return out
+
+
+def refined_grid(grid: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+    """The shared grid for coarse-to-fine refinement and the coarse grid's stride in it.
+
+    The shared grid keeps `grid`'s range with C * stride + 1 points (C = COARSE_CELLS,
+    stride = ceil((G - 1) / C), so at least G points: 128 becomes 129), so the coarse grid
+    is every stride-th point and a row that needs the whole grid reuses its coarse
+    scores. None when `grid` is not evenly spaced or too small (G <= 2 (C + 1)) for the
+    scheme to save evaluations.
+    """
+    size = grid.numel()
+    gaps = grid[1:] - grid[:-1]
+    if size <= 2 * (COARSE_CELLS + 1) or bool(((gaps - gaps[0]).abs() > 1e-4 * gaps[0]).any()):
+        return None
+    stride = -(-(size - 1) // COARSE_CELLS)
+    lo, hi = float(grid[0]), float(grid[-1])
+    fine = torch.linspace(lo, hi, COARSE_CELLS * stride + 1, dtype=grid.dtype, device=grid.device)
+    return fine, stride
+
+
+def settled(
+    scores: torch.Tensor, coarse: torch.Tensor, stats: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """(n,) bool: rows whose coarse statistics are already accurate (see the module doc)."""
+    spacing = float(coarse[1] - coarse[0])
+    half = moments(scores[:, ::2], coarse[::2])
+    agree = ((stats["mean"] - half["mean"]).abs() <= AGREE) & (
+        (stats["std"] - half["std"]).abs() <= AGREE
+    )
+    return agree & (stats["std"] >= ZOOM_BELOW * spacing)
+
+
+def window(
+    scores: torch.Tensor, coarse: torch.Tensor, stats: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and last coarse index (n,) of the region that needs finer points.
+
+    Each pair of coarse cells is integrated twice, by the trapezoid on h and on 2h; the
+    difference, weighted by how much a mass error there moves the mean and the std,
+    estimates the pair's share of the error. The window spans the pairs whose share
+    exceeds AGREE / (number of pairs): a sharp peak on a smooth floor gets a window
+    around the peak only. Rows with no such pair (narrow but smooth) get the region
+    within `SUPPORT_NATS` of the peak, plus a cell each side, instead.
+    """
+    cells = coarse.numel() - 1
+    spacing = coarse[1] - coarse[0]
+    f = scores.to(torch.float64)
+    d = (f - torch.logsumexp(f, dim=1, keepdim=True)).exp() / spacing  # (n, C+1), ~ density
+    on_h = spacing / 2 * (d[:, 0:-2:2] + 2 * d[:, 1:-1:2] + d[:, 2::2])  # (n, C/2) pair mass
+    on_2h = spacing * (d[:, 0:-2:2] + d[:, 2::2])
+    lever = (coarse[1:-1:2].to(torch.float64) - stats["mean"].unsqueeze(1)).abs()  # (n, C/2)
+    spread = stats["std"].clamp_min(float(spacing)).unsqueeze(1)
+    share = (on_h - on_2h).abs() * (1 + lever + lever.square() / (2 * spread))
+    flagged = share > AGREE / (cells // 2)  # (n, C/2)
+    pairs = torch.arange(cells // 2, device=scores.device)
+    first = torch.where(flagged, 2 * pairs, cells).min(dim=1).values
+    last = torch.where(flagged, 2 * pairs + 2, 0).max(dim=1).values
+    log_w = f + uncertainty.trapezoid_log_weights(coarse)
+    inside = log_w >= log_w.max(dim=1, keepdim=True).values - SUPPORT_NATS  # (n, C + 1)
+    index = torch.arange(cells + 1, device=scores.device)
+    none = ~flagged.any(dim=1)
+    first = torch.where(none, torch.where(inside, index, cells).min(dim=1).values - 1, first)
+    last = torch.where(none, torch.where(inside, index, 0).max(dim=1).values + 1, last)
+    return first.clamp(0, cells), last.clamp(0, cells)
+
+
+def window_cells(first: torch.Tensor, last: torch.Tensor, cells: int) -> torch.Tensor:
+    """The window's width in coarse cells: the next power of two >= last - first (n,)."""
+    need = (last - first).clamp_min(1)
+    width = torch.ones_like(need)
+    while bool((width < need).any()):
+        width = torch.where(width < need, 2 * width, width)
+    return width.clamp_max(cells)
+
+
+def window_points(
+    coarse: torch.Tensor, first: torch.Tensor, last: torch.Tensor, count: int
+) -> torch.Tensor:
+    """`count` new points per row, evenly splitting the coarse cells of its window.
+
+    Args:
+        coarse: (C + 1,) the coarse grid (C = COARSE_CELLS).
+        first, last: (n,) the window's coarse indices (`window`).
+        count: new points per row, a multiple of C.
+
+    Returns:
+        (n, count) points, none on a coarse point, so merged with the coarse grid they
+        give a strictly increasing grid, uniform inside the window.
+    """
+    cells = coarse.numel() - 1
+    width = window_cells(first, last, cells)
+    need = (last - first).clamp_min(1)
+    start = torch.minimum((first - (width - need) // 2).clamp_min(0), cells - width)  # centred
+    per_cell = (count // width).unsqueeze(1)  # (n, 1) new points per window cell
+    t = torch.arange(count, device=coarse.device)  # (count,)
+    cell = start.unsqueeze(1) + t // per_cell  # (n, count) which coarse cell
+    frac = (t % per_cell + 1) / (per_cell + 1)  # (n, count) in (0, 1)
+    spacing = coarse[1] - coarse[0]
+    return coarse[0] + (cell.to(coarse.dtype) + frac.to(coarse.dtype)) * spacing
+
+
+def merge(
+    coarse: torch.Tensor, coarse_scores: torch.Tensor, points: torch.Tensor, scores: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row grids (n, C1 + C) and scores: the coarse grid and new points, sorted."""
+    grid = torch.cat([coarse.expand(coarse_scores.shape), points.to(coarse.dtype)], dim=1)
+    merged, order = grid.sort(dim=1)
+    values = torch.cat([coarse_scores, scores.to(coarse_scores.dtype)], dim=1)
+    return merged, values.gather(1, order)
