@@ -178,9 +178,9 @@ def test_path_like_fields_are_scored_as_text(tmp_path):
         )
         assert reward.status_code == 200
     seen = [(conv.messages[-1][1], conv.response) for conv in scorer.seen]
-    expected = [(it["prompt"], it["response"]) for it in items[:-1]]
-    assert seen[: len(expected)] == expected  # exactly the strings, not file contents
-    assert seen[len(expected)] == (str(secret), "../x")
+    expected = [(it["prompt"], it["response"]) for it in items[:-1]] + [(str(secret), "../x")]
+    # exactly the strings, not file contents (the server scores a batch in length order)
+    assert sorted(seen[: len(expected)]) == sorted(expected)
     assert not any("TOP-SECRET" in m or "TOP-SECRET" in r for m, r in seen)
     assert not any("root:" in m or "root:" in r for m, r in seen)  # /etc/passwd never read
     _report.count("security: path-like request fields", "treated as text", len(items) + 2)
