@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 # Bootstrap replicates drawn per chunk: bounds memory at ~chunk * n indices.
 _CHUNK = 256
@@ -20,7 +21,7 @@ _CHUNK = 256
 
 def as_numpy(x: Any, *, dtype=np.float64) -> np.ndarray:
     """A 1-D or n-D numpy copy of a tensor/array/list (torch tensors are detached to CPU)."""
-    if hasattr(x, "detach"):
+    if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
 
