@@ -109,3 +109,41 @@ def test_eval_rmbench_on_shared_data(tmp_path, tiny_ebrm_dir, tiny_bert_rm_dir, 
     for side in ("base", "refined"):
         assert set(metrics[side]) == {"safety", "overall"}
         assert metrics[side]["overall"] == pytest.approx(metrics[side]["safety"]["avg"])
+        lines = (out / f"examples-{side}.jsonl").read_text().splitlines()
+        assert len(lines) == 4 and set(json.loads(lines[0])) == {
+            "id", "domain", "score_chosen", "score_rejected"
+        }  # fmt: skip
+    assert metrics["complete"] is False
+
+
+def test_eval_reward_bench_2_end_to_end(tmp_path, tiny_ebrm_dir, capsys):
+    from ebrm.data.types import Conversation
+    from ebrm.model import EnergyRewardModel
+
+    rows = [
+        {"id": str(i), "prompt": f"question {i}", "subset": "Focus", "num_correct": 1,
+         "chosen": [f"a helpful answer {i} " * (1 + i % 3)],
+         "rejected": [f"no {i}", f"maybe {i}", f"what {i} " * (i % 4 + 1)]}
+        for i in range(6)
+    ]  # fmt: skip
+    data = tmp_path / "rb2.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "rb2"
+    code = main(["eval", "--model", str(tiny_ebrm_dir), "--benchmark", "reward-bench-2",
+                 "--data", str(data), "--out", str(out), "--n-boot", "100", "--no-progress",
+                 "--no-plots", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    assert "Focus" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    erm = EnergyRewardModel.from_pretrained(tiny_ebrm_dir, device="cpu")
+    for side, field in (("base", "base"), ("refined", "reward")):
+        won = []
+        for r in rows:  # best-of-4 by hand: the chosen strictly above the three rejected
+            texts = r["chosen"] + r["rejected"]
+            got = getattr(erm.score([Conversation.from_prompt(r["prompt"], t) for t in texts]),
+                          field)  # fmt: skip
+            won.append(float(got[0] > got[1:].max()))
+        assert metrics[side]["Focus"] == pytest.approx(np.mean(won))
+        assert metrics[side]["complete"] is False
+    lines = (out / "examples-base.jsonl").read_text().splitlines()
+    assert [json.loads(x)["id"] for x in lines] == [r["id"] for r in rows]
