@@ -237,6 +237,7 @@ class FakeModel:
             base_raw=base_rewards,
             mean=refined,
             std=ones,
+            spread=ones,
             q05=refined - 1.645,
             q50=refined,
             q95=refined + 1.645,

@@ -50,7 +50,7 @@ def test_refine_matches_the_refinement_functions():
     assert torch.equal(out.reward, out.mean) and out.method == "mean"
     torch.testing.assert_close(out.base, model.normalizer.transform(raw))
     assert torch.equal(out.base_raw, raw)
-    torch.testing.assert_close(out.conservative, post.mean - post.std)
+    torch.testing.assert_close(out.conservative, post.mean - post.spread)
     assert torch.equal(out.reward_for("median"), post.q50)
     assert torch.equal(out.reward_for("base"), out.base)
     torch.testing.assert_close(model.to_raw(out.base), raw, atol=1e-5, rtol=0)
@@ -65,7 +65,7 @@ def test_methods_select_the_reported_reward():
     emb, raw = data()
     assert torch.equal(model.refine(emb, raw, method="mode").reward, model.refine(emb, raw).mode)
     cons = model.refine(emb, raw, method="conservative")
-    torch.testing.assert_close(cons.reward, cons.mean - 2.0 * cons.std)
+    torch.testing.assert_close(cons.reward, cons.mean - 2.0 * cons.spread)
     paper = model.refine(emb, raw, method="paper")
     expected = paper_refine(model.head, emb, paper.base, generator=torch.Generator().manual_seed(0))
     assert torch.equal(paper.reward, expected)

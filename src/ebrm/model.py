@@ -160,7 +160,9 @@ class EnergyRewardModel:
             return RefinedRewards.empty(method)
         base = self.normalizer.transform(base_raw).to(torch.float32)
         post = self.posterior(embeddings, progress=progress)
-        cons = uncertainty.conservative(post.mean, post.std, cfg.conservative_k)
+        # the spread, not the std: the std of a head whose f flattens far from the data is
+        # set by the grid's range (a floor of mass over the whole grid), see half_width
+        cons = uncertainty.conservative(post.mean, post.spread, cfg.conservative_k)
         if method in ("paper", "ascent"):
             reward = paper_refine(
                 self.head,
@@ -181,6 +183,7 @@ class EnergyRewardModel:
             base_raw=base_raw,
             mean=post.mean,
             std=post.std,
+            spread=post.spread,
             q05=post.q05,
             q50=post.q50,
             q95=post.q95,

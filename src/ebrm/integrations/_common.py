@@ -22,7 +22,8 @@ from ebrm.refine.results import RewardKind, check_reward_kind
 logger = logging.getLogger(__name__)
 
 RECORD_FIELDS = (
-    "reward", "base", "base_raw", "mean", "std", "q05", "q50", "q95", "mode", "conservative"
+    "reward", "base", "base_raw", "mean", "std", "spread", "q05", "q50", "q95", "mode",
+    "conservative",
 )  # fmt: skip
 """Per-response values the server and best-of-n report (all in normalised reward units,
 except `base_raw`, the base RM's own units)."""

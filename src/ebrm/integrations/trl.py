@@ -36,7 +36,7 @@ class EBRMRewardFunction:
         model_or_path: a refined-model directory, or an already loaded scorer
             (`EnergyRewardModel` or anything with `score(convs, *, batch_size)`).
         mode: which reward to return: "refined" (the model's configured refinement),
-            "mean" (posterior mean), "conservative" (mean - k*std, against reward hacking)
+            "mean" (posterior mean), "conservative" (mean - k*spread, against reward hacking)
             or "base" (the frozen base RM, normalised).
         batch_size: responses per forward pass of the base RM.
         device: torch device for a model loaded from a path (default: CUDA if available).

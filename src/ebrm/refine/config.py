@@ -21,7 +21,7 @@ class RefineConfig:
     """
 
     method: str = "mean"  # the reported reward: mean|mode|median|conservative|paper|ascent
-    conservative_k: float = 1.0  # conservative reward = mean - k * std
+    conservative_k: float = 1.0  # conservative reward = mean - k * spread (see half_width)
     p_better_temperature: float = 1.0  # P(y_a > y_b) = sigmoid(logit(p) / T); T fitted on val
     grid_size: int = 128  # points of the shared grid (posteriors narrower than a cell are zoomed)
     grid_min: float = -16.0  # lower end of the grid (training range minus a margin)

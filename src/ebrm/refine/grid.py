@@ -44,7 +44,8 @@ class Posterior:
     mode: torch.Tensor  # argmax of f (grid argmax, polished)
     mode_score: torch.Tensor  # f(e, mode)
     mean: torch.Tensor
-    std: torch.Tensor
+    std: torch.Tensor  # of the mass on the grid: grows with the grid when f has a floor
+    spread: torch.Tensor  # half-width where f >= f(mode) - 1/2 (= std for a Gaussian)
     q05: torch.Tensor
     q50: torch.Tensor
     q95: torch.Tensor
@@ -93,7 +94,7 @@ class _Resolved:
 
     grid: torch.Tensor  # (n, G) the rows' grids (shared, merged coarse-to-fine, or zoomed)
     scores: torch.Tensor  # (n, G) f on those grids
-    stats: dict[str, torch.Tensor]  # mean, std, q05, q50, q95, log_z (n,) float64
+    stats: dict[str, torch.Tensor]  # mean, std, spread, q05, q50, q95, log_z (n,) float64
     mode: torch.Tensor | None = None  # (n,) once polished
     mode_score: torch.Tensor | None = None  # (n,)
 
@@ -161,6 +162,7 @@ def _finish(
     res.mode, res.mode_score = polish_mode(
         head, emb_part, res.grid, res.scores, polish_steps, rescore=rescore
     )
+    res.stats["spread"] = uncertainty.half_width(res.scores, res.grid, res.mode_score)
     return res
 
 

@@ -11,7 +11,7 @@ from ebrm.errors import ConfigError
 
 RewardKind = Literal["refined", "mean", "mode", "median", "conservative", "base"]
 """Which per-response reward a caller uses: the configured refinement, the posterior mean,
-mode or median, the uncertainty-penalised `mean - k*std`, or the frozen base RM's reward
+mode or median, the uncertainty-penalised `mean - k*spread`, or the frozen base RM's reward
 (all in normalised units). Every option, request field and environment variable that picks
 a reward takes one of these names."""
 
@@ -41,13 +41,14 @@ class RefinedRewards:
     base: torch.Tensor  # the base RM's reward, normalised
     base_raw: torch.Tensor  # the base RM's reward, raw units
     mean: torch.Tensor  # posterior mean E[y | e]
-    std: torch.Tensor  # posterior standard deviation
+    std: torch.Tensor  # posterior standard deviation (of the mass on the grid)
+    spread: torch.Tensor  # half-width where f >= f(mode) - 1/2: the density's own spread
     q05: torch.Tensor  # 5% posterior quantile
     q50: torch.Tensor  # posterior median
     q95: torch.Tensor  # 95% posterior quantile
     mode: torch.Tensor  # argmax of f (grid + polish)
     log_z: torch.Tensor  # log normaliser of exp f over the grid
-    conservative: torch.Tensor  # mean - k * std
+    conservative: torch.Tensor  # mean - k * spread
     method: str = "mean"  # which refined reward `reward` is
 
     def __len__(self) -> int:

@@ -159,6 +159,76 @@ def prob_greater(
     return p.clamp(0, 1)
 
 
-def conservative(mean: torch.Tensor, std: torch.Tensor, k: float) -> torch.Tensor:
-    """The uncertainty-penalised reward mean - k * std (DESIGN §1.7)."""
-    return mean - k * std
+def conservative(mean: torch.Tensor, spread: torch.Tensor, k: float) -> torch.Tensor:
+    """The uncertainty-penalised reward mean - k * spread (DESIGN §1.7)."""
+    return mean - k * spread
+
+
+#: f drops this far below its maximum at the edges of the interval `half_width` measures
+#: (exp(-1/2) of the peak density: one standard deviation from the mean of a Gaussian)
+HALF_WIDTH_DROP = 0.5
+
+
+def half_width(scores: torch.Tensor, grid: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
+    """A spread of p(y | e) that belongs to the density, not to the grid: (N,) float64.
+
+    Half the width of the interval around the mode where f >= f(mode) - 1/2, i.e. where
+    the density is at least exp(-1/2) of its peak; for a Gaussian this is exactly its std.
+    The energy head's f flattens to a constant far from the training rewards (its reward
+    branch saturates), so p(y | e) keeps a thin floor of mass over the whole grid and its
+    std grows with the grid's width. This interval only looks at where f crosses the
+    level, so widening the grid leaves it unchanged (as long as the crossings lie inside).
+    Each crossing solves the parabola through the two grid points around it and the next
+    one towards the mode (exact for a Gaussian on any grid, however coarse); a side that
+    never drops below the level is cut at the grid's end.
+
+    Args:
+        scores: (N, G) f on the grid.
+        grid: (G,) or (N, G) strictly increasing.
+        peak: (N,) f at the (polished) mode, >= every score of its row.
+    """
+    s = scores.to(torch.float64)
+    y = grid.to(device=s.device, dtype=torch.float64).expand(s.shape)
+    size = s.shape[1]
+    level = (torch.maximum(peak.to(s), s.max(dim=1).values) - HALF_WIDTH_DROP).unsqueeze(1)
+    k = s.argmax(dim=1, keepdim=True)  # (N, 1)
+    idx = torch.arange(size, device=s.device).expand(s.shape)
+    below = s < level
+    # the last point below the level left of the argmax, the first one right of it
+    lo = torch.where(below & (idx < k), idx, -1).max(dim=1, keepdim=True).values
+    hi = torch.where(below & (idx > k), idx, size).min(dim=1, keepdim=True).values
+    left = torch.where(lo < 0, y[:, :1], _crossing(s, y, level, lo, 1))
+    right = torch.where(hi >= size, y[:, -1:], _crossing(s, y, level, hi, -1))
+    return ((right - left) / 2).squeeze(1)
+
+
+def _crossing(s, y, level, out, step) -> torch.Tensor:
+    """Where f = level between grid point `out` (below) and `out + step` (at or above),
+    from the parabola through those two and `out + 2 step` (the line through the two
+    where there is no third point). (N, 1)."""
+    size = s.shape[1]
+    i0 = out.clamp(0, size - 1)
+    i1 = (out + step).clamp(0, size - 1)
+    i2 = (out + 2 * step).clamp(0, size - 1)
+    y0, y1, y2 = (y.gather(1, i) for i in (i0, i1, i2))
+    f0, f1, f2 = (s.gather(1, i) for i in (i0, i1, i2))
+    # Newton form through (y0, f0), (y1, f1), (y2, f2): f = f0 + b (x - y0) + c (x - y0)(x - y1)
+    b = (f1 - f0) / (y1 - y0)
+    c = ((f2 - f1) / (y2 - y1) - b) / (y2 - y0)
+    c = torch.where((i2 != i1) & torch.isfinite(c), c, torch.zeros_like(c))
+    # solve c t^2 + (b - c (y1 - y0)) t + (f0 - level) = 0 for t = x - y0 in the cell
+    lin = b - c * (y1 - y0)
+    const = f0 - level  # < 0
+    disc = (lin.square() - 4 * c * const).clamp_min(0)
+    # the root continuous in c as c -> 0 (the line's root): 2 const / (-lin -+ sqrt(disc))
+    sign = torch.where(lin >= 0, -1.0, 1.0)
+    denom = -lin + sign * disc.sqrt()
+    t = torch.where(denom != 0, 2 * const / denom, torch.zeros_like(denom))
+    t_line = torch.where(b != 0, -const / b, torch.zeros_like(b))
+    lo_t, hi_t = (
+        torch.minimum(torch.zeros_like(y0), y1 - y0),
+        torch.maximum(torch.zeros_like(y0), y1 - y0),
+    )
+    inside = (t >= lo_t) & (t <= hi_t) & torch.isfinite(t)
+    t = torch.where(inside, t, t_line.clamp(lo_t, hi_t))
+    return y0 + t
