@@ -3,6 +3,7 @@
     python benchmarks/bench_energy.py            # reference shapes, a table with ratios
     python benchmarks/bench_energy.py --json     # one JSON object
     python benchmarks/bench_energy.py --quick    # small shapes, seconds
+    python benchmarks/bench_energy.py --tiny     # tiny shapes: checks that it runs
     python benchmarks/bench_energy.py --device cuda   # on a GPU (timings synchronised)
 
 Training step (forward + backward + AdamW step, dropout on) at the reference shapes
@@ -39,6 +40,7 @@ from ebrm.refine import RefineConfig, grid_posterior, paper_refine
 
 REFERENCE = dict(dim=4096, batch=256, negatives=768, widths=(1024, 512), responses=1024)
 QUICK = dict(dim=1024, batch=32, negatives=128, widths=(256, 128), responses=256)
+TINY = dict(dim=64, batch=8, negatives=16, widths=(32, 16), responses=32)  # smoke runs
 
 
 class NaiveHead(nn.Module):
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="small shapes (seconds)")
+    parser.add_argument("--tiny", action="store_true", help="tiny shapes (a smoke run)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs (best is kept)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--skip-naive", action="store_true", help="do not run the naive step")
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, AssertionError) as err:
         raise SystemExit(f"--device {args.device} is not usable here: {err}") from None
     result = bench(
-        QUICK if args.quick else REFERENCE,
+        TINY if args.tiny else QUICK if args.quick else REFERENCE,
         repeats=args.repeats,
         skip_naive=args.skip_naive,
         device=args.device,

