@@ -42,17 +42,20 @@ def integration_log_weights(grid: torch.Tensor) -> torch.Tensor:
     """log quadrature weights (G,) or (n, G): trapezoid, end-corrected where the three
     end gaps are equal (to `_EVEN` relative) and G >= 6; float64."""
     grid = grid.to(torch.float64)
-    log_w = uncertainty.trapezoid_log_weights(grid)
-    if grid.shape[-1] < 6:
-        return log_w
-    w = log_w.exp()
-    for first, sign in ((0, 1), (-1, -1)):  # the left end, then the right end
-        idx = [first + sign * i for i in range(4)]  # 4 end points, outermost first
-        gaps = torch.stack([(grid[..., idx[i + 1]] - grid[..., idx[i]]) * sign for i in range(3)])
-        h = gaps[0]
-        even = ((gaps - h).abs() <= _EVEN * h.abs()).all(dim=0)
-        for i, c in enumerate(_GREGORY):
-            w[..., idx[i]] += torch.where(even, c * h, torch.zeros_like(h))
+    gaps = grid[..., 1:] - grid[..., :-1]  # (..., G-1)
+    w = torch.zeros_like(grid)
+    w[..., :-1] += gaps / 2
+    w[..., 1:] += gaps / 2
+    if grid.shape[-1] >= 6:
+        gregory = torch.tensor(_GREGORY, dtype=torch.float64, device=grid.device)  # (3,)
+        for end, flip in ((gaps[..., :3], False), (gaps[..., -3:], True)):
+            h = end[..., :1]  # (..., 1) the outermost gap
+            even = ((end - h).abs() <= _EVEN * h.abs()).all(dim=-1, keepdim=True)
+            fix = gregory * h * even  # (..., 3), outermost point first
+            if flip:
+                w[..., -3:] += fix.flip(-1)
+            else:
+                w[..., :3] += fix
     return w.log()
 
 
@@ -183,9 +186,7 @@ def window(
 def window_cells(first: torch.Tensor, last: torch.Tensor, cells: int) -> torch.Tensor:
     """The window's width in coarse cells: the next power of two >= last - first (n,)."""
     need = (last - first).clamp_min(1)
-    width = torch.ones_like(need)
-    while bool((width < need).any()):
-        width = torch.where(width < need, 2 * width, width)
+    width = torch.exp2(torch.ceil(torch.log2(need.double()))).round().long()
     return width.clamp_max(cells)
 
 
