@@ -48,7 +48,7 @@ else
   ENERGY_ARGS=(--repeats 2)
   EXTRACT_ARGS=(--limit 512 --batch-size 16 --max-length 512 --repeats 2)
   SERVER_ARGS=(--clients 32 --duration 10 --warmup 2 --repeats 3 --forward-batch-size 32)
-  LIMITS=(75 60 60 60 180 45)
+  LIMITS=(60 60 50 60 170 45)  # with env (30 s): at most 475 s in all
 fi
 
 # step NAME SECONDS COMMAND...: run with a time limit, stdout to OUT/NAME.out, stderr to the log
