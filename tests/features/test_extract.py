@@ -53,7 +53,7 @@ def test_manifest_records_provenance_shards_and_checksums(tmp_path):
     rm = FakeRM()
     store = _extract(tmp_path, rm, data_spec="my/data.jsonl")
     m = store.manifest
-    assert m["format"] == "ebrm-feature-store" and m["format_version"] == 1
+    assert m["format"] == "ebrm-feature-store" and m["format_version"] == 2
     assert m["base_rm"] == rm.provenance() and store.provenance == rm.provenance()
     assert m["complete"] is True
     assert (m["max_length"], m["truncation_side"]) == (64, "left")

@@ -9,7 +9,7 @@ from ebrm.data.pairs import (
     load_rewardbench2,
     load_rmbench,
 )
-from ebrm.data.split import split_pairs
+from ebrm.data.split import prompt_hash, split_pairs
 from ebrm.data.template import format_conversation, render_plain
 from ebrm.data.types import Conversation, PreferencePair, RewardBench2Item, RMBenchItem
 
@@ -25,6 +25,7 @@ __all__ = [
     "load_pairs_with_report",
     "load_rewardbench2",
     "load_rmbench",
+    "prompt_hash",
     "render_plain",
     "split_pairs",
 ]

@@ -7,10 +7,25 @@ score never rewards memorising a training prompt.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 
 from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError
+
+PROMPT_HASH_CHARS = 16  # hex characters kept of the sha256 (64 bits: no collision in practice)
+
+
+def prompt_hash(pair: PreferencePair) -> str:
+    """The prompt's identity: sha256 of the chosen side's turns before the response, short hex.
+
+    The one definition of "same prompt" for every stage: `split_pairs` groups by it, feature
+    extraction stores it per pair, and a trained model records the hashes of the prompts it
+    trained and validated on, so evaluation can count overlap.
+    """
+    text = json.dumps(pair.chosen.messages, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:PROMPT_HASH_CHARS]
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -53,9 +68,9 @@ def split_pairs(
             f"test_fraction + validation_fraction must be < 1 to leave training data. "
             f"Got {test_fraction} + {validation_fraction}."
         )
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[str, list[int]] = {}
     for index, pair in enumerate(pairs):
-        groups.setdefault(pair.chosen.messages if group_by_prompt else (index,), []).append(index)
+        groups.setdefault(prompt_hash(pair) if group_by_prompt else str(index), []).append(index)
     order = list(groups.values())
     random.Random(seed).shuffle(order)
 

@@ -16,8 +16,8 @@ from ebrm.energy.fused import candidate_scores
 from ebrm.energy.head import EnergyHead
 from ebrm.energy.losses import bradley_terry_loss, nce_plus_loss
 from ebrm.energy.noise import sample_candidates
+from ebrm.energy.posterior import posterior_mean_projected
 from ebrm.errors import ConfigError
-from ebrm.refine.uncertainty import trapezoid_log_weights
 
 
 @dataclass(frozen=True)
@@ -48,26 +48,6 @@ class Objective(Protocol):
     def __call__(
         self, head: EnergyHead, batch: PairBatch, *, generator: torch.Generator | None
     ) -> ObjectiveOutput: ...
-
-
-def grid_posterior_mean(
-    head: EnergyHead, embedding_part: torch.Tensor, grid: torch.Tensor
-) -> torch.Tensor:
-    """Differentiable posterior mean E[y | e] of p(y|e) ∝ exp f(e,y) on a grid.
-
-    The same quadrature (trapezoid weights) as `ebrm.refine.posterior_mean`, but from the
-    already projected embeddings, so the NCE+ term and this one share `W_e e`.
-
-    Args:
-        embedding_part: (B, H1) from `head.project_embeddings`.
-        grid: (G,) strictly increasing reward values (normalised units).
-
-    Returns:
-        (B,) posterior means; gradients flow into the head.
-    """
-    scores = head.forward_projected(embedding_part, head.project_rewards(grid))  # (B, G)
-    log_w = trapezoid_log_weights(grid).to(scores.dtype)
-    return torch.softmax(scores + log_w, dim=1) @ grid
 
 
 @dataclass
@@ -132,7 +112,7 @@ class NCEPlusBT(NCEPlus):
             nce = self.nce_term(head, emb_part[kept], targets[kept], generator)
             loss = loss + nce
             parts["nce"] = float(nce.detach())
-        means = grid_posterior_mean(head, emb_part, self.grid.to(emb_part))  # (2B,)
+        means = posterior_mean_projected(head, emb_part, self.grid.to(emb_part))  # (2B,)
         bt = bradley_terry_loss(means[:n], means[n:])
         parts["bt"] = float(bt.detach())
         return ObjectiveOutput(loss + self.bt_weight * bt, parts)

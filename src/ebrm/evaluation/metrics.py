@@ -8,12 +8,13 @@ All accuracies are fractions in [0, 1]; sentences print them in percentage point
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+from ebrm.stats import mcnemar_exact  # one McNemar for the package; re-exported here
 
 # Bootstrap replicates drawn per chunk: bounds memory at ~chunk * n indices.
 _CHUNK = 256
@@ -142,21 +143,6 @@ def bootstrap_ci(
         x, strata=strata, stratum_weights=stratum_weights, n_boot=n_boot, seed=seed
     )
     return percentile_interval(reps, level=level)
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Exact two-sided McNemar p-value: binomial test of b vs c discordant pairs at p = 1/2.
-
-    Computed with exact integer arithmetic: p = min(1, 2 * P(X <= min(b, c))),
-    X ~ Binomial(b + c, 1/2) (the binomial is symmetric, so doubling one tail is exact).
-    """
-    if b < 0 or c < 0:
-        raise ValueError(f"discordant counts must be >= 0; got b={b}, c={c}")
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
-    return min(1.0, (2 * tail) / (2**n))
 
 
 def paired_difference(

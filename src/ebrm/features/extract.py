@@ -148,7 +148,9 @@ def _prepare(
         if existing and progress.get("plan_hash") == settings["plan_hash"]:
             records.extend(progress.get("shards", []))
     shards = _verified(out, records, ranges)
-    pairs_sha = fs.write_pair_table(out, plan.chosen, plan.rejected, plan.ids, plan.subsets)
+    pairs_sha = fs.write_pair_table(
+        out, plan.chosen, plan.rejected, plan.ids, plan.subsets, plan.prompt_hashes
+    )
     manifest = {
         "format": fs.FORMAT_NAME,
         "format_version": fs.FORMAT_VERSION,

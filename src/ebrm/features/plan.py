@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ebrm.data.split import prompt_hash
 from ebrm.data.types import Conversation, PreferencePair
 from ebrm.errors import ConfigError
 
@@ -37,6 +38,7 @@ class ExtractionPlan:
     rejected: torch.Tensor  # (P,) int64 row of each pair's rejected response
     ids: list[str]  # per pair, its id in the source data
     subsets: list[str | None]  # per pair, its subset/domain when known
+    prompt_hashes: list[str] | None  # per pair, `ebrm.data.prompt_hash` (not in plan_hash)
     plan_hash: str  # sha256 of the texts (in order) and the pair table
 
     @property
@@ -50,6 +52,7 @@ def plan_rows(
     *,
     ids: Sequence[str] | None = None,
     subsets: Sequence[str | None] | None = None,
+    prompt_hashes: Sequence[str] | None = None,
 ) -> ExtractionPlan:
     """Deduplicate the formatted texts of P pairs into rows.
 
@@ -78,6 +81,7 @@ def plan_rows(
         rejected=rejected,
         ids=list(ids) if ids is not None else [str(i) for i in range(n)],
         subsets=list(subsets) if subsets is not None else [None] * n,
+        prompt_hashes=list(prompt_hashes) if prompt_hashes is not None else None,
         plan_hash=digest.hexdigest(),
     )
 
@@ -91,4 +95,5 @@ def build_plan(rm: EmbeddingModel, pairs: Sequence[PreferencePair]) -> Extractio
         [rm.format(pair.rejected) for pair in pairs],
         ids=[pair.id or str(i) for i, pair in enumerate(pairs)],
         subsets=[pair.subset for pair in pairs],
+        prompt_hashes=[prompt_hash(pair) for pair in pairs],
     )

@@ -4,7 +4,8 @@ Layout of a store directory::
 
     manifest.json            format version, base RM provenance, settings, shard list, complete
     pairs.safetensors        chosen (P,) int64, rejected (P,) int64: the rows of each pair
-    pairs.json               {"ids": [...], "subsets": [...]}: per pair, kept out of the manifest
+    pairs.json               {"ids": [...], "subsets": [...], "prompt_hashes": [...]}: per pair,
+                             kept out of the manifest (prompt_hashes since format version 2)
     shard-00000.safetensors  embeddings (n, D) in the storage dtype, rewards (n,) float32
     ...
 
@@ -36,7 +37,9 @@ from ebrm.features.table import PairFeatures
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "ebrm-feature-store"
-FORMAT_VERSION = 1
+# 2: pairs.json records each pair's prompt hash (`ebrm.data.prompt_hash`). Version 1 stores
+# still load, without prompt hashes (re-running the same `ebrm extract` adds them).
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 PAIRS_TENSORS = "pairs.safetensors"
 PAIRS_META = "pairs.json"
@@ -113,6 +116,7 @@ def write_pair_table(
     rejected: torch.Tensor,
     ids: list[str],
     subsets: list[str | None],
+    prompt_hashes: list[str] | None = None,
 ) -> dict[str, str]:
     """Write `pairs.safetensors` and `pairs.json`; return their checksums for the manifest."""
     tensors = safetensors_save(
@@ -121,7 +125,10 @@ def write_pair_table(
             "rejected": rejected.to(torch.int64).contiguous(),
         }
     )
-    meta = (json.dumps({"ids": ids, "subsets": subsets}, ensure_ascii=False) + "\n").encode()
+    record: dict[str, Any] = {"ids": ids, "subsets": subsets}
+    if prompt_hashes is not None:
+        record["prompt_hashes"] = prompt_hashes
+    meta = (json.dumps(record, ensure_ascii=False) + "\n").encode()
     atomic_write_bytes(directory / PAIRS_TENSORS, tensors)
     atomic_write_bytes(directory / PAIRS_META, meta)
     return {
@@ -320,20 +327,46 @@ class FeatureStore:
         except Exception as exc:
             raise CorruptArtifactError(f"{file} cannot be read: {exc}") from exc
 
+    def _pair_meta(self, *, verify: bool) -> dict[str, Any]:
+        file = self.path / PAIRS_META
+        if verify and PAIRS_META in self.manifest.get("pairs_sha256", {}):
+            self._check_file(PAIRS_META, self.manifest["pairs_sha256"][PAIRS_META])
+        try:
+            meta = json.loads(file.read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise TypeError("not a JSON object")
+            return meta
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise CorruptArtifactError(f"{file} cannot be read: {exc}") from exc
+
     def pair_info(self, *, verify: bool = True) -> tuple[list[str], list[str | None]]:
         """`(ids, subsets)`: one entry per pair, in pair order.
 
         Raises:
             CorruptArtifactError: pairs.json is missing, damaged or fails its checksum.
         """
-        file = self.path / PAIRS_META
-        if verify and PAIRS_META in self.manifest.get("pairs_sha256", {}):
-            self._check_file(PAIRS_META, self.manifest["pairs_sha256"][PAIRS_META])
+        meta = self._pair_meta(verify=verify)
         try:
-            meta = json.loads(file.read_text(encoding="utf-8"))
             return list(meta["ids"]), list(meta["subsets"])
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            raise CorruptArtifactError(f"{file} cannot be read: {exc}") from exc
+        except (KeyError, TypeError) as exc:
+            raise CorruptArtifactError(f"{self.path / PAIRS_META} cannot be read: {exc}") from exc
+
+    def prompt_hashes(self, *, verify: bool = True) -> list[str] | None:
+        """Each pair's prompt hash (`ebrm.data.prompt_hash`), or None for a version 1 store.
+
+        Raises:
+            CorruptArtifactError: pairs.json is damaged, or its hashes do not match the pairs.
+        """
+        hashes = self._pair_meta(verify=verify).get("prompt_hashes")
+        if hashes is None:
+            return None
+        if not isinstance(hashes, list) or len(hashes) != self.num_pairs:
+            raise CorruptArtifactError(
+                f"{self.path / PAIRS_META} has prompt_hashes for "
+                f"{len(hashes) if isinstance(hashes, list) else '?'} pairs; {MANIFEST} says "
+                f"{self.num_pairs}. Re-run the same `ebrm extract` command to rewrite it."
+            )
+        return [str(h) for h in hashes]
 
     def load(self, *, verify: bool = True) -> PairFeatures:
         """The whole store as `PairFeatures` (float32, whatever the storage dtype).
@@ -353,7 +386,16 @@ class FeatureStore:
                 f"{self.path / PAIRS_TENSORS} holds {tuple(chosen.shape)} pairs; "
                 f"{MANIFEST} says {self.num_pairs}."
             )
-        return PairFeatures(embeddings, rewards, chosen, rejected)
+        hashes = self.prompt_hashes(verify=verify)
+        if hashes is None:
+            logger.warning(
+                "%s records no prompt hashes (feature-store format version %s): splits of it "
+                "group by pair, not by prompt. Re-run the same `ebrm extract` command to add "
+                "them (no re-embedding).",
+                self.path,
+                self.manifest.get("format_version"),
+            )
+        return PairFeatures(embeddings, rewards, chosen, rejected, hashes)
 
 
 def load_features(path: str | Path, *, verify: bool = True) -> PairFeatures:

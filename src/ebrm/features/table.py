@@ -13,13 +13,17 @@ from ebrm.errors import DataFormatError
 class PairFeatures:
     """Embeddings and base rewards of unique responses, plus which rows form each pair.
 
-    Identical responses are stored once, so a pair refers to rows by index.
+    Identical responses are stored once, so a pair refers to rows by index. `prompt_hashes`
+    (`ebrm.data.prompt_hash` of each pair) say which pairs share a prompt; stores written
+    before they were recorded load with None, and splits then treat every pair as its own
+    prompt.
     """
 
     embeddings: torch.Tensor  # (N, D) float32, one row per unique response
     rewards: torch.Tensor  # (N,) float32, the base RM's raw reward of that row
     chosen: torch.Tensor  # (P,) int64, row of each pair's chosen response
     rejected: torch.Tensor  # (P,) int64, row of each pair's rejected response
+    prompt_hashes: tuple[str, ...] | None = None  # (P,) per pair, or None when unknown
 
     def __post_init__(self) -> None:
         n = self.embeddings.shape[0]
@@ -42,6 +46,13 @@ class PairFeatures:
             raise DataFormatError(
                 f"pair indices must lie in [0, {n}); the feature table is inconsistent"
             )
+        if self.prompt_hashes is not None:
+            object.__setattr__(self, "prompt_hashes", tuple(self.prompt_hashes))
+            if len(self.prompt_hashes) != self.num_pairs:
+                raise DataFormatError(
+                    f"prompt_hashes must have one entry per pair ({self.num_pairs}); "
+                    f"got {len(self.prompt_hashes)}"
+                )
 
     @property
     def num_pairs(self) -> int:
@@ -53,15 +64,57 @@ class PairFeatures:
 
     def subset(self, pair_index: torch.Tensor) -> PairFeatures:
         """The pairs at `pair_index` (rows are shared, not copied)."""
+        pair_index = torch.as_tensor(pair_index, dtype=torch.long).reshape(-1)
+        hashes = self.prompt_hashes
+        if hashes is not None:
+            hashes = tuple(hashes[i] for i in pair_index.tolist())
         return PairFeatures(
-            self.embeddings, self.rewards, self.chosen[pair_index], self.rejected[pair_index]
+            self.embeddings,
+            self.rewards,
+            self.chosen[pair_index],
+            self.rejected[pair_index],
+            hashes,
         )
 
+    def compact(self) -> PairFeatures:
+        """The same pairs with only the rows they use (refining them then costs only those)."""
+        rows, inverse = torch.unique(torch.cat([self.chosen, self.rejected]), return_inverse=True)
+        n = self.num_pairs
+        return PairFeatures(
+            self.embeddings[rows], self.rewards[rows], inverse[:n], inverse[n:], self.prompt_hashes
+        )
+
+    def prompt_groups(self) -> list[list[int]]:
+        """Pair indices grouped by prompt, groups in order of first appearance.
+
+        Without prompt hashes every pair is its own group.
+        """
+        if self.prompt_hashes is None:
+            return [[i] for i in range(self.num_pairs)]
+        groups: dict[str, list[int]] = {}
+        for index, key in enumerate(self.prompt_hashes):
+            groups.setdefault(key, []).append(index)
+        return list(groups.values())
+
     def split(self, *, validation_fraction: float, seed: int) -> tuple[PairFeatures, PairFeatures]:
-        """A seeded random split of the pairs into (train, validation)."""
+        """A seeded split of the pairs into (train, validation), grouped by prompt.
+
+        Prompt groups are shuffled with `seed`; validation takes whole groups until it holds
+        at least ``round(validation_fraction * P)`` pairs, so no prompt is on both sides.
+        Both sides keep the shuffled order. Without prompt hashes (every pair its own group)
+        this is the plain random split by pair of earlier versions, pair for pair.
+        """
         if not 0.0 <= validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1); got {validation_fraction}")
+        groups = self.prompt_groups()
         generator = torch.Generator().manual_seed(seed)
-        order = torch.randperm(self.num_pairs, generator=generator)
-        n_val = int(round(self.num_pairs * validation_fraction))
-        return self.subset(order[n_val:]), self.subset(order[:n_val])
+        order = [groups[g] for g in torch.randperm(len(groups), generator=generator).tolist()]
+        target = int(round(self.num_pairs * validation_fraction))
+        val: list[int] = []
+        taken = 0
+        while taken < len(order) and len(val) < target:
+            val.extend(order[taken])
+            taken += 1
+        train = [i for group in order[taken:] for i in group]
+        as_index = lambda idx: torch.tensor(idx, dtype=torch.long)  # noqa: E731
+        return self.subset(as_index(train)), self.subset(as_index(val))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ebrm._config import check_choice, check_float, check_int, from_dict, invalid, to_dict
+from ebrm.energy.posterior import grid_range
 from ebrm.errors import DataFormatError
 
 #: the refined rewards `RefineConfig.method` may name (the kind `refine()` returns as `reward`)
@@ -78,22 +79,17 @@ class RefineConfig:
 
         Args:
             rewards: (N,) normalised rewards of the training responses.
-            margin: added below the minimum and above the maximum; default one standard
-                deviation of `rewards` (4 units at scale 4), about one NCE noise sigma, so
-                the grid spans where the head was trained but not its untrained far tails.
+            margin: added below the minimum and above the maximum (see
+                `ebrm.energy.posterior.grid_range`, which the trainer uses too).
             **kwargs: other RefineConfig fields.
 
         Raises:
             DataFormatError: if `rewards` is empty or not finite.
         """
-        rewards = torch.as_tensor(rewards, dtype=torch.float64).reshape(-1)
-        if rewards.numel() == 0 or not torch.isfinite(rewards).all():
-            raise DataFormatError(
-                "RefineConfig.for_rewards needs a non-empty tensor of finite normalised rewards"
-            )
-        if margin is None:
-            margin = max(float(rewards.std(unbiased=False)), 1.0)
-        lo, hi = float(rewards.min()) - margin, float(rewards.max()) + margin
+        try:
+            lo, hi = grid_range(rewards, margin=margin)
+        except DataFormatError as exc:
+            raise DataFormatError(f"RefineConfig.for_rewards: {exc}") from exc
         return cls(grid_min=lo, grid_max=hi, **kwargs)
 
     def to_dict(self) -> dict:

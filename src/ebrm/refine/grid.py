@@ -311,22 +311,6 @@ def grid_posterior(
     )
 
 
-def posterior_mean(head: nn.Module, embeddings: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Differentiable posterior mean E[y | e] on the grid (N,), for training objectives.
-
-    softmax over G of (f + log trapezoid weight), dotted with the grid. Gradients flow to
-    the head's parameters (and to `embeddings` if they require grad). The head's current
-    mode is used (dropout stays on in training mode). Memory: N * G * H1 activations.
-    """
-    grid = uncertainty.check_grid(grid)
-    device, dtype = head_placement(head)
-    grid = grid.to(device=device, dtype=dtype)
-    scores = head(embeddings.to(device=device, dtype=dtype), grid)  # (N, G)
-    log_w = uncertainty.trapezoid_log_weights(grid).to(dtype)
-    weights = torch.softmax(scores + log_w, dim=-1)
-    return weights @ grid
-
-
 def p_better(
     head: nn.Module,
     emb_a: torch.Tensor,

@@ -12,17 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from ebrm.energy.posterior import trapezoid_log_weights  # the one quadrature, shared
 from ebrm.errors import ConfigError
-
-
-def trapezoid_log_weights(grid: torch.Tensor) -> torch.Tensor:
-    """log trapezoid weights of a strictly increasing grid, (G,) or per row (N, G)."""
-    grid = grid.to(torch.float64)
-    gaps = grid[..., 1:] - grid[..., :-1]  # (..., G-1)
-    weights = torch.zeros_like(grid)
-    weights[..., :-1] += gaps / 2
-    weights[..., 1:] += gaps / 2
-    return weights.log()
 
 
 def check_grid(grid: torch.Tensor) -> torch.Tensor:
