@@ -44,7 +44,7 @@ from ebrm.evaluation import (  # noqa: E402
     refine_and_evaluate,
 )
 from ebrm.features.table import PairFeatures  # noqa: E402
-from ebrm.pipeline import aligned_features, compact_features  # noqa: E402
+from ebrm.model import EnergyRewardModel  # noqa: E402
 
 logger = logging.getLogger("experiments")
 
@@ -91,8 +91,8 @@ class Cell:
     base: str
     noise: float
     seed: int
-    train_val: PairFeatures  # aligned (train pairs with noisy labels + clean validation)
-    fraction: float  # validation fraction reproducing our split
+    train: PairFeatures  # train pairs with noisy labels
+    val: PairFeatures  # the clean validation pairs (checkpoint, method, temperature)
     test: PairFeatures  # compact HH test split
     rmb: PairFeatures  # RM-Bench, 3 pairs per prompt (chosen[i], rejected[i])
     rmb_labels: list[str]
@@ -133,25 +133,16 @@ def make_cell(base, noise, seed, hh_pairs, hh_f, rmb_f, rmb_labels, *, own_head=
         w = fit_linear_head(emb[c[idx["train"]]], emb[r[idx["train"]]], seed=seed)
         rewards, rmb_rewards = (emb @ w).float(), (rmb_f.embeddings @ w).float()
     clean = PairFeatures(emb, rewards, hh_f.chosen, hh_f.rejected)
-    both = PairFeatures(
-        emb,
-        rewards,
-        torch.cat([c[idx["train"]], hh_f.chosen[idx["validation"]]]),
-        torch.cat([r[idx["train"]], hh_f.rejected[idx["validation"]]]),
-    )
-    n_val = len(idx["validation"])
-    train_val, fraction = aligned_features(
-        both, torch.arange(n_tr), torch.arange(n_tr, n_tr + n_val), seed=seed
-    )
+    noisy_train = PairFeatures(emb, rewards, c[idx["train"]], r[idx["train"]])
     rmb = PairFeatures(rmb_f.embeddings, rmb_rewards, rmb_f.chosen, rmb_f.rejected)
     return Cell(
         base,
         noise,
         seed,
-        train_val,
-        fraction,
-        compact_features(clean.subset(idx["test"])),
-        compact_features(rmb),
+        noisy_train,
+        clean.subset(idx["validation"]),
+        clean.subset(idx["test"]).compact(),
+        rmb.compact(),
         rmb_labels,
         clean,
         idx,
@@ -253,7 +244,7 @@ def reference_row(cell: Cell, variant: str, n_boot: int) -> dict:
     """A fresh BT head (linear or MLP) trained on the same (noisy) training labels as the
     base, chosen on the validation split: what a user could do instead of EBRM."""
     emb = cell.emb.embeddings
-    train, val = cell.train_val.split(validation_fraction=cell.fraction, seed=cell.seed)
+    train, val = cell.train, cell.val
     fit = fit_reference_head if variant == "reference" else fit_reference_mlp
     head, info = fit(
         emb[train.chosen],
@@ -311,22 +302,19 @@ def run_variant(cell: Cell, variant: str, device: str, n_boot: int, quick: bool)
             preset,
             seed=cell.seed,
             device=device,
-            validation_fraction=cell.fraction,
             **overrides,
             **extra,
         )
-        result = train_energy_head(
-            cell.train_val,
-            config,
-            progress=False,
-            base_rm_info={"name_or_path": cell.base_info["name_or_path"]},
+        result = train_energy_head(cell.train, config, validation=cell.val, progress=False)
+        model = EnergyRewardModel.from_training(
+            result, base_rm_info={"name_or_path": cell.base_info["name_or_path"]}
         )
-        rows = evaluate_model(result.model, cell, evals, n_boot)
+        rows = evaluate_model(model, cell, evals, n_boot)
         for row in rows:
             row["train"] = {
-                "validation": result.validation,
+                "validation": model.train_info["validation"],
                 "filter": result.filter_report.to_dict(),
-                "steps": result.model.train_info.get("steps"),
+                "steps": model.train_info.get("steps"),
             }
     for row in rows:
         row.update(

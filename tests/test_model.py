@@ -262,3 +262,33 @@ def test_score_with_a_real_tiny_base_rm(tiny_rm_dir, tmp_path):
     emb, raw = rm.embed_conversations(convs)
     assert torch.equal(scored.base_raw, raw)
     assert torch.equal(scored.mean, loaded.refine(emb, raw).mean)
+
+
+def _pair(prompt: str, i: int):
+    from ebrm.data import PreferencePair
+
+    return PreferencePair(
+        Conversation.from_prompt(prompt, f"good {i}"), Conversation.from_prompt(prompt, f"bad {i}")
+    )
+
+
+def test_seen_prompts_survive_a_round_trip_and_count_overlap(tmp_path):
+    from ebrm.data import prompt_hash
+
+    seen = [_pair(f"trained {i}", i) for i in range(20)] + [_pair("validated", 0)]
+    model = make_model()
+    model.train_info["prompts"] = {
+        "hash": "ebrm.data.prompt_hash",
+        "train": sorted({prompt_hash(p) for p in seen[:20]}),
+        "validation": [prompt_hash(seen[20])],
+    }
+    model.save_pretrained(tmp_path / "m")
+    loaded = EnergyRewardModel.from_pretrained(tmp_path / "m")
+    assert loaded.seen_prompt_hashes() == {prompt_hash(p) for p in seen}
+    evaluation = [_pair("trained 3", 99), _pair("validated", 5), _pair("new", 1)]
+    assert loaded.count_seen(evaluation) == 2  # same prompt, other responses: still seen
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "20 values" in card and prompt_hash(seen[0]) not in card  # counted, not listed
+    # a model that records no prompts cannot say
+    assert make_model().seen_prompt_hashes() is None
+    assert make_model().count_seen(evaluation) is None

@@ -11,8 +11,7 @@ import torch
 
 from ebrm.data.types import Conversation, PreferencePair
 from ebrm.errors import DataFormatError
-from ebrm.features.table import PairFeatures
-from ebrm.pipeline import aligned_features, run_pipeline
+from ebrm.pipeline import run_pipeline
 
 GOOD = ["helpful", "clear", "kind", "correct", "thorough", "polite"]
 BAD = ["rude", "wrong", "vague", "unsafe", "lazy", "curt"]
@@ -148,29 +147,23 @@ def test_rerun_reuses_finished_stages_and_redoes_changed_ones(run, tiny_bert_rm_
     assert info["train"]["config"]["max_steps"] == 20
 
 
-def test_aligned_features_reproduce_our_validation_split():
-    n = 11
-    feats = PairFeatures(
-        torch.randn(2 * n, 3), torch.randn(2 * n), torch.arange(n) * 2, torch.arange(n) * 2 + 1
-    )
-    train_idx, val_idx = torch.tensor([0, 2, 3, 5, 6, 8, 9, 10]), torch.tensor([1, 4, 7])
-    aligned, fraction = aligned_features(feats, train_idx, val_idx, seed=3)
-    tr, va = aligned.split(validation_fraction=fraction, seed=3)
-    assert sorted((va.chosen // 2).tolist()) == val_idx.tolist()
-    assert sorted((tr.chosen // 2).tolist()) == train_idx.tolist()
+def test_the_model_trained_and_validated_on_our_splits_only(run):
+    """The energy head saw the train split, validated on ours, and never a test prompt."""
+    from ebrm.data import prompt_hash, split_pairs
+    from ebrm.model import EnergyRewardModel
+
+    result, out, _ = run
+    pairs = synthetic_pairs(40)
+    train, val, test = split_pairs(pairs, test_fraction=0.3, validation_fraction=0.2, seed=0)
+    model = EnergyRewardModel.from_pretrained(out / "model")
+    info = model.train_info
+    assert info["train_pairs"] == len(train) and info["validation"]["pairs"] == len(val)
+    assert info["validation_split"] == "given"
+    assert set(info["prompts"]["train"]) == {prompt_hash(p) for p in train}
+    assert set(info["prompts"]["validation"]) == {prompt_hash(p) for p in val}
+    assert model.count_seen(test) == 0 and model.count_seen(val) == len(val)
 
 
 def test_too_few_pairs_is_a_data_error(tmp_path, tiny_bert_rm_dir):
     with pytest.raises(DataFormatError, match="at least 6"):
         run_pipeline(tmp_path, data=synthetic_pairs(3), base_model=tiny_bert_rm_dir, **FAST)
-
-
-def test_compact_features_keeps_pairs_and_drops_unused_rows():
-    from ebrm.pipeline import compact_features
-
-    emb, rew = torch.randn(10, 4), torch.randn(10)
-    feats = PairFeatures(emb, rew, torch.tensor([7, 2, 7]), torch.tensor([3, 9, 2]))
-    small = compact_features(feats)
-    assert small.embeddings.shape[0] == 4  # rows 2, 3, 7, 9
-    assert torch.equal(small.embeddings[small.chosen], emb[feats.chosen])
-    assert torch.equal(small.rewards[small.rejected], rew[feats.rejected])

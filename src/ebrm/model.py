@@ -13,13 +13,16 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ebrm._device import resolve_device
 from ebrm._io import atomic_write_text, sha256_file
+from ebrm.data.split import prompt_hash
+from ebrm.data.types import PreferencePair
 from ebrm.energy.config import EnergyHeadConfig
 from ebrm.energy.head import EnergyHead
 from ebrm.errors import (
@@ -34,6 +37,11 @@ from ebrm.refine.calibration import temperature_scale
 from ebrm.refine.config import METHODS, RefineConfig
 from ebrm.refine.paper import paper_refine
 from ebrm.refine.results import RefinedRewards
+from ebrm.refine.selection import select_refinement
+
+if TYPE_CHECKING:
+    from ebrm.energy.train import TrainResult
+    from ebrm.features.table import PairFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +87,45 @@ class EnergyRewardModel:
         if base_rm is not None:
             self.attach_base_rm(base_rm)
 
+    @classmethod
+    def from_training(
+        cls,
+        result: TrainResult,
+        *,
+        validation: PairFeatures | None = None,
+        base_rm_info: dict | None = None,
+        alpha: float = 0.05,
+    ) -> EnergyRewardModel:
+        """The refined model of a training run, its refinement chosen on validation pairs.
+
+        The grid covers the normalised training rewards (`result.reward_range`); the refined
+        reward (posterior mean unless the mode is clearly better) and the `p_better`
+        temperature are chosen on `validation` (`ebrm.refine.selection.select_refinement`).
+
+        Args:
+            result: what `ebrm.energy.train_energy_head` returned (its head is used, not
+                copied).
+            validation: the pairs to choose on; default the pairs training validated on.
+            base_rm_info: the base RM's provenance (e.g. `FeatureStore.provenance`).
+            alpha: significance level of the mean-vs-mode McNemar test.
+
+        Example:
+            >>> result = train_energy_head(features, config)  # doctest: +SKIP
+            >>> model = EnergyRewardModel.from_training(result, base_rm_info=store.provenance)
+        """
+        if validation is None:
+            validation = result.validation_features
+        low, high = result.reward_range
+        refine_config = RefineConfig(grid_min=low, grid_max=high)
+        numbers = dict(result.validation)
+        if validation is not None:
+            refine_config, chosen = select_refinement(
+                result.head, validation, refine_config, alpha=alpha
+            )
+            numbers.update(chosen)
+        train_info = {**result.info, "validation": numbers}
+        return cls(result.head, result.normalizer, refine_config, base_rm_info, train_info)
+
     # ---- properties -------------------------------------------------------------------
     @property
     def embedding_dim(self) -> int:
@@ -96,11 +143,24 @@ class EnergyRewardModel:
         """Locations (rewards, means, quantiles) in normalised units -> base RM raw units."""
         return self.normalizer.inverse_transform(values)
 
-    def to_raw_spread(self, values: torch.Tensor) -> torch.Tensor:
-        """Spreads (std, interval widths) in normalised units -> raw units."""
-        return self.normalizer.inverse_transform(values) - self.normalizer.inverse_transform(
-            torch.zeros_like(values)
-        )
+    # ---- what it was trained on ---------------------------------------------------------
+    def seen_prompt_hashes(self) -> frozenset[str] | None:
+        """Hashes (`ebrm.data.prompt_hash`) of the prompts training used, train and validation.
+
+        None when the model records none (trained before they were recorded, or on features
+        without prompt hashes): overlap with evaluation data is then unknown.
+        """
+        prompts = self.train_info.get("prompts")
+        if not isinstance(prompts, dict):
+            return None
+        return frozenset(prompts.get("train") or ()) | frozenset(prompts.get("validation") or ())
+
+    def count_seen(self, pairs: Iterable[PreferencePair]) -> int | None:
+        """How many of `pairs` have a prompt this model trained or validated on (None: unknown)."""
+        seen = self.seen_prompt_hashes()
+        if seen is None:
+            return None
+        return sum(prompt_hash(pair) in seen for pair in pairs)
 
     # ---- refinement -------------------------------------------------------------------
     def posterior(self, embeddings: torch.Tensor, *, progress: bool = False):

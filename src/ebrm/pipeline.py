@@ -6,8 +6,10 @@
    train / validation / test with a seed;
 2. **base RM**: a Bradley-Terry RM trained on the train split (`ebrm.rm.train_bt`);
 3. **features**: one feature store of every pair (`ebrm.features`, resumable);
-4. **EBRM**: the energy head trained on the train split, its checkpoint and refined-reward
-   method chosen on *our* validation split (`ebrm.energy.train_energy_head`);
+4. **EBRM**: the energy head trained on the train split, its checkpoint chosen on *our*
+   validation split (`ebrm.energy.train_energy_head(..., validation=...)`), then its
+   refined-reward method and `p_better` temperature on the same pairs
+   (`ebrm.model.EnergyRewardModel.from_training`);
 5. **eval**: base vs refined on the held-out test split (`ebrm.evaluation`): metrics.json,
    report.md, plots, and `scores.json` with every pair's rewards.
 
@@ -107,38 +109,6 @@ class _State:
         for stage in stages:
             self.keys.pop(stage, None)
         atomic_write_json(self.path, self.keys)
-
-
-def aligned_features(
-    features: PairFeatures, train_idx: torch.Tensor, val_idx: torch.Tensor, *, seed: int
-) -> tuple[PairFeatures, float]:
-    """Reorder pairs so that `PairFeatures.split(fraction, seed)` yields exactly our split.
-
-    `train_energy_head` holds out a seeded random fraction of the pairs it is given; to use a
-    prompt-grouped validation split chosen beforehand, we place the validation pairs at the
-    positions that split's permutation sends to validation.
-
-    Returns:
-        (the reordered train + validation features, the validation fraction to pass).
-    """
-    n_val, n = len(val_idx), len(train_idx) + len(val_idx)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    placed = torch.empty(n, dtype=torch.long)
-    placed[order[:n_val]] = val_idx
-    placed[order[n_val:]] = train_idx
-    fraction = n_val / n
-    if int(round(n * fraction)) != n_val:  # pragma: no cover - float rounding guard
-        raise RuntimeError("validation fraction does not reproduce the split size")
-    return features.subset(placed), fraction
-
-
-def compact_features(features: PairFeatures) -> PairFeatures:
-    """The same pairs with only the rows they use (so refining them costs only those rows)."""
-    rows, inverse = torch.unique(
-        torch.cat([features.chosen, features.rejected]), return_inverse=True
-    )
-    n = features.num_pairs
-    return PairFeatures(features.embeddings[rows], features.rewards[rows], inverse[:n], inverse[n:])
 
 
 def _split(pairs, *, test_fraction, validation_fraction, seed):
@@ -293,16 +263,15 @@ def run_pipeline(
     started = time.perf_counter()
     n_tr, n_val = len(train), len(val)
     idx = torch.arange(len(all_pairs))
-    train_val, fraction = aligned_features(
-        features, idx[:n_tr], idx[n_tr : n_tr + n_val], seed=config.seed
-    )
-    config = TrainConfig.from_dict({**config.to_dict(), "validation_fraction": fraction})
+    train_features = features.subset(idx[:n_tr])
+    val_features = features.subset(idx[n_tr : n_tr + n_val])  # our own prompt-grouped split
     model_dir = out / "model"
     ebrm_key = _key({"base": base_key, "weights": base_info.get("weights_hash"),
                      "config": config.to_dict(), "sizes": sizes})  # fmt: skip
     model, train_validation = _train_ebrm(
-        train_val, config, model_dir, ebrm_key, state, base_info, progress, say, reused
-    )
+        train_features, val_features, config, model_dir, ebrm_key, state, base_info, progress,
+        say, reused,
+    )  # fmt: skip
     seconds["ebrm"] = time.perf_counter() - started
 
     # 5. evaluation ----------------------------------------------------------------------
@@ -382,7 +351,7 @@ def _extract(base_dir, pairs, out, *, data_name, max_length, batch_size, device,
     return store.load(), rm.provenance()
 
 
-def _train_ebrm(features, config, model_dir, key, state, base_info, progress, say, reused):
+def _train_ebrm(train, val, config, model_dir, key, state, base_info, progress, say, reused):
     from ebrm.energy import train_energy_head
     from ebrm.model import EnergyRewardModel
 
@@ -391,19 +360,21 @@ def _train_ebrm(features, config, model_dir, key, state, base_info, progress, sa
         say("ebrm", f"reusing {model_dir}")
         model = EnergyRewardModel.from_pretrained(model_dir, device=config.device)
         return model, model.train_info.get("validation", {})
-    say("ebrm", f"training the energy head ({config.objective}, {features.num_pairs} pairs)")
+    say("ebrm", f"training the energy head ({config.objective}, {train.num_pairs} pairs)")
     state.forget("ebrm")
-    result = train_energy_head(features, config, base_rm_info=base_info, progress=progress)
-    result.save(model_dir)
+    result = train_energy_head(train, config, validation=val, progress=progress)
+    model = EnergyRewardModel.from_training(result, base_rm_info=base_info)
+    model.save_pretrained(model_dir)
+    result.save_history(model_dir)
     state.mark("ebrm", key)
-    v = result.validation
+    v = model.train_info["validation"]
     say(
         "ebrm",
         f"validation: base {v.get('base_accuracy', float('nan')):.3f}, refined "
         f"({v.get('method', 'mean')}) {v.get('refined_accuracy', float('nan')):.3f}, "
         f"{result.filter_report.kept}/{result.filter_report.total} pairs kept by the filter",
     )
-    return result.model, v
+    return model, v
 
 
 def evaluate_split(

@@ -7,9 +7,9 @@ import torch
 
 from ebrm.energy import TrainConfig, train_energy_head
 from ebrm.energy.presets import PRESETS
-from ebrm.energy.validation import choose_method
 from ebrm.errors import ConfigError, DataFormatError, IncompatibleArtifactError
 from ebrm.features.table import PairFeatures
+from ebrm.model import EnergyRewardModel
 from tests.energy.synthetic import make_synthetic
 
 FAST = dict(num_negatives=32, batch_size=64, eval_every=25, min_steps=0, patience=None)
@@ -108,21 +108,21 @@ def test_dimension_mismatch_with_loaded_head():
     from ebrm.energy.scoring import score_features
 
     result = train_energy_head(_tiny(), TrainConfig(max_steps=2, **FAST), progress=False)
+    model = EnergyRewardModel.from_training(result)
     with pytest.raises(IncompatibleArtifactError, match="dimension 6 .* trained on 4"):
-        score_features(result.model, _tiny(dim=6))
+        score_features(model, _tiny(dim=6))
 
 
 def test_training_is_deterministic_and_saves_history(tmp_path):
     cfg = TrainConfig(max_steps=30, **FAST)
     a = train_energy_head(_tiny(), cfg, progress=False)
     b = train_energy_head(_tiny(), cfg, progress=False)
-    for (name, x), y in zip(
-        a.model.head.state_dict().items(), b.model.head.state_dict().values(), strict=True
-    ):
+    for (name, x), y in zip(a.head.state_dict().items(), b.head.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
     assert [h["step"] for h in a.history] == [25, 30]
     assert a.history == b.history
-    a.save(tmp_path / "m")
+    EnergyRewardModel.from_training(a).save_pretrained(tmp_path / "m")
+    a.save_history(tmp_path / "m")
     assert json.loads((tmp_path / "m" / "history.json").read_text()) == a.history
     assert (tmp_path / "m" / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
     cfg_json = json.loads((tmp_path / "m" / "config.json").read_text())
@@ -143,23 +143,12 @@ def test_an_epoch_budget_too_small_for_the_data_is_warned_about(caplog):
     with caplog.at_level("WARNING", logger="ebrm.energy.train"):
         result = train_energy_head(_tiny(), TrainConfig(epochs=2.0, **small), progress=False)
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert f"the budget is {result.model.train_info['steps']} optimiser steps" in warning
+    assert f"the budget is {result.info['steps']} optimiser steps" in warning
     assert "--steps" in warning
     caplog.clear()
     with caplog.at_level("WARNING", logger="ebrm.energy.train"):
         train_energy_head(_tiny(), TrainConfig(max_steps=30, **FAST), progress=False)
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
-
-
-def test_choose_method_switches_only_when_clearly_better():
-    chosen, rejected = torch.arange(40), torch.arange(40, 80)
-    mean = torch.cat([torch.ones(40), torch.zeros(40)])
-    mode = mean.clone()
-    mean[:3] = -1.0  # mean wrong on 3 pairs only: not significant
-    assert choose_method(mean, mode, chosen, rejected)["method"] == "mean"
-    mean[:20] = -1.0  # wrong on 20 pairs where mode is right: p = 2/2**20
-    out = choose_method(mean, mode, chosen, rejected)
-    assert out["method"] == "mode" and out["mode_vs_mean_p_value"] == pytest.approx(2 / 2**20)
 
 
 def test_select_checkpoint_keeps_the_last_unless_an_earlier_is_clearly_better():
@@ -201,7 +190,7 @@ def test_learnability_refined_beats_a_base_flipped_on_a_region():
         train.features, TrainConfig(max_steps=100, **{**FAST, "eval_every": 50}), progress=False
     )
     base = (test.rewards[test.chosen] > test.rewards[test.rejected]).double().mean()
-    refined = _refined_accuracy(result.model, test).mean()
+    refined = _refined_accuracy(EnergyRewardModel.from_training(result), test).mean()
     assert result.filter_report.dropped > 0
     assert refined > base + 0.05, (float(base), float(refined))
 
@@ -216,9 +205,8 @@ def test_preference_aware_objective_fixes_more_pairs_than_paper():
         cfg = TrainConfig(
             objective=objective, max_steps=100, train_grid_size=32, **{**FAST, "eval_every": 50}
         )
-        right = _refined_accuracy(
-            train_energy_head(train.features, cfg, progress=False).model, test
-        ).bool()
+        result = train_energy_head(train.features, cfg, progress=False)
+        right = _refined_accuracy(EnergyRewardModel.from_training(result), test).bool()
         fixed[objective] = int((right & ~base_right).sum())
     assert fixed["nce+bt"] > fixed["nce+"] + 10, fixed
 
@@ -238,6 +226,112 @@ def test_custom_objective_is_pluggable():
         _tiny(), TrainConfig(max_steps=3, **FAST), objective=custom, progress=False
     )
     assert len(calls) == 3 and custom.grid is not None  # the trainer supplied the grid
-    assert result.model.train_info["objective"] == "nce+bt"
+    assert result.info["objective"] == "nce+bt"
     with pytest.raises(ConfigError, match="must implement ebrm.energy.Objective"):
         train_energy_head(_tiny(), TrainConfig(max_steps=3, **FAST), objective=len)
+
+
+def _with_prompts(features: PairFeatures, num_prompts: int) -> PairFeatures:
+    """The same pairs, pair i asking prompt i % num_prompts (several pairs per prompt)."""
+    hashes = [f"prompt-{i % num_prompts}" for i in range(features.num_pairs)]
+    return PairFeatures(
+        features.embeddings, features.rewards, features.chosen, features.rejected, hashes
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_default_validation_split_never_puts_a_prompt_on_both_sides(seed):
+    features = _with_prompts(make_synthetic(120, region="ball", seed=seed).features, 17)
+    cfg = TrainConfig(max_steps=2, validation_fraction=0.3, seed=seed, **FAST)
+    result = train_energy_head(features, cfg, progress=False)
+    val = result.validation_features
+    assert val.num_pairs == result.validation["pairs"] >= round(0.3 * 120)
+    assert result.info["train_pairs"] + val.num_pairs == 120
+    prompts = result.info["prompts"]
+    assert not set(prompts["train"]) & set(prompts["validation"])
+    assert set(prompts["train"]) | set(prompts["validation"]) == set(features.prompt_hashes)
+    assert set(prompts["validation"]) == set(val.prompt_hashes)
+    assert result.info["validation_split"].endswith("whole prompts")
+    # the validation pairs are features' own pairs: the same embeddings, chosen and rejected
+    own = {
+        (tuple(features.embeddings[c].tolist()), tuple(features.embeddings[r].tolist()))
+        for c, r in zip(features.chosen, features.rejected, strict=True)
+    }
+    for c, r in zip(val.chosen, val.rejected, strict=True):
+        assert (tuple(val.embeddings[c].tolist()), tuple(val.embeddings[r].tolist())) in own
+
+
+def test_explicit_validation_pairs_are_used_as_given():
+    train = _with_prompts(make_synthetic(100, region="ball", seed=0).features, 100)
+    val = make_synthetic(30, region="ball", seed=7).features  # another table, no prompts
+    cfg = TrainConfig(max_steps=20, validation_fraction=0.5, **{**FAST, "eval_every": 10})
+    result = train_energy_head(train, cfg, validation=val, progress=False)
+    assert result.info["train_pairs"] == 100  # validation_fraction is not applied
+    assert result.validation["pairs"] == 30 and result.info["validation_split"] == "given"
+    base = sum(
+        float(val.rewards[c] > val.rewards[r])
+        for c, r in zip(val.chosen, val.rejected, strict=True)
+    )
+    assert result.validation["base_accuracy"] == pytest.approx(base / 30)
+    assert [h["val_accuracy_base"] for h in result.history] == [pytest.approx(base / 30)] * 2
+    assert result.info["prompts"]["validation"] == []  # the given pairs record no prompts
+    assert len(result.info["prompts"]["train"]) == 100
+    with pytest.raises(IncompatibleArtifactError, match="validation features have embedding"):
+        train_energy_head(train, cfg, validation=_tiny(dim=5), progress=False)
+
+
+def test_from_training_chooses_method_and_temperature_on_the_validation_pairs():
+    """The choice the trainer used to make, recomputed here from its definition."""
+    from ebrm.refine import grid_posterior, p_better
+    from ebrm.refine.calibration import fit_temperature
+
+    features = make_synthetic(300, region="ball", seed=0).features
+    cfg = TrainConfig(max_steps=200, validation_fraction=0.3, **{**FAST, "eval_every": 20})
+    result = train_energy_head(features, cfg, progress=False)
+    model = EnergyRewardModel.from_training(result, base_rm_info={"name_or_path": "x"})
+    val = result.validation_features
+    # grid: the normalised training rewards plus one std (at least 1) on each side
+    train, _ = features.split(validation_fraction=0.3, seed=0)  # tested in features/
+    rows = torch.unique(torch.cat([train.chosen, train.rejected]))
+    y_train = result.normalizer.transform(features.rewards[rows].double())
+    margin = max(float(y_train.std(unbiased=False)), 1.0)
+    cfg_r = model.refine_config
+    assert cfg_r.grid_min == pytest.approx(float(y_train.min()) - margin, abs=1e-6)
+    assert cfg_r.grid_max == pytest.approx(float(y_train.max()) + margin, abs=1e-6)
+    # method: the mean unless the mode is more accurate with McNemar p < 0.05
+    post = grid_posterior(model.head, val.embeddings, grid=cfg_r.grid())
+    right_mean = [
+        bool(post.mean[c] > post.mean[r]) for c, r in zip(val.chosen, val.rejected, strict=True)
+    ]
+    right_mode = [
+        bool(post.mode[c] > post.mode[r]) for c, r in zip(val.chosen, val.rejected, strict=True)
+    ]
+    b = sum(m and not a for a, m in zip(right_mean, right_mode, strict=True))
+    c = sum(a and not m for a, m in zip(right_mean, right_mode, strict=True))
+    from scipy.stats import binomtest
+
+    p = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
+    mode_better = sum(right_mode) > sum(right_mean) and p < 0.05
+    v = model.train_info["validation"]
+    assert v["method"] == cfg_r.method == ("mode" if mode_better else "mean")
+    assert v["mean_accuracy"] == pytest.approx(sum(right_mean) / len(right_mean))
+    assert v["mode_accuracy"] == pytest.approx(sum(right_mode) / len(right_mode))
+    assert v["mode_vs_mean_p_value"] == pytest.approx(p)
+    # temperature: fitted on P(chosen > rejected) of the validation pairs
+    p_val = p_better(
+        model.head, val.embeddings[val.chosen], val.embeddings[val.rejected], grid=cfg_r.grid()
+    )
+    assert cfg_r.p_better_temperature == pytest.approx(fit_temperature(p_val), rel=1e-6)
+    assert v["p_better_temperature"] == cfg_r.p_better_temperature != 1.0
+    # the trainer's checkpoint numbers are kept, and the model records its provenance
+    assert {k: v[k] for k in result.validation} == result.validation
+    assert model.base_rm_info == {"name_or_path": "x"}
+    assert model.train_info["steps"] == result.info["steps"] == 200
+
+
+def test_without_validation_pairs_the_model_keeps_the_defaults():
+    cfg = TrainConfig(max_steps=5, validation_fraction=0.0, **FAST)
+    result = train_energy_head(_tiny(), cfg, progress=False)
+    assert result.validation_features is None and result.validation["pairs"] == 0
+    model = EnergyRewardModel.from_training(result)
+    assert (model.refine_config.method, model.refine_config.p_better_temperature) == ("mean", 1.0)

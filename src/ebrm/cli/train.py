@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
 
         from ebrm.energy import TrainConfig, train_energy_head
         from ebrm.features.store import FeatureStore
+        from ebrm.model import EnergyRewardModel
 
         overrides = {"objective": objective, "seed": seed, "device": device}
         if bt_weight is not None:
@@ -60,13 +61,14 @@ def register(app: typer.Typer) -> None:
             overrides.update(max_steps=steps, epochs=None, min_steps=steps)
         config = TrainConfig.preset(preset, **overrides)
         store = FeatureStore.open(features)
-        result = train_energy_head(
-            store.load(), config, base_rm_info=store.provenance, progress=progress
-        )
-        result.model.train_info["features"] = str(features)
-        result.save(out)
+        # validation: config.validation_fraction of the pairs, whole prompts at a time
+        result = train_energy_head(store.load(), config, progress=progress)
+        model = EnergyRewardModel.from_training(result, base_rm_info=store.provenance)
+        model.train_info["features"] = str(features)
+        model.save_pretrained(out)
+        result.save_history(out)
 
-        val = result.validation
+        val = model.train_info["validation"]
         table = Table(title=f"validation pairwise accuracy ({val['pairs']} pairs)")
         for column in ("base", "refined (mean)", "refined (mode)", "chosen"):
             table.add_column(column, justify="right")

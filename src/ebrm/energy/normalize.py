@@ -66,11 +66,6 @@ class RewardNormalizer:
         self._check_fitted()
         return rewards * (self.std_ + _EPS) / self.scale + self.mean_
 
-    def scale_std(self, std: torch.Tensor) -> torch.Tensor:
-        """A spread (std, interval width) in normalised units -> raw units."""
-        self._check_fitted()
-        return std * (self.std_ + _EPS) / self.scale
-
     def to_dict(self) -> dict:
         self._check_fitted()
         return {"mean": self.mean_, "std": self.std_, "scale": self.scale}

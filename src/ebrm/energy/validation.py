@@ -1,14 +1,14 @@
-"""Input checks and validation metrics used by the trainer."""
+"""Input checks, validation accuracy and checkpoint selection used by the trainer."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ebrm.errors import DataFormatError
 from ebrm.features.table import PairFeatures
+from ebrm.stats import mcnemar_exact
 
 
 def check_features(features: PairFeatures) -> None:
@@ -35,61 +35,6 @@ def pairwise_accuracy(
     if len(chosen) == 0:
         return None
     return float((rewards[chosen] > rewards[rejected]).double().mean())
-
-
-@torch.no_grad()
-def posterior_summaries(
-    head, embeddings: torch.Tensor, rows: torch.Tensor, grid: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and mode of p(y|e) on `grid` for `rows`, scattered to (N,) tensors."""
-    from ebrm.refine import grid_posterior
-
-    n = embeddings.shape[0]
-    post = grid_posterior(head, embeddings[rows.to(embeddings.device)], grid=grid.to(embeddings))
-    mean = torch.full((n,), float("nan"))
-    mode = torch.full((n,), float("nan"))
-    mean[rows], mode[rows] = post.mean.float().cpu(), post.mode.float().cpu()
-    return mean, mode
-
-
-def _binomial_two_sided(k: int, n: int) -> float:
-    """Exact two-sided binomial test p-value of k successes in n trials at p = 1/2."""
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1)) / 2.0**n
-    return min(1.0, 2.0 * tail)
-
-
-def choose_method(
-    mean: torch.Tensor,
-    mode: torch.Tensor,
-    chosen: torch.Tensor,
-    rejected: torch.Tensor,
-    *,
-    alpha: float = 0.05,
-) -> dict:
-    """Choose the refined reward between posterior mean (default) and mode.
-
-    Switches to the mode only when it is clearly better on validation: more accurate and
-    an exact McNemar test on the pairs where they disagree gives p < alpha (DESIGN §1.8:
-    on a few hundred pairs a plain "higher accuracy" picks noise).
-
-    Returns:
-        dict with mean_accuracy, mode_accuracy, method, mode_vs_mean_p_value.
-    """
-    right_mean = mean[chosen] > mean[rejected]
-    right_mode = mode[chosen] > mode[rejected]
-    only_mode = int((right_mode & ~right_mean).sum())
-    only_mean = int((right_mean & ~right_mode).sum())
-    p_value = _binomial_two_sided(only_mode, only_mode + only_mean)
-    acc_mean, acc_mode = float(right_mean.double().mean()), float(right_mode.double().mean())
-    method = "mode" if acc_mode > acc_mean and p_value < alpha else "mean"
-    return {
-        "mean_accuracy": acc_mean,
-        "mode_accuracy": acc_mode,
-        "mode_vs_mean_p_value": p_value,
-        "method": method,
-    }
 
 
 @dataclass
@@ -119,7 +64,7 @@ def select_checkpoint(
         return last, 1.0
     only_best = int((most_accurate.right & ~last.right).sum())
     only_last = int((last.right & ~most_accurate.right).sum())
-    p_value = _binomial_two_sided(only_best, only_best + only_last)
+    p_value = mcnemar_exact(only_best, only_last)
     if most_accurate.accuracy > last.accuracy and p_value < alpha:
         return most_accurate, p_value
     return last, p_value

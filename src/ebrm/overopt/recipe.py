@@ -167,6 +167,7 @@ def train_recipe_ebrm(
 ) -> Path:
     """The energy head on the proxy's rewards of its own (noisy-label) training pairs."""
     from ebrm.energy import TrainConfig, train_energy_head
+    from ebrm.model import EnergyRewardModel
     from ebrm.rm.train_bt import flip_labels
 
     ebrm_dir = out / "models" / "ebrm"
@@ -188,11 +189,11 @@ def train_recipe_ebrm(
     rewards = proxy_rm.head_reward(features.embeddings)
     train = PairFeatures(features.embeddings, rewards, chosen, rejected)
     say("ebrm", f"training the energy head on {len(proxy_rows)} proxy pairs (small-data preset)")
-    result = train_energy_head(
-        train, train_config, base_rm_info=proxy_rm.provenance(), progress=config.progress
-    )
-    result.save(ebrm_dir)
+    result = train_energy_head(train, train_config, progress=config.progress)
+    model = EnergyRewardModel.from_training(result, base_rm_info=proxy_rm.provenance())
+    model.save_pretrained(ebrm_dir)
+    result.save_history(ebrm_dir)
     mark(ebrm_dir, record)
-    say("ebrm", f"validation {result.validation}; filter kept {result.filter_report.kept}/"
-        f"{result.filter_report.total}")  # fmt: skip
+    say("ebrm", f"validation {model.train_info['validation']}; filter kept "
+        f"{result.filter_report.kept}/{result.filter_report.total}")  # fmt: skip
     return ebrm_dir

@@ -8,12 +8,15 @@ from typing import Any
 # keys of train_info["validation"] the verdict line reads (written by the trainer)
 BASE_ACCURACY_KEYS = ("base_accuracy", "accuracy_base", "base")
 REFINED_ACCURACY_KEYS = ("refined_accuracy", "accuracy_refined", "refined")
+_LIST_SHOWN = 8  # longer lists are summarised by their length
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
     if isinstance(value, (list, tuple)):
+        if len(value) > _LIST_SHOWN:  # e.g. the hashes of the prompts trained on
+            return f"{len(value)} values (see config.json)"
         return ", ".join(_fmt(v) for v in value)
     return str(value)
 

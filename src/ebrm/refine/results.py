@@ -34,7 +34,8 @@ class RefinedRewards:
 
     `reward` is the configured method's output (`method` says which); the posterior
     statistics are always present. Convert locations to the base RM's raw units with
-    `EnergyRewardModel.to_raw` and spreads with `EnergyRewardModel.to_raw_spread`.
+    `EnergyRewardModel.to_raw` (a spread in normalised units times `std_ / scale` of the
+    normaliser is the same spread in raw units).
     """
 
     reward: torch.Tensor  # the configured refined reward
