@@ -104,3 +104,6 @@ def test_every_feature_store_version_still_loads(fixture):
     ids, subsets = store.pair_info()
     assert (ids, subsets) == (meta["ids"], meta["subsets"])
     assert store.provenance == manifest["base_rm"]
+    # version 2 added a prompt hash per pair; version 1 stores load without them
+    expected = tuple(meta["prompt_hashes"]) if manifest["format_version"] >= 2 else None
+    assert features.prompt_hashes == expected
