@@ -6,8 +6,6 @@ metrics use the same test without one stage importing another.
 
 from __future__ import annotations
 
-from scipy.stats import binomtest
-
 
 def mcnemar_exact(b: int, c: int) -> float:
     """Exact two-sided McNemar p-value: binomial test of b vs c discordant pairs at p = 1/2.
@@ -30,4 +28,9 @@ def mcnemar_exact(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0  # binomtest needs n >= 1; with no disagreement there is no evidence
+    # Imported here, not at module level: scipy.stats takes ~2 s to import and starts its
+    # BLAS thread pool, which every `import ebrm.energy` would then pay for (and processes
+    # that fork after importing ebrm, like tests/reliability's fork server, must not have).
+    from scipy.stats import binomtest
+
     return float(binomtest(int(b), int(n), 0.5, alternative="two-sided").pvalue)
