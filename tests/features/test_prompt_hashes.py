@@ -11,7 +11,7 @@ import torch
 from ebrm.data import Conversation, PreferencePair, prompt_hash
 from ebrm.features import FeatureStore, extract_features
 from ebrm.features import store as fs
-from tests.features.fakes import FakeRM, make_pairs
+from tests.fakes import FakeRM, make_pairs
 
 PAIRS = make_pairs(23)  # 5 prompts: pair i asks "question {i % 5}"
 
