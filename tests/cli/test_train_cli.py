@@ -46,6 +46,11 @@ def test_train_then_score_a_feature_store(tmp_path, capsys):
     assert config["train"]["config"]["objective"] == "nce+bt"
     assert config["train"]["config"]["max_steps"] == 20
     assert config["base_rm"]["name_or_path"] == "fake"
+    # validation: whole prompts (make_pairs asks 5 prompts, 12 pairs each), none trained on
+    prompts = config["train"]["prompts"]
+    assert len(prompts["validation"]) == 1 and len(prompts["train"]) == 4
+    assert not set(prompts["train"]) & set(prompts["validation"])
+    assert config["train"]["validation"]["pairs"] == 12 and config["train"]["train_pairs"] == 48
     assert (out / "history.json").exists() and (out / "training_curve.png").exists()
 
     scores = tmp_path / "scores.jsonl"
