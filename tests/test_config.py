@@ -21,6 +21,7 @@ from ebrm.energy.presets import TrainConfig
 from ebrm.errors import ConfigError
 from ebrm.integrations.server_config import ServerConfig
 from ebrm.overopt.config import OveroptConfig
+from ebrm.pipeline import PipelineConfig
 from ebrm.refine.config import RefineConfig
 from ebrm.rm.train_bt import BTTrainConfig
 
@@ -31,6 +32,7 @@ CONFIGS = [
     BTTrainConfig(freeze_encoder=True, learning_rate=1e-3),
     ServerConfig(port=0, token="t", special_tokens=("<a>",)),
     OveroptConfig(num_candidates=4, max_n=3, gold_finetune=True),
+    PipelineConfig(base_model="m", preset="paper", train_overrides={"max_steps": 5}),
 ]
 
 

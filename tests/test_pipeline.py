@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
 
 from ebrm.data.types import Conversation, PreferencePair
-from ebrm.errors import DataFormatError
-from ebrm.pipeline import run_pipeline
+from ebrm.energy.presets import PRESETS
+from ebrm.errors import ConfigError, DataFormatError
+from ebrm.pipeline import PipelineConfig, run_pipeline
 
 GOOD = ["helpful", "clear", "kind", "correct", "thorough", "polite"]
 BAD = ["rude", "wrong", "vague", "unsafe", "lazy", "curt"]
@@ -73,10 +75,9 @@ def run(tmp_path_factory, tiny_bert_rm_dir):
     stages = []
     result = run_pipeline(
         out,
+        PipelineConfig(base_model=tiny_bert_rm_dir, **FAST),
         data=synthetic_pairs(40),
-        base_model=tiny_bert_rm_dir,
         on_stage=lambda stage, msg: stages.append(stage),
-        **FAST,
     )
     return result, out, stages
 
@@ -137,11 +138,12 @@ def test_base_rewards_in_scores_are_the_stored_features(run):
 
 def test_rerun_reuses_finished_stages_and_redoes_changed_ones(run, tiny_bert_rm_dir):
     result, out, _ = run
-    again = run_pipeline(out, data=synthetic_pairs(40), base_model=tiny_bert_rm_dir, **FAST)
+    config = PipelineConfig(base_model=tiny_bert_rm_dir, **FAST)
+    again = run_pipeline(out, config, data=synthetic_pairs(40))
     assert again.reused == ["base_rm", "ebrm"]
     assert again.metrics["refined"]["accuracy"] == result.metrics["refined"]["accuracy"]
-    changed = {**FAST, "train_overrides": {**FAST["train_overrides"], "max_steps": 20}}
-    third = run_pipeline(out, data=synthetic_pairs(40), base_model=tiny_bert_rm_dir, **changed)
+    changed = {**FAST["train_overrides"], "max_steps": 20}
+    third = run_pipeline(out, replace(config, train_overrides=changed), data=synthetic_pairs(40))
     assert third.reused == ["base_rm"]
     info = json.loads((out / "model" / "config.json").read_text())
     assert info["train"]["config"]["max_steps"] == 20
@@ -166,4 +168,29 @@ def test_the_model_trained_and_validated_on_our_splits_only(run):
 
 def test_too_few_pairs_is_a_data_error(tmp_path, tiny_bert_rm_dir):
     with pytest.raises(DataFormatError, match="at least 6"):
-        run_pipeline(tmp_path, data=synthetic_pairs(3), base_model=tiny_bert_rm_dir, **FAST)
+        run_pipeline(tmp_path, PipelineConfig(**FAST), data=synthetic_pairs(3))
+
+
+def test_pipeline_config_validates_before_anything_runs():
+    with pytest.raises(
+        ConfigError, match=r"'test_fraction' parameter of PipelineConfig .*\(0, 1\)"
+    ):
+        PipelineConfig(test_fraction=0.0)
+    with pytest.raises(
+        ConfigError, match=r"'validation_fraction' .* < 1 - test_fraction \(0\.7\)\. Got 0\.7"
+    ):
+        PipelineConfig(validation_fraction=0.7)
+    with pytest.raises(ConfigError, match="'preset' parameter of PipelineConfig must be one of"):
+        PipelineConfig(preset="huge")
+    # a bad TrainConfig override fails at once, not after the base RM has trained
+    with pytest.raises(ConfigError, match="'num_negatives' parameter of TrainConfig"):
+        PipelineConfig(train_overrides={"num_negatives": 0})
+
+
+def test_pipeline_config_builds_the_train_config():
+    config = PipelineConfig(preset="paper", seed=3, device="cpu", train_overrides={"margin": 1.5})
+    train = config.train_config()
+    paper = PRESETS["paper"]
+    assert (train.seed, train.device, train.margin) == (3, "cpu", 1.5)
+    assert (train.learning_rate, train.num_negatives) == (paper.learning_rate, paper.num_negatives)
+    assert PipelineConfig.from_dict(config.to_dict()) == config

@@ -19,7 +19,7 @@ from ebrm.features.extract import extract_features
 from ebrm.integrations.best_of_n import select_best
 from ebrm.integrations.server_config import ServerConfig
 from ebrm.overopt.config import OveroptConfig
-from ebrm.pipeline import run_pipeline
+from ebrm.pipeline import PipelineConfig
 from ebrm.rm.adapter import BaseRewardModel
 from ebrm.rm.train_bt import BTTrainConfig
 
@@ -49,7 +49,7 @@ SOURCES = {
         **_same(extract_features, "batch_size", "shard_size", "storage_dtype"),
         **_same(BaseRewardModel.from_pretrained, "max_length", "truncation_side", "dtype"),
     },
-    "demo": _same(run_pipeline, "seed", "preset"),
+    "demo": _same(PipelineConfig, "base_model", "seed", "device", "preset"),
     "eval": {**_same(evaluate, "batch_size", "seed", "n_boot"), "reward": (evaluate, "kind")},
     "bon": _same(select_best, "mode", "batch_size"),
     "overopt": {
@@ -91,4 +91,8 @@ def test_cli_default_is_the_library_default(command, option, source):
 
 
 def test_the_default_preset_is_the_train_and_demo_default():
-    assert _options("train")["preset"] == DEFAULT_PRESET == default(run_pipeline, "preset")
+    assert _options("train")["preset"] == DEFAULT_PRESET == default(PipelineConfig, "preset")
+
+
+def test_demo_fine_tunes_only_when_asked():
+    assert _options("demo")["full_finetune"] is not default(PipelineConfig, "freeze_encoder")

@@ -50,15 +50,18 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from ebrm.evaluation import summary_rows
-        from ebrm.pipeline import run_pipeline
+        from ebrm.pipeline import PipelineConfig, run_pipeline
 
         console = Console()
         names = {"data": "1/5 data", "base_rm": "2/5 base RM", "features": "3/5 features",
                  "ebrm": "4/5 EBRM", "eval": "5/5 evaluation"}  # fmt: skip
         started = time.perf_counter()
+        config = PipelineConfig(
+            base_model=base_model, seed=seed, device=device, freeze_encoder=not full_finetune,
+            preset=preset,
+        )  # fmt: skip
         result = run_pipeline(
-            out, data=data, base_model=base_model, seed=seed, device=device,
-            freeze_encoder=not full_finetune, preset=preset,
+            out, config, data=data,
             on_stage=lambda stage, msg: console.print(f"[bold cyan]{names[stage]}[/] {msg}"),
         )  # fmt: skip
         m = result.metrics
