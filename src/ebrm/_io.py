@@ -6,8 +6,10 @@ half-written file.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -30,6 +32,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         # mkstemp creates 0600 files; artifacts should be readable like any other output
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.errno is None:
+            raise
+        # name the user's path, never our temporary file
+        raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -70,3 +78,33 @@ def json_finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [json_finite(v) for v in obj]
     return obj
+
+
+def recover_replaced_directory(path: str | os.PathLike) -> bool:
+    """Undo a directory swap that was killed between its two renames.
+
+    `ebrm.refine.io.replace_directory` moves the previous directory to `.<name>.old-*`
+    and then the new one into place; a kill between the two leaves nothing at `path`.
+    When `path` is missing and such a backup exists, the newest backup is moved back
+    (the previous model: the save that was cut short never completed).
+
+    Returns:
+        True when a directory was recovered.
+    """
+    path = Path(path)
+    if path.exists() or not path.parent.is_dir():
+        return False
+    backups = [p for p in path.parent.glob(f".{glob.escape(path.name)}.old-*") if p.is_dir()]
+    if not backups:
+        return False
+    newest = max(backups, key=lambda p: p.stat().st_mtime)
+    try:
+        os.replace(newest, path)
+    except OSError:
+        return False
+    logging.getLogger(__name__).warning(
+        "recovered %s from an interrupted save (the previous version; the save that was "
+        "cut short did not complete)",
+        path,
+    )
+    return True

@@ -43,3 +43,15 @@ def require(module: str, extra: str):
             f"'{module}' is needed for this feature but is not installed. "
             f"Install it with: pip install 'ebrm[{extra}]'"
         ) from exc
+
+
+class Interrupted(Exception):
+    """The run was stopped by SIGINT/SIGTERM; the message says what was kept.
+
+    Not an `EbrmError` (nothing is wrong with the input): the CLI prints the message as
+    one line and exits with 128 + the signal number.
+    """
+
+    def __init__(self, message: str, *, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum

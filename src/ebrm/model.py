@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ebrm._device import resolve_device
-from ebrm._io import atomic_write_text, sha256_file
+from ebrm._io import atomic_write_text, recover_replaced_directory, sha256_file
 from ebrm.data.split import prompt_hash
 from ebrm.data.types import PreferencePair
 from ebrm.energy.config import EnergyHeadConfig
@@ -382,6 +382,7 @@ class EnergyRewardModel:
         from ebrm.refine.io import load_weights, read_config
 
         directory = Path(directory)
+        recover_replaced_directory(directory)  # a save killed between its two renames
         if not directory.is_dir():
             raise ConfigError(
                 f"No refined-model directory at {directory}; pass the --out of `ebrm train`"

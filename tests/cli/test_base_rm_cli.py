@@ -41,4 +41,4 @@ def test_train_frozen_head_on_a_jsonl_file(tmp_path, capsys):
     assert rm.model_type == "bert"
     # a second run into the same directory is a user error (exit 2), not a traceback
     assert main(argv) == 2
-    assert "exists and is not empty" in capsys.readouterr().err
+    assert "new or empty directory" in capsys.readouterr().err

@@ -19,7 +19,7 @@ def test_demo_help(capsys):
 def test_demo_unknown_preset_is_a_user_error(tmp_path, capsys):
     code = main(["demo", "--out", str(tmp_path / "run"), "--preset", "nope"])
     assert code == 2
-    assert "must be one of paper, small-data. Got 'nope' instead." in capsys.readouterr().err
+    assert "--preset: 'nope' is not one of 'small-data', 'paper'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

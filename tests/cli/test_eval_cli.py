@@ -57,7 +57,7 @@ def test_unknown_benchmark_is_a_user_error(tmp_path, capsys):
     code = main(["eval", "--model", str(tmp_path), "--benchmark", "mmlu", "--data", "x",
                  "--out", str(tmp_path / "o")])  # fmt: skip
     assert code == 2
-    assert "--benchmark 'mmlu' is not supported" in capsys.readouterr().err
+    assert "--benchmark: 'mmlu' is not one of" in capsys.readouterr().err
 
 
 def test_eval_pairwise_end_to_end(tmp_path, tiny_ebrm_dir, capsys):

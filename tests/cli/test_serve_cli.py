@@ -25,7 +25,9 @@ def test_options_reach_the_server_config(monkeypatch, tiny_model):
     from ebrm.integrations import server
 
     calls = []
-    monkeypatch.setattr(server, "run_server", lambda app, config: calls.append((app, config)))
+    monkeypatch.setattr(
+        server, "run_server", lambda app, config, sockets: calls.append((app, config))
+    )
     monkeypatch.delenv("EBRM_SERVER_TOKEN", raising=False)
     argv = [
         "serve",
@@ -58,15 +60,15 @@ def test_options_reach_the_server_config(monkeypatch, tiny_model):
     assert config.max_body_bytes == 5000 and config.special_tokens == ("<END>", "<PAD>")
     assert config.mode == "conservative" and app.fastapi.state.config is config
     monkeypatch.setenv("EBRM_SERVER_TOKEN", "from-env")
-    assert main(["serve", "--model", str(tiny_model), "--device", "cpu"]) == 0
+    assert main(["serve", "--model", str(tiny_model), "--device", "cpu", "--port", "0"]) == 0
     assert calls[-1][1].token == "from-env"
 
 
 def test_user_errors_exit_2(tmp_path, capsys, monkeypatch, tiny_model):
     from ebrm.integrations import server
 
-    monkeypatch.setattr(server, "run_server", lambda app, config: pytest.fail("must not run"))
+    monkeypatch.setattr(server, "run_server", lambda *a, **k: pytest.fail("must not run"))
     assert main(["serve", "--model", str(tmp_path / "nope")]) == 2
-    assert "No refined-model directory" in capsys.readouterr().err
+    assert "nope does not exist; expected a refined-model directory" in capsys.readouterr().err
     assert main(["serve", "--model", str(tiny_model), "--mode", "best"]) == 2
-    assert "'mode' parameter of ServerConfig must be one of" in capsys.readouterr().err
+    assert "--mode: 'best' is not one of" in capsys.readouterr().err

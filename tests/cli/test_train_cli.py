@@ -93,4 +93,6 @@ def test_train_rejects_unknown_objective(tmp_path, capsys):
         ["train", "--features", str(store), "--out", str(tmp_path / "m"), "--objective", "dpo"]
     )
     assert code == 2
-    assert "'objective' parameter" in capsys.readouterr().err
+    assert (
+        "--objective: 'dpo' is not one of 'nce+', 'nce+bt', 'nce+margin'" in capsys.readouterr().err
+    )

@@ -1,23 +1,62 @@
-"""Options shared by several commands, defined once so their names and help agree."""
+"""Options shared by several commands, defined once so their names and help agree.
+
+Options with a fixed set of values are `Literal`s, so `--help` lists the choices and a
+wrong value is refused while parsing, before any heavy import. The choices mirror the
+library's own tuples (a test keeps them equal); they are spelled out here because those
+modules import torch.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+
+PresetName = Literal["small-data", "paper"]  # ebrm.energy.presets.PRESETS
+ObjectiveName = Literal["nce+", "nce+bt", "nce+margin"]  # ebrm.energy.objectives.OBJECTIVES
+BenchmarkName = Literal[
+    "pairwise", "rm-bench", "reward-bench", "reward-bench-2"
+]  # ebrm.evaluation BENCHMARKS
+# ebrm.refine.results.RewardKind
+RewardKind = Literal["refined", "mean", "mode", "median", "conservative", "base"]
+DTypeName = Literal["float32", "bfloat16", "float16", "fp32", "bf16", "fp16"]
+TruncationSide = Literal["left", "right"]
+
+_DEVICE = re.compile(r"(cpu|cuda|mps|xpu|meta)(:\d+)?")
+
+
+def _check_device(value: str | None) -> str | None:
+    if value is not None and not _DEVICE.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not a torch device; use e.g. cpu, cuda or cuda:1")
+    return value
+
+
+def positive(value: float | None) -> float | None:
+    """An option callback: the value, if given, is > 0."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be > 0; got {value}")
+    return value
+
+
+def fraction(value: float | None) -> float | None:
+    """An option callback: the value, if given, is in [0, 1)."""
+    if value is not None and not 0 <= value < 1:
+        raise typer.BadParameter(f"must be in [0, 1); got {value}")
+    return value
+
 
 Seed = Annotated[int, typer.Option("--seed", help="Random seed (training, splits, sampling).")]
 Device = Annotated[
     str | None,
     typer.Option(
-        "--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available)."
+        "--device",
+        callback=_check_device,
+        help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available).",
     ),
 ]
-DType = Annotated[
-    str,
-    typer.Option("--dtype", help="Compute dtype for the base RM: float32, bfloat16 or float16."),
-]
+DType = Annotated[DTypeName, typer.Option("--dtype", help="Compute dtype for the base RM.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
 MaxLength = Annotated[int, typer.Option("--max-length", min=8, help="Maximum tokens per text.")]
 OutDir = Annotated[Path, typer.Option("--out", help="Output directory (created if missing).")]
@@ -26,5 +65,23 @@ DataSpec = Annotated[
     typer.Option(
         "--data",
         help="Local file/dir (JSON, JSONL, JSONL.GZ, Parquet) or hf:NAME[:CONFIG][:SPLIT].",
+    ),
+]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace an existing result at --out (refused without it)."),
+]
+Progress = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars on a terminal, a line every 30 s otherwise; off with --no-progress.",
+    ),
+]
+BaseRM = Annotated[
+    str | None,
+    typer.Option(
+        "--base-rm",
+        help="Base RM directory or hub id to use instead of the one recorded in the model.",
     ),
 ]

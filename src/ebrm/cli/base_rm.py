@@ -6,9 +6,21 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli._options import BatchSize, DataSpec, Device, MaxLength, OutDir, Seed
+from ebrm.cli import _checks
+from ebrm.cli._options import (
+    BatchSize,
+    DataSpec,
+    Device,
+    MaxLength,
+    OutDir,
+    Progress,
+    Seed,
+    fraction,
+    positive,
+)
+from ebrm.errors import ConfigError
 
-base_rm_app = typer.Typer(help="Base reward models.", no_args_is_help=True)
+base_rm_app = typer.Typer(help="Base reward models.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _default_model() -> str:
@@ -44,25 +56,45 @@ def train(
     epochs: Annotated[
         float | None,
         typer.Option(
-            "--epochs", help="Passes over the data (default 1; 20 with a frozen encoder)."
+            "--epochs",
+            callback=positive,
+            help="Passes over the data (default 1; 20 with a frozen encoder).",
         ),
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option("--lr", help="Learning rate (default 5e-5; 1e-3 with a frozen encoder)."),
+        typer.Option(
+            "--lr",
+            callback=positive,
+            help="Learning rate (default 5e-5; 1e-3 with a frozen encoder).",
+        ),
     ] = None,
     batch_size: BatchSize = 16,
     max_length: MaxLength = 512,
     validation_fraction: Annotated[
         float,
-        typer.Option("--validation-fraction", help="Held-out pairs, grouped by prompt."),
+        typer.Option(
+            "--validation-fraction", callback=fraction, help="Held-out pairs, grouped by prompt."
+        ),
     ] = 0.1,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Use only the first N pairs.")
     ] = None,
     device: Device = None,
+    progress: Progress = True,
 ) -> None:
     """Train a Bradley-Terry RM on preference pairs (TRL RewardTrainer, or head-only)."""
+    if model is not None:
+        _checks.need(model, "--model", _checks.HF_MODEL)
+    _checks.data_spec(data)
+    kind = _checks.artifact_kind(out)
+    if kind not in (_checks.MISSING, _checks.EMPTY_DIR):
+        raise ConfigError(
+            f"--out {out} {_checks.describe(kind)}; base-rm train writes a new model into a "
+            "new or empty directory (it never replaces one). Choose another --out."
+        )
+    _checks.output_dir(out, "--out", overwrite=False)
+
     from ebrm.data import load_pairs
     from ebrm.rm.train_bt import BTTrainConfig, train_bradley_terry
 
@@ -76,6 +108,7 @@ def train(
         max_length=max_length,
         validation_fraction=validation_fraction,
         device=device,
+        progress=progress,
     )
     pairs = load_pairs(data, limit=limit)
     result = train_bradley_terry(
@@ -84,8 +117,9 @@ def train(
     val = "n/a" if result.validation_accuracy is None else f"{result.validation_accuracy:.4f}"
     typer.echo(
         f"saved {out}: train accuracy {result.train_accuracy:.4f} "
-        f"({result.num_train} pairs, {result.num_flipped} flipped), "
-        f"validation accuracy {val} ({result.num_validation} pairs), {result.seconds:.1f} s"
+        f"({_checks.plural(result.num_train, 'pair')}, {result.num_flipped} flipped), "
+        f"validation accuracy {val} ({_checks.plural(result.num_validation, 'pair')}), "
+        f"{result.seconds:.1f} s"
     )
 
 

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli._options import Device, Seed
+from ebrm.cli import _checks
+from ebrm.cli._options import Device, PresetName, Progress, Seed
 
 
 def register(app: typer.Typer) -> None:
@@ -35,9 +36,10 @@ def register(app: typer.Typer) -> None:
         full_finetune: Annotated[
             bool, typer.Option(help="Fine-tune the whole MiniLM base RM (slower).")
         ] = False,
-        preset: Annotated[
-            str, typer.Option("--preset", help="EBRM training preset: small-data or paper.")
-        ] = "small-data",
+        preset: Annotated[PresetName, typer.Option("--preset", help="EBRM training preset.")] = (
+            "small-data"
+        ),
+        progress: Progress = True,
     ) -> None:
         """Base RM -> features -> EBRM -> base vs refined on a held-out test split.
 
@@ -46,6 +48,12 @@ def register(app: typer.Typer) -> None:
         test split. Writes metrics.json, report.md, plots and scores.json into --out;
         rerunning reuses the finished stages.
         """
+        if data is not None:
+            _checks.data_spec(data)
+        if base_model is not None:
+            _checks.need(base_model, "--base-model", _checks.HF_MODEL)
+        _checks.output_dir(out, "--out", overwrite=True)  # a run directory is resumed
+
         from rich.console import Console
         from rich.table import Table
 
@@ -58,7 +66,7 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         config = PipelineConfig(
             base_model=base_model, seed=seed, device=device, freeze_encoder=not full_finetune,
-            preset=preset,
+            preset=preset, progress=progress,
         )  # fmt: skip
         result = run_pipeline(
             out, config, data=data,

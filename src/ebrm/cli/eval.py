@@ -7,31 +7,34 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli._options import BatchSize, DataSpec, Device, OutDir, Seed
+from ebrm.cli import _checks
+from ebrm.cli._options import (
+    BaseRM,
+    BatchSize,
+    BenchmarkName,
+    DataSpec,
+    Device,
+    OutDir,
+    Overwrite,
+    Progress,
+    RewardKind,
+    Seed,
+)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
         model: Annotated[Path, typer.Option("--model", help="Refined-model directory.")],
-        benchmark: Annotated[
-            str,
-            typer.Option("--benchmark", help="pairwise, rm-bench, reward-bench or reward-bench-2."),
-        ],
+        benchmark: Annotated[BenchmarkName, typer.Option("--benchmark", help="Benchmark.")],
         data: DataSpec,
         out: OutDir,
         batch_size: BatchSize = 16,
         seed: Seed = 0,
         device: Device = None,
-        base_rm: Annotated[
-            Path | None,
-            typer.Option("--base-rm", help="Base RM to use instead of the recorded path."),
-        ] = None,
+        base_rm: BaseRM = None,
         reward: Annotated[
-            str,
-            typer.Option(
-                "--reward", help="Refined reward: refined, mean, mode, median or conservative."
-            ),
+            RewardKind, typer.Option("--reward", help="Which refined reward to evaluate.")
         ] = "refined",
         limit: Annotated[
             int | None, typer.Option("--limit", min=1, help="Evaluate only the first N rows.")
@@ -40,20 +43,22 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--n-boot", min=100, help="Bootstrap replicates.")
         ] = 2000,
         plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
-        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        progress: Progress = True,
+        overwrite: Overwrite = False,
     ) -> None:
-        """Evaluate base vs refined rewards from one scoring pass (DESIGN §4)."""
+        """Evaluate base vs refined rewards from one scoring pass: metrics.json, report.md,
+        plots."""
+        _checks.need(model, "--model", _checks.EBRM_MODEL)
+        _checks.data_spec(data)
+        if base_rm is not None:
+            _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
+        _checks.output_dir(out, "--out", overwrite=overwrite, result_file="metrics.json")
         from rich.console import Console
         from rich.table import Table
 
-        from ebrm.errors import ConfigError
-        from ebrm.evaluation import BENCHMARKS, evaluate, summary_header, summary_rows
+        from ebrm.evaluation import evaluate, summary_header, summary_rows
         from ebrm.model import EnergyRewardModel
 
-        if benchmark not in BENCHMARKS:
-            raise ConfigError(
-                f"--benchmark {benchmark!r} is not supported; use one of {', '.join(BENCHMARKS)}"
-            )
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         if base_rm is not None:
             from ebrm.rm.adapter import BaseRewardModel

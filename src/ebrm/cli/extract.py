@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ebrm.cli._options import BatchSize, DataSpec, Device, DType, MaxLength
+from ebrm.cli import _checks
+from ebrm.cli._options import (
+    BatchSize,
+    DataSpec,
+    Device,
+    DType,
+    DTypeName,
+    MaxLength,
+    Progress,
+    TruncationSide,
+)
+from ebrm.errors import ConfigError
+
+# a store killed before its first manifest holds only these (see ebrm.features.extract)
+_STORE_FILE = re.compile(r"\.?(pairs\.safetensors|pairs\.json|(shard|partial)-\d{5}\.safetensors)")
 
 
 def register(app: typer.Typer) -> None:
@@ -24,21 +39,26 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchSize = 16,
         max_length: MaxLength = 1024,
         truncation_side: Annotated[
-            str,
+            TruncationSide,
             typer.Option(
                 "--truncation-side", help="left keeps the end of long texts (the response)."
             ),
         ] = "left",
         dtype: DType = "float32",
         storage_dtype: Annotated[
-            str,
-            typer.Option(
-                "--storage-dtype", help="Embedding storage: float32, bfloat16 or float16."
-            ),
+            DTypeName, typer.Option("--storage-dtype", help="Embedding storage dtype.")
         ] = "float32",
         shard_size: Annotated[
             int, typer.Option("--shard-size", min=1, help="Rows per shard file.")
         ] = 4096,
+        checkpoint_seconds: Annotated[
+            float,
+            typer.Option(
+                "--checkpoint-seconds",
+                min=1,
+                help="Save an unfinished shard's rows this often, so a kill loses at most this.",
+            ),
+        ] = 60.0,
         device: Device = None,
         limit: Annotated[
             int | None, typer.Option("--limit", min=1, help="Use only the first N pairs.")
@@ -46,11 +66,19 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[
             bool, typer.Option("--overwrite", help="Discard an existing store at --out.")
         ] = False,
+        progress: Progress = True,
     ) -> None:
         """Extract (embedding, reward) of every response into a resumable feature store.
 
-        Run under `accelerate launch -m ebrm extract ...` to split the rows across processes.
+        Interrupted (Ctrl-C, SIGTERM, a kill), it keeps every finished shard and the rows
+        of the unfinished one saved in the last --checkpoint-seconds; rerun the same command
+        to resume. Run under `accelerate launch -m ebrm extract ...` to split the rows
+        across processes.
         """
+        _checks.need(rm, "--rm", _checks.HF_MODEL)
+        _checks.data_spec(data)
+        _check_out(out, overwrite=overwrite)
+
         from ebrm.data import load_pairs
         from ebrm.features.extract import extract_features, process_state
         from ebrm.rm import BaseRewardModel
@@ -76,10 +104,29 @@ def register(app: typer.Typer) -> None:
             storage_dtype=storage_dtype,
             overwrite=overwrite,
             data_spec=data,
+            progress=progress,
+            checkpoint_seconds=checkpoint_seconds,
         )
         if state.is_main_process:
+            shards = len(store.manifest["shards"])
             typer.echo(
-                f"feature store {out}: {store.num_rows} rows ({store.num_pairs} pairs), "
+                f"feature store {out}: {store.num_rows} rows "
+                f"({_checks.plural(store.num_pairs, 'pair')}), "
                 f"dim {store.dim}, {store.manifest['storage_dtype']}, "
-                f"{len(store.manifest['shards'])} shards, {time.perf_counter() - started:.1f} s"
+                f"{_checks.plural(shards, 'shard')}, {time.perf_counter() - started:.1f} s"
             )
+
+
+def _check_out(out: Path, *, overwrite: bool) -> None:
+    """--out is missing, empty, a feature store (continued or, with --overwrite, replaced)
+    or what a killed extraction left; anything else is refused before any work."""
+    kind = _checks.artifact_kind(out)
+    if kind in (_checks.MISSING, _checks.EMPTY_DIR, _checks.FEATURE_STORE, _checks.FILE):
+        _checks.output_dir(out, "--out", overwrite=True)  # file / writability checks
+        return
+    leftovers = all(_STORE_FILE.fullmatch(p.name) or p.name.endswith(".tmp") for p in out.iterdir())
+    if kind != _checks.OTHER_DIR or not leftovers:
+        raise ConfigError(
+            f"--out {out} {_checks.describe(kind)}; expected a new or empty directory or a "
+            "feature store to continue. Choose another --out."
+        )

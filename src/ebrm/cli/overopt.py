@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli._options import BatchSize, DataSpec, Device, MaxLength, OutDir, Seed
+from ebrm.cli import _checks
+from ebrm.cli._options import (
+    BatchSize,
+    DataSpec,
+    Device,
+    MaxLength,
+    OutDir,
+    Overwrite,
+    Seed,
+    fraction,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +43,10 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--candidates", min=2, help="Candidates per prompt.")
         ] = 32,
         label_noise: Annotated[
-            float, typer.Option("--label-noise", help="Share of the proxy's labels flipped.")
+            float,
+            typer.Option(
+                "--label-noise", callback=fraction, help="Share of the proxy's labels flipped."
+            ),
         ] = 0.25,
         proxy_fraction: Annotated[
             float, typer.Option("--proxy-fraction", help="Share of pairs the proxy trains on.")
@@ -48,6 +61,7 @@ def register(app: typer.Typer) -> None:
         max_length: MaxLength = 128,
         batch_size: BatchSize = 32,
         device: Device = None,
+        overwrite: Overwrite = False,
     ) -> None:
         """Gold reward of best-of-n and KL-regularised policies optimising proxy rewards.
 
@@ -56,6 +70,16 @@ def register(app: typer.Typer) -> None:
         with --label-noise flipped labels, EBRM = energy head on the proxy's pairs.
         Writes overopt_curves.json and overopt.png into --out.
         """
+        _checks.data_spec(data)
+        for flag, path, kind in (
+            ("--gold", gold, _checks.HF_MODEL),
+            ("--proxy", proxy, _checks.HF_MODEL),
+            ("--ebrm", ebrm, _checks.EBRM_MODEL),
+        ):
+            if path is not None:
+                _checks.need(path, flag, kind)
+        _checks.output_dir(out, "--out", overwrite=overwrite, result_file="overopt_curves.json")
+
         from ebrm.data import load_pairs
         from ebrm.overopt import OveroptConfig, run_overopt
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli._options import Device
+from ebrm.cli import _checks
+from ebrm.cli._options import Device, Overwrite, Progress
 
 
 def register(app: typer.Typer) -> None:
@@ -17,9 +18,14 @@ def register(app: typer.Typer) -> None:
         features: Annotated[Path, typer.Option("--features", help="Feature store directory.")],
         out: Annotated[Path, typer.Option("--out", help="Output JSONL file (one line per row).")],
         device: Device = None,
-        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        progress: Progress = True,
+        overwrite: Overwrite = False,
     ) -> None:
         """Score every row of a feature store: base, refined, mean, std, q05, q95."""
+        _checks.need(model, "--model", _checks.EBRM_MODEL)
+        _checks.need(features, "--features", _checks.FEATURE_STORE)
+        _checks.output_file(out, "--out", overwrite=overwrite)
+
         from ebrm.energy.scoring import score_features, write_scores
         from ebrm.features.store import load_features
         from ebrm.model import EnergyRewardModel

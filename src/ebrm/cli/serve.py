@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli._options import Device
+from ebrm.cli import _checks
+from ebrm.cli._base_rm import load_base_rm
+from ebrm.cli._options import BaseRM, Device, RewardKind
+from ebrm.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -26,9 +29,7 @@ def register(app: typer.Typer) -> None:
                 help="Require 'Authorization: Bearer TOKEN' (or set EBRM_SERVER_TOKEN).",
             ),
         ] = None,
-        mode: Annotated[
-            str, typer.Option("--mode", help="Default reward kind: refined, mean, conservative...")
-        ] = "refined",
+        mode: Annotated[RewardKind, typer.Option("--mode", help="Default reward.")] = "refined",
         max_batch_size: Annotated[
             int, typer.Option("--max-batch-size", min=1, help="Most responses per forward pass.")
         ] = 64,
@@ -57,10 +58,20 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         device: Device = None,
+        base_rm: BaseRM = None,
     ) -> None:
-        """Serve refined rewards over HTTP, micro-batching concurrent requests."""
+        """Serve refined rewards over HTTP, micro-batching concurrent requests.
+
+        The port is bound before the model loads, so a busy port is reported at once;
+        with --port 0 the printed address has the port the system chose.
+        """
+        _checks.need(model, "--model", _checks.EBRM_MODEL)
+        if base_rm is not None:
+            _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
+        sock = _bind(host, port)
+
         from ebrm.integrations import server
-        from ebrm.model import EnergyRewardModel
+        from ebrm.model import EnergyRewardKindl
 
         kwargs = {} if special_tokens is None else {
             "special_tokens": tuple(t for t in special_tokens.split(",") if t)
@@ -77,7 +88,35 @@ def register(app: typer.Typer) -> None:
             max_body_bytes=max_body_bytes,
             **kwargs,
         )
-        erm = EnergyRewardModel.from_pretrained(model, device=device)
+        erm = EnergyRewardKindl.from_pretrained(model, device=device)
+        if base_rm is not None:
+            erm.attach_base_rm(load_base_rm(base_rm, erm, device))
         erm.base_rm  # load the base RM now, not on the first request  # noqa: B018
-        typer.echo(f"serving {model} on http://{host}:{port} (mode {mode})")
-        server.run_server(server.create_app(erm, config), config)
+        bound = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(f"serving {model} on http://{shown}:{bound} (mode {mode})")
+        server.run_server(server.create_app(erm, config), config, sockets=[sock])
+
+
+def _bind(host: str, port: int):
+    """A listening socket on (host, port), or a one-line error if that is impossible."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host} cannot be resolved ({exc.strerror}).") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"--host {host} --port {port} cannot be bound ({exc.strerror}); "
+            + ("choose another --port or stop what uses it." if port else "choose another --host.")
+        ) from exc
+    sock.set_inheritable(True)
+    return sock

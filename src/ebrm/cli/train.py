@@ -7,7 +7,20 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli._options import Device, OutDir, Seed
+from ebrm.cli import _checks
+from ebrm.cli._options import (
+    Device,
+    ObjectiveName,
+    OutDir,
+    Overwrite,
+    PresetName,
+    Progress,
+    Seed,
+)
+from ebrm.errors import Interrupted
+
+_FLAGS = {"max_steps": "--steps", "bt_weight": "--bt-weight", "margin": "--margin",
+          "seed": "--seed", "device": "--device", "objective": "--objective"}  # fmt: skip
 
 Features = Annotated[
     Path, typer.Option("--features", help="Feature store directory (from `ebrm extract`).")
@@ -20,10 +33,16 @@ def register(app: typer.Typer) -> None:
         features: Features,
         out: OutDir,
         preset: Annotated[
-            str, typer.Option("--preset", help="small-data (default) or paper (DESIGN §1.5).")
+            PresetName,
+            typer.Option(
+                "--preset", help="Training budget and sizes: small-data, or the paper's values."
+            ),
         ] = "small-data",
         objective: Annotated[
-            str, typer.Option("--objective", help="nce+ (paper), nce+bt or nce+margin.")
+            ObjectiveName,
+            typer.Option(
+                "--objective", help="nce+ (the paper), nce+bt (+ Bradley-Terry), nce+margin."
+            ),
         ] = "nce+",
         no_filter: Annotated[
             bool, typer.Option("--no-filter", help="Train on all pairs, not just agreeing ones.")
@@ -40,9 +59,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         seed: Seed = 0,
         device: Device = None,
-        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        progress: Progress = True,
+        overwrite: Overwrite = False,
     ) -> None:
         """Train the energy head with NCE+; prints validation accuracy of base vs refined."""
+        _checks.need(features, "--features", _checks.FEATURE_STORE)
+        _checks.output_dir(out, "--out", overwrite=overwrite, replaces=_checks.EBRM_MODEL)
         from rich.console import Console
         from rich.table import Table
 
@@ -59,10 +81,16 @@ def register(app: typer.Typer) -> None:
             overrides["filter_conflicts"] = False
         if steps is not None:  # a fixed budget: no early stop before it
             overrides.update(max_steps=steps, epochs=None, min_steps=steps)
-        config = TrainConfig.preset(preset, **overrides)
+        with _checks.flag_names(_FLAGS):
+            config = TrainConfig.preset(preset, **overrides)
         store = FeatureStore.open(features)
         # validation: config.validation_fraction of the pairs, whole prompts at a time
-        result = train_energy_head(store.load(), config, progress=progress)
+        try:
+            result = train_energy_head(store.load(), config, progress=progress)
+        except Interrupted as exc:
+            exc.args = (f"interrupted: training stopped before saving; {out} is unchanged; "
+                        "rerun the same command to train again",)  # fmt: skip
+            raise
         model = EnergyRewardModel.from_training(result, base_rm_info=store.provenance)
         model.train_info["features"] = str(features)
         model.save_pretrained(out)

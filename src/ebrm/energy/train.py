@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from ebrm._device import resolve_device
+from ebrm._progress import tqdm
 from ebrm.energy.config import EnergyHeadConfig
 from ebrm.energy.filter import FilterReport, filter_conflicts
 from ebrm.energy.head import EnergyHead

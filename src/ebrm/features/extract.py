@@ -13,17 +13,19 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ebrm._io import atomic_write_json
+from ebrm._progress import tqdm
 from ebrm._version import __version__, version_info
 from ebrm.data.types import PreferencePair
-from ebrm.errors import ConfigError, CorruptArtifactError, IncompatibleArtifactError
+from ebrm.errors import ConfigError, CorruptArtifactError, IncompatibleArtifactError, Interrupted
+from ebrm.features import partial
 from ebrm.features import store as fs
 from ebrm.features.plan import EmbeddingModel, ExtractionPlan, build_plan
 
@@ -104,6 +106,8 @@ def check_compatible(out: Path, settings: dict[str, Any]) -> dict[str, Any] | No
 def _is_own_file(name: str) -> bool:
     if name in _OWN_FILES or _SHARD.fullmatch(name) or _PROGRESS.fullmatch(name):
         return True
+    if partial.PARTIAL.fullmatch(name):
+        return True
     # leftovers of ebrm._io.atomic_write killed mid-write: ".<name>.<random>.tmp"
     if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
         return _is_own_file(name[1:].rsplit(".", 2)[0])
@@ -148,6 +152,8 @@ def _prepare(
         if existing and progress.get("plan_hash") == settings["plan_hash"]:
             records.extend(progress.get("shards", []))
     shards = _verified(out, records, ranges)
+    for record in shards:  # rows of a shard that has since been completed
+        partial.remove_partial(out, record["index"])
     pairs_sha = fs.write_pair_table(
         out, plan.chosen, plan.rejected, plan.ids, plan.subsets, plan.prompt_hashes
     )
@@ -231,6 +237,7 @@ def extract_features(
     progress: bool = True,
     overwrite: bool = False,
     data_spec: str | None = None,
+    checkpoint_seconds: float | None = 60.0,
 ) -> fs.FeatureStore:
     """Embed every unique response of `pairs` with `rm` into the feature store `out`.
 
@@ -242,11 +249,14 @@ def extract_features(
         pairs: the preference data.
         out: the store directory (created if missing).
         batch_size: texts per forward pass.
-        shard_size: rows per shard file (also the unit of work lost when interrupted).
+        shard_size: rows per shard file.
         storage_dtype: float32, bfloat16 or float16 for the embeddings (rewards: float32).
         progress: show a tqdm bar (on the main process only).
         overwrite: discard an existing store at `out` instead of continuing it.
         data_spec: the data spec the pairs came from, recorded in the manifest.
+        checkpoint_seconds: save the rows of an unfinished shard this often (and on
+            SIGINT/SIGTERM), so an interruption loses at most about this much work; None
+            saves only finished shards.
 
     Returns:
         The finished `FeatureStore`.
@@ -255,6 +265,7 @@ def extract_features(
         IncompatibleArtifactError: `out` holds a store made with another RM, other settings
             or other data (unless `overwrite`), or files that are not a feature store.
         ConfigError: invalid options or no pairs.
+        Interrupted: stopped by a signal; the message says how much was kept.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be an int >= 1; got {batch_size}.")
@@ -287,6 +298,7 @@ def extract_features(
         progress=progress and state.is_main_process,
         rank=state.process_index,
         world_size=state.num_processes,
+        checkpoint_seconds=checkpoint_seconds,
     )  # fmt: skip
     state.wait_for_everyone()
     if state.num_processes > 1 and state.is_main_process:
@@ -311,40 +323,83 @@ def _extract_shards(
     progress: bool,
     rank: int,
     world_size: int,
+    checkpoint_seconds: float | None = 60.0,
 ) -> None:
-    """Embed and write this rank's shards, recording each one once it is on disk."""
+    """Embed and write this rank's shards, recording each one once it is on disk.
+
+    Raises:
+        Interrupted: on SIGINT/SIGTERM (KeyboardInterrupt too), after saving the rows of
+            the unfinished shard; the message counts the shards kept.
+    """
     progress_file = out / f"progress-rank-{rank:05d}.json"
     written: list[dict] = []
     dim = manifest["embedding_dim"]
     total = sum(ranges[k][1] - ranges[k][0] for k in mine)
     chunk = batch_size * _BATCHES_PER_CALL
-    with tqdm(total=total, disable=not progress, unit="text", desc="extract") as bar:
-        for index in mine:
-            start, end = ranges[index]
-            embeddings, rewards = [], []
-            for lo in range(start, end, chunk):
-                texts = plan.texts[lo : min(lo + chunk, end)]
-                emb, rew = rm.embed_texts(texts, batch_size=batch_size, progress=False)
-                if tuple(emb.shape) != (len(texts), dim) or tuple(rew.shape) != (len(texts),):
-                    raise ValueError(
-                        f"embed_texts returned embeddings {tuple(emb.shape)} and rewards "
-                        f"{tuple(rew.shape)} for {len(texts)} texts; expected ({len(texts)}, "
-                        f"{dim}) and ({len(texts)},)"
+    where = dict(plan_hash=plan.plan_hash, chunk=chunk)
+    embeddings: list[torch.Tensor] = []
+    rewards: list[torch.Tensor] = []
+    index, start, saved = -1, 0, 0  # the shard in progress, its first row, rows on disk
+    try:
+        with tqdm(total=total, disable=not progress, unit="text", desc="extract") as bar:
+            for index in mine:
+                start, end = ranges[index]
+                resumed = partial.load_partial(out, index, start=start, end=end, dim=dim, **where)
+                embeddings, rewards = ([resumed[0]], [resumed[1]]) if resumed else ([], [])
+                saved = sum(len(r) for r in rewards)
+                bar.update(saved)
+                last_save = time.monotonic()
+                for lo in range(start + saved, end, chunk):
+                    texts = plan.texts[lo : min(lo + chunk, end)]
+                    emb, rew = rm.embed_texts(texts, batch_size=batch_size, progress=False)
+                    if tuple(emb.shape) != (len(texts), dim) or tuple(rew.shape) != (len(texts),):
+                        raise ValueError(
+                            f"embed_texts returned embeddings {tuple(emb.shape)} and rewards "
+                            f"{tuple(rew.shape)} for {len(texts)} texts; expected "
+                            f"({len(texts)}, {dim}) and ({len(texts)},)"
+                        )
+                    embeddings.append(emb)
+                    rewards.append(rew)
+                    bar.update(len(texts))
+                    due = checkpoint_seconds is not None and (
+                        time.monotonic() - last_save >= checkpoint_seconds
                     )
-                embeddings.append(emb)
-                rewards.append(rew)
-                bar.update(len(texts))
-            record = fs.write_shard(
-                out, index, start, torch.cat(embeddings), torch.cat(rewards),
-                storage_dtype=storage_dtype,
-            )  # fmt: skip
-            # Only now, with the shard safely on disk, is it recorded as done.
-            if world_size == 1:
-                manifest["shards"] = sorted([*manifest["shards"], record], key=lambda r: r["index"])
-                manifest["complete"] = len(manifest["shards"]) == len(ranges)
-                fs.write_manifest(out, manifest)
-            else:
-                written.append(record)
-                atomic_write_json(
-                    progress_file, {"plan_hash": plan.plan_hash, "rank": rank, "shards": written}
-                )
+                    if due and lo + chunk < end:
+                        saved = _save_partial(out, index, start, embeddings, rewards, where)
+                        last_save = time.monotonic()
+                record = fs.write_shard(
+                    out, index, start, torch.cat(embeddings), torch.cat(rewards),
+                    storage_dtype=storage_dtype,
+                )  # fmt: skip
+                # Only now, with the shard safely on disk, is it recorded as done.
+                if world_size == 1:
+                    shards = sorted([*manifest["shards"], record], key=lambda r: r["index"])
+                    manifest["shards"] = shards
+                    manifest["complete"] = len(manifest["shards"]) == len(ranges)
+                    fs.write_manifest(out, manifest)
+                else:
+                    written.append(record)
+                    atomic_write_json(
+                        progress_file,
+                        {"plan_hash": plan.plan_hash, "rank": rank, "shards": written},
+                    )
+                partial.remove_partial(out, index)
+                embeddings, rewards, saved = [], [], 0
+    except (Interrupted, KeyboardInterrupt) as exc:
+        rows = sum(len(r) for r in rewards)
+        if rows > saved:
+            rows = _save_partial(out, index, start, embeddings, rewards, where)
+        kept = len(manifest["shards"]) + len(written)
+        more = f" (and {rows:,} rows of the next)" if rows else ""
+        raise Interrupted(
+            f"interrupted: {kept} of {len(ranges)} shards kept{more}; "
+            "rerun the same command to resume",
+            signum=getattr(exc, "signum", 2),
+        ) from None
+
+
+def _save_partial(out, index, start, embeddings, rewards, where) -> int:
+    """Save the unfinished shard's rows so far; returns how many."""
+    rew = torch.cat(rewards)
+    partial.save_partial(out, index, torch.cat(embeddings), rew, start=start, **where)
+    return int(rew.shape[0])

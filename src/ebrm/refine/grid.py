@@ -19,9 +19,9 @@ from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ebrm._device import resolve_dtype
+from ebrm._progress import tqdm
 from ebrm.refine import _adaptive, uncertainty
 from ebrm.refine._polish import polish_mode
 from ebrm.refine._scoring import joint_scores as _joint_scores

@@ -77,7 +77,9 @@ def replace_directory(
 ) -> Path:
     """Build a directory in a temp dir beside `directory`, then swap it in.
 
-    Until the new directory is complete the previous one stays untouched; files in the
+    Until the new directory is complete the previous one stays untouched; a kill between
+    the two renames below leaves the previous one at `.<name>.old-*`, which
+    `ebrm._io.recover_replaced_directory` (run by every load) moves back. Files in the
     previous directory that `build` does not write (names not in `ours`, e.g. a training
     history the trainer put there) are carried over.
 

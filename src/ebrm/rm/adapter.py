@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ebrm._device import resolve_device, resolve_dtype
+from ebrm._progress import tqdm
 from ebrm.errors import ConfigError, DataFormatError, IncompatibleArtifactError
 from ebrm.rm.pooling import find_score_head, pool_head_input
 
