@@ -1,0 +1,187 @@
+"""Every command, every user mistake: exit 2, one line naming the user's flag and path,
+no traceback, nothing on disk changed, and no model loaded (the command runs in a fresh
+interpreter and must not even have imported torch when it stops).
+
+The time from start to the error is printed for each case (`pytest -s` or `-rP` shows it):
+logged, not asserted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = """
+import json, sys, time
+started = time.perf_counter()
+from ebrm.cli import main
+code = main(sys.argv[2:])
+sys.stdout.flush(); sys.stderr.flush()
+with open(sys.argv[1], "w") as f:
+    json.dump({"code": code, "torch": "torch" in sys.modules,
+               "seconds": time.perf_counter() - started}, f)
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_rm_dir):
+    """One of each thing a user can point a flag at."""
+    from tests.features.fakes import FakeRM, make_pairs
+    from tests.integrations.tiny_ebrm import make_tiny_ebrm
+
+    from ebrm.features.extract import extract_features
+
+    root = tmp_path_factory.mktemp("user-errors")
+    make_tiny_ebrm(root / "model", tiny_rm_dir)
+    extract_features(
+        FakeRM(dim=8), make_pairs(12, duplicates=False), root / "store", progress=False
+    )
+    row = {"prompt": "Hi?", "chosen": "Hello there.", "rejected": "No."}
+    (root / "pairs.jsonl").write_text("".join(json.dumps(row) + "\n" for _ in range(8)))
+    (root / "cands.jsonl").write_text(json.dumps({"prompt": "Hi", "candidates": ["a", "b"]}))
+    (root / "afile").write_text("not a directory\n")
+    (root / "scores.jsonl").write_text('{"kept": true}\n')
+    (root / "emptydir").mkdir()
+    (root / "notes").mkdir()
+    (root / "notes" / "todo.txt").write_text("mine\n")
+    (root / "report").mkdir()
+    (root / "report" / "metrics.json").write_text("{}\n")
+    return {"root": root, "rm": tiny_rm_dir}
+
+
+def _busy_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock
+
+
+# (case id, argv with {placeholders}, what the one line must contain)
+CASES = [
+    # ebrm train
+    ("train --out is a file", "train --features {store} --out {afile}", "--out {afile} is a file"),
+    ("train refuses to replace a model", "train --features {store} --out {model}",
+     "--out {model} already holds a result; pass --overwrite"),
+    ("train --out holds other files", "train --features {store} --out {notes}",
+     "holds no model and no feature store"),
+    ("train --features is a model", "train --features {model} --out {root}/m2",
+     "--features {model} is an ebrm refined-model directory"),
+    ("train --features missing", "train --features {root}/nope --out {root}/m2",
+     "--features {root}/nope does not exist"),
+    ("train --preset", "train --features {store} --out {root}/m2 --preset big",
+     "--preset: 'big' is not one of 'small-data', 'paper'"),
+    ("train --objective", "train --features {store} --out {root}/m2 --objective dpo",
+     "--objective: 'dpo' is not one of"),
+    ("train --steps 0", "train --features {store} --out {root}/m2 --steps 0", "--steps"),
+    ("train --device", "train --features {store} --out {root}/m2 --device gpu9",
+     "'gpu9' is not a torch device"),
+    # ebrm extract
+    ("extract --rm is a refined model", "extract --rm {model} --data {pairs} --out {root}/s2",
+     "--rm {model} is an ebrm refined-model directory"),
+    ("extract --rm is a feature store", "extract --rm {store} --data {pairs} --out {root}/s2",
+     "--rm {store} is a feature store"),
+    ("extract --rm missing", "extract --rm {root}/nope --data {pairs} --out {root}/s2",
+     "--rm {root}/nope does not exist"),
+    ("extract --data missing", "extract --rm {rm} --data {root}/nope.jsonl --out {root}/s2",
+     "--data {root}/nope.jsonl does not exist"),
+    ("extract --out is a file", "extract --rm {rm} --data {pairs} --out {afile}",
+     "--out {afile} is a file"),
+    ("extract --out holds other files", "extract --rm {rm} --data {pairs} --out {notes}",
+     "--out {notes} is a directory that holds no model"),
+    ("extract --truncation-side", "extract --rm {rm} --data {pairs} --out {root}/s2 "
+     "--truncation-side middle", "--truncation-side: 'middle' is not one of 'left', 'right'"),
+    # ebrm score
+    ("score --out is a directory", "score --model {model} --features {store} --out {emptydir}",
+     "--out {emptydir} is a directory; pass a file name"),
+    ("score refuses to replace a file", "score --model {model} --features {store} "
+     "--out {scores}", "--out {scores} already exists; pass --overwrite"),
+    ("score --features is an HF model", "score --model {model} --features {rm} --out {root}/s.j",
+     "--features {rm} is a Hugging Face model directory"),
+    # ebrm eval
+    ("eval --out is a file", "eval --model {model} --benchmark pairwise --data {pairs} "
+     "--out {afile}", "--out {afile} is a file"),
+    ("eval refuses to replace a report", "eval --model {model} --benchmark pairwise "
+     "--data {pairs} --out {report}", "--out {report} already holds a result"),
+    ("eval --model is a feature store", "eval --model {store} --benchmark pairwise "
+     "--data {pairs} --out {root}/e", "--model {store} is a feature store"),
+    ("eval --model is an HF model", "eval --model {rm} --benchmark pairwise --data {pairs} "
+     "--out {root}/e", "--model {rm} is a Hugging Face model directory"),
+    ("eval --benchmark", "eval --model {model} --benchmark mmlu --data {pairs} --out {root}/e",
+     "--benchmark: 'mmlu' is not one of 'pairwise', 'rm-bench', 'reward-bench'"),
+    ("eval --base-rm is a refined model", "eval --model {model} --benchmark pairwise "
+     "--data {pairs} --out {root}/e --base-rm {model}", "--base-rm {model} is an ebrm"),
+    # ebrm serve
+    ("serve --port in use", "serve --model {model} --port {port}",
+     "--port {port} cannot be bound"),
+    ("serve --model missing", "serve --model {root}/nope", "--model {root}/nope does not exist"),
+    ("serve --mode", "serve --model {model} --mode best", "--mode: 'best' is not one of"),
+    # ebrm bon
+    ("bon --candidates is a directory", "bon --model {model} --candidates {emptydir} "
+     "--out {root}/b.jsonl", "--candidates {emptydir} is a directory; expected a JSONL file"),
+    ("bon refuses to replace a file", "bon --model {model} --candidates {cands} "
+     "--out {scores}", "--out {scores} already exists"),
+    ("bon --model is a feature store", "bon --model {store} --candidates {cands} "
+     "--out {root}/b.jsonl", "--model {store} is a feature store"),
+    # ebrm base-rm train
+    ("base-rm --out holds a model", "base-rm train --model {rm} --data {pairs} --out {model}",
+     "--out {model} is an ebrm refined-model directory"),
+    ("base-rm --model is a refined model", "base-rm train --model {model} --data {pairs} "
+     "--out {root}/rm2", "--model {model} is an ebrm refined-model directory"),
+    ("base-rm --lr 0", "base-rm train --data {pairs} --out {root}/rm2 --lr 0", "--lr"),
+    # ebrm overopt, demo
+    ("overopt --out is a file", "overopt --data {pairs} --out {afile}", "--out {afile} is a file"),
+    ("overopt --ebrm is an HF model", "overopt --data {pairs} --out {root}/o --ebrm {rm}",
+     "--ebrm {rm} is a Hugging Face model directory"),
+    ("demo --out is a file", "demo --out {afile}", "--out {afile} is a file"),
+    ("demo --data missing", "demo --out {root}/d --data {root}/nope.jsonl",
+     "--data {root}/nope.jsonl does not exist"),
+]  # fmt: skip
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file under `root` and its sha256: nothing may change."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(("case", "argv", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_user_error(case, argv, expected, world, tmp_path):
+    root = world["root"]
+    busy = _busy_port()
+    names = {
+        "root": root, "rm": world["rm"], "model": root / "model", "store": root / "store",
+        "pairs": root / "pairs.jsonl", "cands": root / "cands.jsonl", "afile": root / "afile",
+        "scores": root / "scores.jsonl", "emptydir": root / "emptydir", "notes": root / "notes",
+        "report": root / "report", "port": busy.getsockname()[1],
+    }  # fmt: skip
+    before = _tree(root)
+    result_file = tmp_path / "result.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER, str(result_file), *argv.format(**names).split()],
+            capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        busy.close()
+    result = json.loads(result_file.read_text())
+    print(f"{case}: exit {result['code']} after {result['seconds']:.2f} s")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert result["code"] == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert expected.format(**names) in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert ".tmp" not in lines[0]  # never an internal temporary name
+    assert not result["torch"], "stopped only after importing torch (a model could have loaded)"
+    assert _tree(root) == before  # nothing written, nothing lost
+    assert not (root / "m2").exists() and not (root / "s2").exists()
