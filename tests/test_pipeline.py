@@ -140,11 +140,11 @@ def test_rerun_reuses_finished_stages_and_redoes_changed_ones(run, tiny_bert_rm_
     result, out, _ = run
     config = PipelineConfig(base_model=tiny_bert_rm_dir, **FAST)
     again = run_pipeline(out, config, data=synthetic_pairs(40))
-    assert again.reused == ["base_rm", "ebrm"]
+    assert again.reused == ["base_rm", "features", "ebrm"]  # the store was complete
     assert again.metrics["refined"]["accuracy"] == result.metrics["refined"]["accuracy"]
     changed = {**FAST["train_overrides"], "max_steps": 20}
     third = run_pipeline(out, replace(config, train_overrides=changed), data=synthetic_pairs(40))
-    assert third.reused == ["base_rm"]
+    assert third.reused == ["base_rm", "features"]
     info = json.loads((out / "model" / "config.json").read_text())
     assert info["train"]["config"]["max_steps"] == 20
 

@@ -159,7 +159,7 @@ def test_disk_full_in_the_cli_is_one_line_and_keeps_the_previous_model(
     capsys.readouterr()
 
     FailingWrites(monkeypatch, ".config.json.", fail_at=1)
-    assert main([*argv, "--seed", "1", "--no-progress"]) == 1
+    assert main([*argv, "--seed", "1", "--no-progress", "--overwrite"]) == 1
     err = capsys.readouterr().err
     assert "No space left on device" in err and "Traceback" not in err
     monkeypatch.undo()

@@ -19,7 +19,7 @@ from tests.reliability import _report
 def train_argv(features, out) -> list:
     return [
         "train", "--features", features, "--out", out, "--steps", "10", "--seed", "3",
-        "--no-progress", "--device", "cpu",
+        "--no-progress", "--device", "cpu", "--overwrite",
     ]  # fmt: skip
 
 

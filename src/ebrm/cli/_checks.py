@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ebrm._io import recover_replaced_directory
+from ebrm._text import plural  # noqa: F401 - re-exported for the commands
 from ebrm.errors import ConfigError
 
 # The on-disk markers of each artifact (the same strings as ebrm.model.FORMAT_NAME and
@@ -88,11 +89,6 @@ def artifact_kind(path: Path) -> str:
     except OSError:
         pass
     return OTHER_DIR
-
-
-def plural(n: int, noun: str) -> str:
-    """'1 pair', '2 pairs'."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def describe(kind: str) -> str:

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
             on_stage=lambda stage, msg: console.print(f"[bold cyan]{names[stage]}[/] {msg}"),
         )  # fmt: skip
         m = result.metrics
-        table = Table(title=f"held-out test split: {m['n']} pairs ({m['data']})")
+        table = Table(title=f"held-out test split: {_checks.plural(m['n'], 'pair')} ({m['data']})")
         for column in ("metric", "base", "refined", "refined - base"):
             table.add_column(column, justify="left" if column == "metric" else "right")
         for row in summary_rows(m):

@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
             erm, benchmark, data, out, batch_size=batch_size, seed=seed, progress=progress,
             n_boot=n_boot, limit=limit, kind=reward, make_figures=plots,
         )  # fmt: skip
-        table = Table(title=f"{benchmark}: {metrics['n']} rows of {data}")
+        table = Table(title=f"{benchmark}: {_checks.plural(metrics['n'], 'row')} of {data}")
         for column in summary_header(metrics):
             table.add_column(column, justify="left" if column == "metric" else "right")
         for row in summary_rows(metrics):

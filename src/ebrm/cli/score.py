@@ -33,4 +33,4 @@ def register(app: typer.Typer) -> None:
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         rows = score_features(erm, load_features(features), progress=progress)
         write_scores(rows, out)
-        typer.echo(f"wrote {len(rows)} rows to {out}")
+        typer.echo(f"wrote {_checks.plural(len(rows), 'row')} to {out}")

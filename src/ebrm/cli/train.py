@@ -97,7 +97,9 @@ def register(app: typer.Typer) -> None:
         result.save_history(out)
 
         val = model.train_info["validation"]
-        table = Table(title=f"validation pairwise accuracy ({val['pairs']} pairs)")
+        table = Table(
+            title=f"validation pairwise accuracy ({_checks.plural(val['pairs'], 'pair')})"
+        )
         for column in ("base", "refined (mean)", "refined (mode)", "chosen"):
             table.add_column(column, justify="right")
         fmt = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731

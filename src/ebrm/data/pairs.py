@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ebrm._text import plural
 from ebrm.data import _fields as F
 from ebrm.data import formats
 from ebrm.data._read import RawRow, iter_file_rows, list_data_files
@@ -43,9 +44,9 @@ class LoadReport:
     def summary(self) -> str:
         layouts = ", ".join(f"{name}: {n}" for name, n in sorted(self.layouts.items()))
         return (
-            f"{self.pairs} pairs from {self.rows} rows of {self.spec} ({layouts}); "
-            f"{self.prompt_mismatch} with chosen/rejected differing before the response, "
-            f"{self.empty_responses} with an empty response"
+            f"{plural(self.pairs, 'pair')} from {plural(self.rows, 'row')} of {self.spec} "
+            f"({layouts}); {self.prompt_mismatch} with chosen/rejected differing before the "
+            f"response, {self.empty_responses} with an empty response"
         )
 
 
@@ -157,14 +158,18 @@ def load_pairs(spec: str, *, limit: int | None = None) -> list[PreferencePair]:
     logger.info("%s", report.summary())
     if report.prompt_mismatch:
         logger.warning(
-            "%d of %d pairs in %s have chosen/rejected conversations that differ before the "
+            "%d of %s in %s %s chosen/rejected conversations that differ before the "
             "response; each side keeps its own turns (pair.meta['prompt_mismatch'] is True).",
             report.prompt_mismatch,
-            report.pairs,
+            plural(report.pairs, "pair"),
             spec,
+            "has" if report.prompt_mismatch == 1 else "have",
         )
     if report.empty_responses:
-        logger.warning("%d pairs in %s have an empty response.", report.empty_responses, spec)
+        n = report.empty_responses
+        logger.warning(
+            "%s in %s %s an empty response.", plural(n, "pair"), spec, "has" if n == 1 else "have"
+        )
     return pairs
 
 

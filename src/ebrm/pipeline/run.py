@@ -251,14 +251,31 @@ def _features_stage(run: _Run, base_dir: Path, pairs: list[PreferencePair], data
     )
     run.say("features", f"embedding {2 * len(pairs)} responses with {base_dir.name}")
     kwargs = dict(batch_size=cfg.batch_size, progress=cfg.progress, data_spec=data_name)
+    before = _shards_done(out)
     try:
         store = extract_features(rm, pairs, out, **kwargs)
     except IncompatibleArtifactError as exc:  # an older run's store (other RM or data)
         run.say("features", f"discarding the old store: {str(exc).split(':')[0]}")
         store = extract_features(rm, pairs, out, overwrite=True, **kwargs)
+        before = 0
+    total = len(store.manifest["shards"])
+    if before:  # the demo's "reused stages" line says so
+        run.reused.append(
+            "features" if before >= total else f"features ({before} of {total} shards)"
+        )
     features = store.load()
     run.say("features", f"{features.embeddings.shape[0]} unique responses in {out}")
     return features, rm.provenance()
+
+
+def _shards_done(store_dir: Path) -> int:
+    """Shards an earlier run finished in `store_dir` (0 when there is no store)."""
+    try:
+        manifest = json.loads((store_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    shards = manifest.get("shards") if isinstance(manifest, dict) else None
+    return len(shards) if isinstance(shards, list) else 0
 
 
 def _ebrm_stage(run: _Run, train: PairFeatures, val: PairFeatures, key: str, base_info: dict):
