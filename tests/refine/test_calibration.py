@@ -45,3 +45,20 @@ def test_trained_model_p_better_uses_its_fitted_temperature(trained_head):
     assert model.p_better(emb[:3], emb[3:]).tolist() == pytest.approx(
         temperature_scale(raw, 2.5).tolist(), abs=1e-6
     )
+
+
+def test_a_temperature_at_the_edge_of_its_search_range_is_warned_about(caplog):
+    # every pair right with P = 0.6: the likelihood keeps rising as T shrinks, so the
+    # search stops at its lower bound (the probabilities are underconfident)
+    with caplog.at_level("WARNING"):
+        assert fit_temperature(torch.full((50,), 0.6), low=0.05) == pytest.approx(0.05)
+    assert "lower end of its search range" in caplog.text
+    caplog.clear()
+    # every pair wrong with P = 0.9 for the loser: flattening as far as allowed is best
+    with caplog.at_level("WARNING"):
+        assert fit_temperature(torch.full((50,), 0.1), high=200.0) == pytest.approx(200.0)
+    assert "upper end of its search range" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # an interior optimum: no warning
+        fit_temperature(torch.tensor([0.9, 0.9, 0.9, 0.1]))
+    assert "search range" not in caplog.text

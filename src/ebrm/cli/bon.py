@@ -42,10 +42,10 @@ def register(app: typer.Typer) -> None:
         _checks.output_file(out, "--out", overwrite=overwrite)
 
         from ebrm.integrations.best_of_n import read_candidates, select_best, write_rows
-        from ebrm.model import EnergyRewardKindl
+        from ebrm.model import EnergyRewardModel
 
         rows = read_candidates(candidates)
-        erm = EnergyRewardKindl.from_pretrained(model, device=device)
+        erm = EnergyRewardModel.from_pretrained(model, device=device)
         if base_rm is not None:
             erm.attach_base_rm(load_base_rm(base_rm, erm, device))
         chosen = select_best(erm, rows, mode=mode, batch_size=batch_size)

@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         sock = _bind(host, port)
 
         from ebrm.integrations import server
-        from ebrm.model import EnergyRewardKindl
+        from ebrm.model import EnergyRewardModel
 
         kwargs = {} if special_tokens is None else {
             "special_tokens": tuple(t for t in special_tokens.split(",") if t)
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
             max_body_bytes=max_body_bytes,
             **kwargs,
         )
-        erm = EnergyRewardKindl.from_pretrained(model, device=device)
+        erm = EnergyRewardModel.from_pretrained(model, device=device)
         if base_rm is not None:
             erm.attach_base_rm(load_base_rm(base_rm, erm, device))
         erm.base_rm  # load the base RM now, not on the first request  # noqa: B018

@@ -10,6 +10,7 @@ one parameter: a log-spaced search is exact enough and has no optimiser to tune.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -17,6 +18,8 @@ import torch
 from ebrm.errors import ConfigError
 
 _EPS = 1e-6  # p is clipped to [eps, 1 - eps]: a grid posterior can give exactly 0 or 1
+
+logger = logging.getLogger(__name__)
 
 
 def _logit(p: torch.Tensor) -> torch.Tensor:
@@ -50,4 +53,18 @@ def fit_temperature(
     logits = _logit(p_first_wins.flatten())
     temps = torch.logspace(math.log10(low), math.log10(high), points, dtype=torch.float64)
     nll = torch.nn.functional.softplus(-logits[None, :] / temps[:, None]).mean(dim=1)
-    return float(temps[int(torch.argmin(nll))])
+    best = int(torch.argmin(nll))
+    if best in (0, points - 1):
+        logger.warning(
+            "the fitted temperature %.3g is at the %s end of its search range [%g, %g]: the "
+            "validation P(better) %s, so the calibrated probabilities are not trustworthy "
+            "(more validation pairs, or a longer training budget, usually fix this)",
+            float(temps[best]),
+            "lower" if best == 0 else "upper",
+            low,
+            high,
+            "is far too unsure (a head near its initialisation?)"
+            if best == 0
+            else "is wrong too often to carry any confidence",
+        )
+    return float(temps[best])
