@@ -10,7 +10,7 @@ import typer
 from ebrm.cli import _checks
 from ebrm.cli._base_rm import load_base_rm
 from ebrm.cli._options import BaseRM, Device, RewardKind
-from ebrm.errors import ConfigError
+from ebrm.errors import ConfigError, Interrupted
 
 
 def register(app: typer.Typer) -> None:
@@ -95,7 +95,12 @@ def register(app: typer.Typer) -> None:
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"serving {model} on http://{shown}:{bound} (mode {mode})")
-        server.run_server(server.create_app(erm, config), config, sockets=[sock])
+        try:
+            server.run_server(server.create_app(erm, config), config, sockets=[sock])
+        except Interrupted:
+            # uvicorn has already finished the in-flight requests and re-raises the signal
+            # it caught: a requested stop, not a failure
+            typer.echo("server stopped")
 
 
 def _bind(host: str, port: int):
