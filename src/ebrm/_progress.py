@@ -40,6 +40,20 @@ class _Lines:
         self._stream.flush()
 
 
+class _LineTqdm(_tqdm):
+    """A tqdm whose postfix and description updates wait for the next timed line (plain
+    tqdm redraws at once on `set_postfix`, which off a terminal is a line per step)."""
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):  # noqa: ARG002
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_postfix_str(self, s="", refresh=True):  # noqa: ARG002
+        super().set_postfix_str(s, refresh=False)
+
+    def set_description(self, desc=None, refresh=True):  # noqa: ARG002
+        super().set_description(desc, refresh=False)
+
+
 def tqdm(iterable: Any = None, **kwargs: Any) -> _tqdm:
     """`tqdm.auto.tqdm(iterable, **kwargs)`, as lines every few seconds off a terminal."""
     stream = kwargs.get("file") or sys.stderr
@@ -50,7 +64,7 @@ def tqdm(iterable: Any = None, **kwargs: Any) -> _tqdm:
         file=_Lines(stream), mininterval=seconds, maxinterval=seconds,
         ascii=True, ncols=100, dynamic_ncols=False,
     )  # fmt: skip
-    return _tqdm(iterable, **kwargs)
+    return _LineTqdm(iterable, **kwargs)
 
 
 def _isatty(stream) -> bool:

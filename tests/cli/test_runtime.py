@@ -72,11 +72,18 @@ def test_progress_off_a_terminal_is_whole_lines(monkeypatch):
     stream = io.StringIO()  # not a terminal
     for _ in tqdm(range(5), file=stream, desc="work"):
         pass
+    first = stream.getvalue().count("\n")
+    monkeypatch.setenv("EBRM_PROGRESS_SECONDS", "3600")
+    with tqdm(total=100, file=stream, desc="work") as bar:
+        for step in range(100):  # a postfix per step must not print a line per step
+            bar.update(1)
+            bar.set_postfix(loss=1.0 / (step + 1))
     text = stream.getvalue()
+    assert text.count("\n") - first == 2  # the first and the last line only
     assert "\r" not in text
     lines = text.splitlines()
     assert lines and all(line.startswith("work:") for line in lines)
-    assert "5/5" in lines[-1]
+    assert "100/100" in lines[-1] and "loss=0.01" in lines[-1]
 
 
 def test_serve_port_0_prints_the_bound_port(monkeypatch, capsys, tmp_path, tiny_rm_dir):

@@ -266,3 +266,31 @@ def test_refine_and_evaluate_with_a_real_energy_model(tmp_path):
     assert result.scores["refined"].p_chosen == pytest.approx(p, abs=1e-6)
     assert m["model"]["p_better"] == "posterior" and m["n"] == 15
     assert (tmp_path / "metrics.json").exists()
+
+
+def test_rewardbench_report_has_a_per_subset_table(tmp_path):
+    from tests.evaluation.test_rewardbench import ROWS
+
+    pairs = [
+        PreferencePair(
+            Conversation.from_prompt(f"p{i}", f"r={c} yes"),
+            Conversation.from_prompt(f"p{i}", f"r={r} no"),
+            id=str(i),
+            subset=subset,
+        )
+        for i, (subset, c, r) in enumerate(ROWS)
+    ]
+    evaluate(FakeModel(), "reward-bench", pairs, tmp_path, n_boot=50, progress=False)
+    report = (tmp_path / "report.md").read_text()
+    assert "## Per subset" in report
+    # FakeModel's refined reward equals its base reward without a bonus: same accuracy
+    for subset in {s for s, _, _ in ROWS}:
+        rows = [(c, r) for s, c, r in ROWS if s == subset]
+        acc = 100 * sum(c > r for c, r in rows) / len(rows)
+        assert f"| {subset} | {len(rows)} | {acc:.1f} | {acc:.1f} | +0.0 |" in report
+
+
+def test_no_calibration_text_where_none_was_computed(tmp_path):
+    metrics = evaluate(FakeModel(), "rm-bench", _items(), tmp_path, n_boot=50, progress=False)
+    assert not any("calibration" in metrics[side] for side in ("base", "refined"))
+    assert "calibration" not in (tmp_path / "report.md").read_text()

@@ -10,6 +10,7 @@ import typer
 
 from ebrm.cli import _checks
 from ebrm.cli._options import Device, PresetName, Progress, Seed
+from ebrm.errors import Interrupted
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +61,7 @@ def register(app: typer.Typer) -> None:
         from ebrm.evaluation import summary_rows
         from ebrm.pipeline import PipelineConfig, run_pipeline
 
-        console = Console()
+        console = Console(soft_wrap=True)  # a log file gets whole lines, not 80 columns
         names = {"data": "1/5 data", "base_rm": "2/5 base RM", "features": "3/5 features",
                  "ebrm": "4/5 EBRM", "eval": "5/5 evaluation"}  # fmt: skip
         started = time.perf_counter()
@@ -68,10 +69,16 @@ def register(app: typer.Typer) -> None:
             base_model=base_model, seed=seed, device=device, freeze_encoder=not full_finetune,
             preset=preset, progress=progress,
         )  # fmt: skip
-        result = run_pipeline(
-            out, config, data=data,
-            on_stage=lambda stage, msg: console.print(f"[bold cyan]{names[stage]}[/] {msg}"),
-        )  # fmt: skip
+        try:
+            result = run_pipeline(
+                out, config, data=data,
+                on_stage=lambda stage, msg: console.print(f"[bold cyan]{names[stage]}[/] {msg}"),
+            )  # fmt: skip
+        except Interrupted as exc:
+            if not str(exc).startswith("interrupted:"):  # extraction says what it kept
+                exc.args = ("interrupted: finished stages are kept in --out; rerun the same "
+                            "command to resume",)  # fmt: skip
+            raise
         m = result.metrics
         table = Table(title=f"held-out test split: {_checks.plural(m['n'], 'pair')} ({m['data']})")
         for column in ("metric", "base", "refined", "refined - base"):

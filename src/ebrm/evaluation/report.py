@@ -12,7 +12,14 @@ import numpy as np
 
 from ebrm._io import atomic_write_json, atomic_write_text
 from ebrm.evaluation import plots
-from ebrm.evaluation.benchmark import BASE, REFINED, reward_names, summary_header
+from ebrm.evaluation.benchmark import (
+    BASE,
+    REFINED,
+    pct,
+    reward_names,
+    signed,
+    summary_header,
+)
 from ebrm.evaluation.registry import get_benchmark
 from ebrm.evaluation.units import Units, UnitScores
 
@@ -83,23 +90,47 @@ def render_report(metrics: Mapping[str, Any], plot_files: Mapping[str, str | Pat
         f"- units evaluated: {metrics['n']}",
         "- accuracies are strict (a tie counts as wrong), in percent; intervals are 95% "
         "percentile bootstrap intervals (paired for refined - base).",
-        "- base calibration is sigmoid(r_chosen - r_rejected) in the base RM's raw units; "
-        "refined calibration is the energy posterior's P(chosen > rejected). Every pair is "
-        "scored in both orders.",
-        "",
     ]
+    if any("calibration" in metrics.get(name, {}) for name in reward_names(metrics)):
+        lines.append(
+            "- base calibration is sigmoid(r_chosen - r_rejected) in the base RM's raw units; "
+            "refined calibration is the energy posterior's P(chosen > rejected). Every pair "
+            "is scored in both orders."
+        )
+    lines.append("")
     verdict = verdict_of(metrics)
     if verdict:
         lines += [f"**{verdict}**", ""]
     header = summary_header(metrics)
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in summary_rows(metrics)]
-    lines.append("")
+    lines += ["", *_subset_table(metrics)]
     for title, path in plot_files.items():
         name = Path(path).name
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
     lines += [f"Full numbers: [`{METRICS_FILE}`]({METRICS_FILE}).", ""]
     return "\n".join(lines)
+
+
+def _subset_table(metrics: Mapping[str, Any]) -> list[str]:
+    """Per-subset accuracies (percent) when the benchmark reports subsets (RewardBench)."""
+    names = reward_names(metrics)
+    subsets = metrics.get(BASE, {}).get("subsets")
+    if not isinstance(subsets, Mapping) or not subsets:
+        return []
+    others = [n for n in names if n != BASE]
+    header = ["subset", "pairs", *names, *(f"{n} - {BASE}" for n in others)]
+    lines = ["## Per subset", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for subset, base in subsets.items():
+        acc = {n: metrics.get(n, {}).get("subsets", {}).get(subset, {}).get("accuracy")
+               for n in names}  # fmt: skip
+        cells = [subset, str(base.get("n", "-")), *(pct(acc[n]) for n in names)]
+        cells += [
+            "-" if acc[n] is None or acc[BASE] is None else signed(acc[n] - acc[BASE])
+            for n in others
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def examples_file(reward: str) -> str:
