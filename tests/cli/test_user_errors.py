@@ -122,6 +122,7 @@ CASES = [
      "--port {port} cannot be bound"),
     ("serve --model missing", "serve --model {root}/nope", "--model {root}/nope does not exist"),
     ("serve --mode", "serve --model {model} --mode best", "--mode: 'best' is not one of"),
+    ("serve --token empty", "serve --model {model} --token=", "--token is empty"),
     # ebrm bon
     ("bon --candidates is a directory", "bon --model {model} --candidates {emptydir} "
      "--out {root}/b.jsonl", "--candidates {emptydir} is a directory; expected a JSONL file"),

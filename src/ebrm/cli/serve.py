@@ -12,6 +12,11 @@ from ebrm.cli._base_rm import load_base_rm
 from ebrm.cli._options import BaseRM, Device, RewardKind
 from ebrm.errors import ConfigError, Interrupted
 
+# ServerConfig fields -> the flags that set them (for error messages)
+_FLAGS = {"token": "--token", "max_batch_size": "--max-batch-size",
+          "forward_batch_size": "--forward-batch-size", "max_wait_ms": "--max-wait-ms",
+          "max_queue": "--max-queue", "max_body_bytes": "--max-body-bytes"}  # fmt: skip
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -65,6 +70,9 @@ def register(app: typer.Typer) -> None:
         The port is bound before the model loads, so a busy port is reported at once;
         with --port 0 the printed address has the port the system chose.
         """
+        if token is not None and not token:
+            raise ConfigError("--token is empty (or EBRM_SERVER_TOKEN is set but empty); "
+                              "give a non-empty token, or none.")  # fmt: skip
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
@@ -76,18 +84,19 @@ def register(app: typer.Typer) -> None:
         kwargs = {} if special_tokens is None else {
             "special_tokens": tuple(t for t in special_tokens.split(",") if t)
         }  # fmt: skip
-        config = server.ServerConfig(
-            host=host,
-            port=port,
-            token=token,
-            mode=mode,
-            max_batch_size=max_batch_size,
-            forward_batch_size=forward_batch_size,
-            max_wait_ms=max_wait_ms,
-            max_queue=max_queue,
-            max_body_bytes=max_body_bytes,
-            **kwargs,
-        )
+        with _checks.flag_names(_FLAGS):
+            config = server.ServerConfig(
+                host=host,
+                port=port,
+                token=token,
+                mode=mode,
+                max_batch_size=max_batch_size,
+                forward_batch_size=forward_batch_size,
+                max_wait_ms=max_wait_ms,
+                max_queue=max_queue,
+                max_body_bytes=max_body_bytes,
+                **kwargs,
+            )
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         if base_rm is not None:
             erm.attach_base_rm(load_base_rm(base_rm, erm, device))
