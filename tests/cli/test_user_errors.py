@@ -33,7 +33,7 @@ with open(sys.argv[1], "w") as f:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, tiny_rm_dir):
     """One of each thing a user can point a flag at."""
-    from tests.features.fakes import FakeRM, make_pairs
+    from tests.fakes import FakeRM, make_pairs
     from tests.integrations.tiny_ebrm import make_tiny_ebrm
 
     from ebrm.features.extract import extract_features

@@ -9,7 +9,7 @@ import torch
 from ebrm.errors import Interrupted
 from ebrm.features import FeatureStore, extract_features
 from ebrm.features.partial import partial_name
-from tests.features.fakes import FakeRM, make_pairs
+from tests.fakes import FakeRM, make_pairs
 
 PAIRS = make_pairs(30, duplicates=False)  # 60 unique texts
 # batch_size 1 -> 8 texts per embed call (a chunk); 32-row shards -> 4 chunks per shard
