@@ -7,12 +7,14 @@ import torch
 
 from ebrm.errors import CorruptArtifactError
 from ebrm.references import (
+    base_p_better,
     fit_references,
     load_references,
     reference_rewards,
     save_references,
 )
 from ebrm.references.io import META_NAME, TENSORS_NAME
+from ebrm.refine.calibration import fit_temperature, temperature_scale
 
 
 @pytest.fixture(scope="module")
@@ -23,38 +25,49 @@ def fitted():
     a, b = torch.arange(0, 80, 2), torch.arange(1, 80, 2)
     first = (emb[a] - emb[b]) @ w + torch.randn(40, generator=gen) > 0
     chosen, rejected = torch.where(first, a, b), torch.where(first, b, a)
-    refs, report = fit_references(
-        emb, chosen[:30], rejected[:30], chosen[30:], rejected[30:], ensemble_size=3
-    )
-    return emb, refs, report
+    raw = emb @ w
+    refs = fit_references(
+        emb, chosen[:30], rejected[:30], chosen[30:], rejected[30:], raw_rewards=raw,
+        ensemble_size=3,
+    )  # fmt: skip
+    return emb, refs, raw, chosen[30:], rejected[30:]
 
 
 def test_round_trip_keeps_every_prediction(tmp_path, fitted):
-    emb, refs, report = fitted
-    assert set(refs) == {"laplace", "ensemble"}
-    for name, ref in refs.items():
-        assert ref.temperature == report[name]["temperature"]
+    emb, refs, *_ = fitted
+    assert set(refs.rewards) == {"laplace", "ensemble"}
+    for name, ref in refs.rewards.items():
+        assert ref.temperature == refs.report[name]["temperature"]
     save_references(tmp_path, refs)
     loaded = load_references(tmp_path)
-    assert set(loaded) == set(refs)
-    for name, ref in refs.items():
-        for a, b in zip(ref.predict(emb), loaded[name].predict(emb), strict=True):
+    assert set(loaded.rewards) == set(refs.rewards)
+    assert loaded.base_temperature == refs.base_temperature
+    for name, ref in refs.rewards.items():
+        other = loaded.rewards[name]
+        for a, b in zip(ref.predict(emb), other.predict(emb), strict=True):
             assert torch.allclose(a, b, atol=1e-5)
-        assert torch.allclose(
-            ref.p_better(emb[:5], emb[5:10]), loaded[name].p_better(emb[:5], emb[5:10]), atol=1e-6
-        )
+        p, q = ref.p_better(emb[:5], emb[5:10]), other.p_better(emb[:5], emb[5:10])
+        assert torch.allclose(p, q, atol=1e-6)
     assert "pickle" not in (tmp_path / META_NAME).read_text()
 
 
+def test_base_temperature_is_the_fit_of_the_base_sigmoid_on_validation(fitted):
+    _, refs, raw, val_c, val_r = fitted
+    p = torch.sigmoid((raw[val_c] - raw[val_r]).double())
+    assert refs.base_temperature == fit_temperature(p)
+    t = refs.base_temperature
+    assert torch.allclose(base_p_better(raw[val_c], raw[val_r], t), temperature_scale(p, t))
+
+
 def test_conservative_is_mean_minus_k_std(fitted):
-    emb, refs, _ = fitted
-    out = reference_rewards(refs["laplace"], emb, k=1.5)
+    emb, refs, *_ = fitted
+    out = reference_rewards(refs.rewards["laplace"], emb, k=1.5)
     assert torch.allclose(out.conservative, out.mean - 1.5 * out.std, atol=1e-6)
     assert out.reward_for("conservative") is out.conservative
 
 
 def test_missing_references_load_as_none_and_damage_is_refused(tmp_path, fitted):
-    assert load_references(tmp_path) == {}
+    assert load_references(tmp_path) is None
     save_references(tmp_path, fitted[1])
     data = bytearray((tmp_path / TENSORS_NAME).read_bytes())
     data[-1] ^= 0xFF

@@ -1,8 +1,15 @@
-"""Fit every reference from the energy head's own training and validation pairs."""
+"""Fit every reference from the energy head's own training and validation pairs.
+
+The references are what a practitioner would use instead of the energy head, fitted on
+the same features, splits and labels: the base RM's own Bradley-Terry sigmoid with one
+temperature (`base_temperature`), a Laplace posterior of a BT head and a bootstrap
+ensemble of BT heads, each with its `P(a > b)` temperature. The validation pairs that
+choose the energy head's checkpoint and temperature choose theirs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -11,8 +18,28 @@ from ebrm.references.laplace import fit_laplace
 from ebrm.references.rewards import Reference
 from ebrm.refine.calibration import fit_temperature
 
-#: the reference rewards, in the order they are reported
+#: the reference rewards on the embeddings, in the order they are reported
 REFERENCE_NAMES = ("laplace", "ensemble")
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """The fitted references of one refined model."""
+
+    rewards: dict[str, Reference]  # "laplace", "ensemble"
+    base_temperature: float = 1.0  # T of the base RM's sigmoid(r_a - r_b), fitted on validation
+    report: dict = field(default_factory=dict)  # what each fit chose (JSON-serialisable)
+
+
+def base_p_better(raw_a: torch.Tensor, raw_b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The base RM's Bradley-Terry P(a > b) = sigmoid((r_a - r_b) / T), raw reward units."""
+    diff = raw_a.to(torch.float64) - raw_b.to(torch.float64)
+    return torch.sigmoid(diff / temperature)
+
+
+def fit_base_temperature(raw_chosen: torch.Tensor, raw_rejected: torch.Tensor) -> float:
+    """The temperature of the base sigmoid on validation pairs, fitted as the energy head's."""
+    return fit_temperature(base_p_better(raw_chosen, raw_rejected, 1.0))
 
 
 def fit_references(
@@ -22,23 +49,19 @@ def fit_references(
     val_chosen: torch.Tensor | None = None,
     val_rejected: torch.Tensor | None = None,
     *,
+    raw_rewards: torch.Tensor | None = None,
     ensemble_size: int = DEFAULT_SIZE,
     seed: int = 0,
-) -> tuple[dict[str, Reference], dict]:
-    """The Laplace and ensemble references, each with a temperature fitted on validation.
-
-    The same validation pairs choose each reference's prior precision and fit its
-    `P(a > b)` temperature (as they choose the energy head's checkpoint and temperature).
+) -> ReferenceSet:
+    """The calibrated base, Laplace and ensemble references.
 
     Args:
         embeddings: (N, D) one row per response.
         train_chosen, train_rejected: (P,) row indices of the training pairs.
         val_chosen, val_rejected: (V,) row indices of the validation pairs (optional).
+        raw_rewards: (N,) the base RM's raw rewards (for the base temperature; optional).
         ensemble_size: K heads of the ensemble.
         seed: seed of the ensemble's bootstrap resamples.
-
-    Returns:
-        ({"laplace": ..., "ensemble": ...}, report) with what each fit chose.
     """
     emb = torch.as_tensor(embeddings).to(torch.float64)
     tc, tr = emb[train_chosen], emb[train_rejected]
@@ -46,10 +69,36 @@ def fit_references(
     vc, vr = (emb[val_chosen], emb[val_rejected]) if has_val else (None, None)
     laplace, laplace_report = fit_laplace(tc, tr, vc, vr)
     ensemble, ensemble_report = fit_ensemble(tc, tr, vc, vr, size=ensemble_size, seed=seed)
-    refs: dict[str, Reference] = {}
-    report = {"laplace": laplace_report, "ensemble": ensemble_report}
+    rewards: dict[str, Reference] = {}
+    report: dict = {"laplace": laplace_report, "ensemble": ensemble_report}
     for name, ref in (("laplace", laplace), ("ensemble", ensemble)):
         temperature = fit_temperature(ref.p_better(vc, vr, calibrated=False)) if has_val else 1.0
-        refs[name] = replace(ref, temperature=temperature)
+        rewards[name] = replace(ref, temperature=temperature)
         report[name]["temperature"] = temperature
-    return refs, report
+    base_t = 1.0
+    if has_val and raw_rewards is not None:
+        raw = torch.as_tensor(raw_rewards)
+        base_t = fit_base_temperature(raw[val_chosen], raw[val_rejected])
+    report["base"] = {"temperature": base_t}
+    report.update(train_pairs=int(len(train_chosen)), validation_pairs=0 if vc is None else len(vc))
+    return ReferenceSet(rewards, base_temperature=base_t, report=report)
+
+
+def fit_references_on(train, validation=None, **options) -> ReferenceSet:
+    """`fit_references` on `PairFeatures`: `train` and `validation` share their rows.
+
+    Args:
+        train: the training pairs (`ebrm.features.PairFeatures`).
+        validation: the validation pairs, the same rows (`PairFeatures.split` gives both).
+        **options: ensemble_size, seed.
+    """
+    val = validation if validation is not None and validation.num_pairs else None
+    return fit_references(
+        train.embeddings,
+        train.chosen,
+        train.rejected,
+        None if val is None else val.chosen,
+        None if val is None else val.rejected,
+        raw_rewards=train.rewards,
+        **options,
+    )

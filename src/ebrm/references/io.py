@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ import torch
 from ebrm._io import atomic_write, atomic_write_json, sha256_file
 from ebrm.errors import CorruptArtifactError, IncompatibleArtifactError
 from ebrm.references.ensemble import EnsembleReference
+from ebrm.references.fit import ReferenceSet
 from ebrm.references.laplace import LaplaceReference
 from ebrm.references.rewards import Reference
 
@@ -28,14 +28,14 @@ FORMAT_VERSION = 1
 _KINDS = {"laplace": LaplaceReference, "ensemble": EnsembleReference}
 
 
-def save_references(directory: str | os.PathLike, refs: Mapping[str, Reference]) -> Path:
+def save_references(directory: str | os.PathLike, refs: ReferenceSet) -> Path:
     """Write `refs` into `directory` (tensors first, then the JSON that names their hash)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     state: dict[str, torch.Tensor] = {}
     entries = {}
-    for name, ref in refs.items():
+    for name, ref in refs.rewards.items():
         if ref.name not in _KINDS:
             raise ValueError(f"unknown reference kind {ref.name!r}; known: {sorted(_KINDS)}")
         for key, tensor in ref.tensors().items():
@@ -48,14 +48,16 @@ def save_references(directory: str | os.PathLike, refs: Mapping[str, Reference])
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "references": entries,
+        "base_temperature": refs.base_temperature,
+        "report": refs.report,
         "tensors_sha256": sha256_file(tensors_path),
     }
     atomic_write_json(directory / META_NAME, meta)
     return directory
 
 
-def load_references(directory: str | os.PathLike) -> dict[str, Reference]:
-    """The references stored in `directory`; {} when it has none (a model from before them).
+def load_references(directory: str | os.PathLike) -> ReferenceSet | None:
+    """The references stored in `directory`; None when it has none (a model from before them).
 
     Raises:
         CorruptArtifactError: a file is missing, damaged or inconsistent (names it).
@@ -66,7 +68,7 @@ def load_references(directory: str | os.PathLike) -> dict[str, Reference]:
     directory = Path(directory)
     meta_path, tensors_path = directory / META_NAME, directory / TENSORS_NAME
     if not meta_path.is_file():
-        return {}
+        return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -97,4 +99,8 @@ def load_references(directory: str | os.PathLike) -> dict[str, Reference]:
             raise CorruptArtifactError(
                 f"{meta_path}: reference {name!r} is invalid: {exc}"
             ) from exc
-    return refs
+    try:
+        base_t = float(meta.get("base_temperature", 1.0))
+    except (TypeError, ValueError) as exc:
+        raise CorruptArtifactError(f"{meta_path}: base_temperature is invalid: {exc}") from exc
+    return ReferenceSet(refs, base_temperature=base_t, report=dict(meta.get("report") or {}))
