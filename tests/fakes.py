@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from ebrm.data.types import Conversation, PreferencePair
+from ebrm.refine.config import RefineConfig
 from ebrm.refine.results import RefinedRewards
 
 # ---- scorers: what the integrations call ---------------------------------------------------
@@ -226,6 +227,8 @@ class FakeModel:
     def __init__(self) -> None:
         self.base_rm = ParsingRM()
         self.base_rm_info = {"name_or_path": "fake-rm"}
+        self.refine_config = RefineConfig()
+        self.references = None
 
     def refine(self, embeddings, base_rewards, *, method=None, progress=False):
         base = SCALE * base_rewards

@@ -31,6 +31,9 @@ from ebrm.errors import (
     DataFormatError,
     IncompatibleArtifactError,
 )
+from ebrm.references import ReferenceSet, load_references, save_references
+from ebrm.references.io import META_NAME as REFERENCES_META
+from ebrm.references.io import TENSORS_NAME as REFERENCES_TENSORS
 from ebrm.refine import grid as grid_refine
 from ebrm.refine import uncertainty
 from ebrm.refine.calibration import temperature_scale
@@ -66,6 +69,8 @@ class EnergyRewardModel:
         train_info: what training recorded (metrics, filter report, chosen method and the
             validation numbers behind it); JSON-serialisable.
         base_rm: an already loaded `ebrm.rm.adapter.BaseRewardModel` (optional).
+        references: the rewards it is judged against (calibrated base, Laplace, ensemble;
+            `ebrm.references.fit_references_on`), saved beside the head.
     """
 
     def __init__(
@@ -77,12 +82,14 @@ class EnergyRewardModel:
         train_info: dict | None = None,
         *,
         base_rm: Any = None,
+        references: ReferenceSet | None = None,
     ) -> None:
         self.head = head.eval()
         self.normalizer = normalizer
         self.refine_config = refine_config or RefineConfig()
         self.base_rm_info = dict(base_rm_info or {})
         self.train_info = dict(train_info or {})
+        self.references = references
         self._base_rm = None
         if base_rm is not None:
             self.attach_base_rm(base_rm)
@@ -360,8 +367,11 @@ class EnergyRewardModel:
             text = json.dumps(with_checksum, indent=2, sort_keys=True, allow_nan=False) + "\n"
             atomic_write_text(tmp / CONFIG_NAME, text)
             atomic_write_text(tmp / CARD_NAME, render_model_card(config))
+            if self.references is not None:
+                save_references(tmp, self.references)
 
-        return replace_directory(directory, build, ours=(CONFIG_NAME, WEIGHTS_NAME, CARD_NAME))
+        ours = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, REFERENCES_META, REFERENCES_TENSORS)
+        return replace_directory(directory, build, ours=ours)
 
     @classmethod
     def from_pretrained(
@@ -429,6 +439,7 @@ class EnergyRewardModel:
             config.get("base_rm") or {},
             config.get("train") or {},
             base_rm=base_rm,
+            references=load_references(directory),
         )
 
     def __repr__(self) -> str:

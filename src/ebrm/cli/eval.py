@@ -85,4 +85,6 @@ def register(app: typer.Typer) -> None:
         console = Console()
         console.print(table)
         console.print(metrics["delta"]["verdict"])
+        for sentence in (metrics.get("uncertainty") or {}).get("sentences", []):
+            console.print(f"- {sentence}")
         console.print(f"report: {Path(out) / 'report.md'}")

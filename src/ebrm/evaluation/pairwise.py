@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ebrm.data.types import Conversation, PreferencePair
 from ebrm.errors import DataFormatError
+from ebrm.evaluation import plots
 from ebrm.evaluation.benchmark import (
     BenchmarkBase,
     calibration_side_rows,
@@ -18,6 +20,7 @@ from ebrm.evaluation.benchmark import (
     signed,
 )
 from ebrm.evaluation.calibration import DEFAULT_BINS, calibration_metrics
+from ebrm.evaluation.fair import uncertainty_block
 from ebrm.evaluation.metrics import (
     as_numpy,
     bootstrap_ci,
@@ -25,7 +28,10 @@ from ebrm.evaluation.metrics import (
     pairwise_correct,
     verdict,
 )
+from ebrm.evaluation.uncertainty import uncertainty_metrics
 from ebrm.evaluation.units import Units, UnitScores
+
+SELECTIVE_KEYS = ("selective_accuracy_50", "selective_accuracy_80")
 
 
 def side_metrics(
@@ -62,6 +68,8 @@ def side_metrics(
         cal = calibration_metrics(p_chosen, n_bins=n_bins)
         out["ece"], out["brier"] = cal.pop("ece"), cal.pop("brier")
         out["calibration"] = cal
+        full = uncertainty_metrics(correct, p_chosen, n_bins=n_bins)
+        out.update({k: full[k] for k in ("nll", *SELECTIVE_KEYS, "aurc")})
     return out
 
 
@@ -113,6 +121,18 @@ class PairwiseBenchmark(BenchmarkBase):
         delta["verdict"] = verdict({**delta, "delta": delta["accuracy"]}, unit="pairs", who=who)
         return delta
 
+    def top_level(self, units, scores, *, n_boot, seed):
+        """ "uncertainty": every reward with a P(chosen > rejected) on the same resamples,
+        and the verdict per axis (`ebrm.evaluation.fair.uncertainty_block`)."""
+        with_p = {
+            name: (pairwise_correct(*s.pair), s.p_chosen)
+            for name, s in scores.items()
+            if s.p_chosen is not None
+        }
+        if "refined" not in with_p or len(with_p) < 2:
+            return {}
+        return {"uncertainty": uncertainty_block(with_p, n_boot=n_boot, seed=seed)}
+
     def examples(self, units: Units, scores: UnitScores) -> list[dict[str, Any]]:
         """One record per pair: id, score_chosen, score_rejected, correct (strict >)."""
         return pair_examples(units, scores, with_subset=False)
@@ -123,7 +143,18 @@ class PairwiseBenchmark(BenchmarkBase):
             ("accuracy 95% CI", ("ci95",), ci_text),
             ("ties", ("ties",), _count),
             *calibration_side_rows(),
+            ("NLL", ("nll",), _four),
+            ("selective acc. @80% (%)", ("selective_accuracy_80",), pct),
+            ("selective acc. @50% (%)", ("selective_accuracy_50",), pct),
+            ("AURC (risk-coverage)", ("aurc",), _four),
         ]
+
+    def plots(self, metrics, out_dir):
+        curves = (metrics.get("uncertainty") or {}).get("risk_coverage")
+        if not curves:
+            return {}
+        path = plots.risk_coverage(Path(out_dir) / "risk_coverage.png", curves)
+        return {"Risk-coverage (abstain on the pairs each reward is least sure of)": path}
 
     def delta_cell(self, delta, key):
         if key == ("accuracy",):
@@ -138,6 +169,10 @@ class PairwiseBenchmark(BenchmarkBase):
 
 def _count(x: Any) -> str:
     return "-" if x is None else str(x)
+
+
+def _four(x: Any) -> str:
+    return "-" if x is None else f"{x:.4f}"
 
 
 def pair_examples(units: Units, scores: UnitScores, *, with_subset: bool) -> list[dict[str, Any]]:

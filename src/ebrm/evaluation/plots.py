@@ -148,3 +148,23 @@ def reliability_diagram(path: str | Path, sides: Mapping[str, Mapping[str, Any]]
     ax.set_title("reliability (every pair in both orders)")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def risk_coverage(path: str | Path, curves: Mapping[str, Any]) -> Path:
+    """Risk (error rate of the answered pairs) against coverage, one line per reward.
+
+    Args:
+        path: PNG to write.
+        curves: {"coverage": [c, ...], <reward>: [risk at each c, ...], ...}.
+    """
+    fig = _figure(5.0, 3.6)
+    ax = fig.subplots()
+    coverage = as_numpy(curves["coverage"])
+    for name, risk in curves.items():
+        if name != "coverage":
+            ax.plot(coverage, as_numpy(risk), marker=".", label=name)
+    ax.set_xlabel("coverage (share of pairs answered, most confident first)")
+    ax.set_ylabel("risk (error rate of answered pairs)")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -12,6 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from ebrm.data.types import Conversation
+from ebrm.references import ReferenceSet
+from ebrm.refine.config import RefineConfig
 from ebrm.refine.results import RefinedRewards
 
 
@@ -29,6 +31,8 @@ class RefiningModel(Protocol):
     """A refined reward model: refines stored embeddings and compares two responses."""
 
     base_rm_info: dict[str, Any]  # provenance of the base RM ("name_or_path", ...)
+    refine_config: RefineConfig  # conservative_k, the p_better temperature, ...
+    references: ReferenceSet | None  # rewards to judge it against (None: none stored)
 
     def refine(
         self,

@@ -101,6 +101,14 @@ def render_report(metrics: Mapping[str, Any], plot_files: Mapping[str, str | Pat
     verdict = verdict_of(metrics)
     if verdict:
         lines += [f"**{verdict}**", ""]
+    sentences = (metrics.get("uncertainty") or {}).get("sentences") or []
+    if sentences:
+        lines += [
+            "Per axis (every probability temperature-scaled on the validation pairs; "
+            "paired bootstrap over the same pairs):",
+            "",
+        ]
+        lines += [f"- {s}" for s in sentences] + [""]
     header = summary_header(metrics)
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in summary_rows(metrics)]

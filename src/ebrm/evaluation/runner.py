@@ -24,6 +24,7 @@ from ebrm.data.types import Conversation
 from ebrm.errors import DataFormatError
 from ebrm.evaluation.benchmark import BASE, REFINED, Benchmark
 from ebrm.evaluation.calibration import bt_probability
+from ebrm.evaluation.fair import BASE_CALIBRATED, calibration_block, reference_rewards_of
 from ebrm.evaluation.protocols import RefiningModel, TextRefiningModel
 from ebrm.evaluation.registry import get_benchmark
 from ebrm.evaluation.report import write_outputs
@@ -118,16 +119,34 @@ def model_rewards(
     progress: bool = False,
 ) -> tuple[dict[str, Reward], RefinedRewards]:
     """{"base", "refined"} rewards of every row (refined = `kind` of the refinement by
-    `method`), each with its P(a > b), and the `RefinedRewards` they came from."""
+    `method`), each with its P(a > b), and the `RefinedRewards` they came from; plus the
+    model's stored references ("base-calibrated", "laplace", "ensemble") when it has them."""
     refined = model.refine(embeddings, raw_rewards, method=method, progress=progress)
     raw = refined.base_raw.detach().cpu().double().numpy()
+    base_values = refined.base.detach().cpu().double()
     rewards = {
-        BASE: Reward.of(refined.base.detach().cpu().double(), bt_p_better(raw)),
+        BASE: Reward.of(base_values, bt_p_better(raw)),
         REFINED: Reward.of(
             refined.reward_for(kind).detach().cpu().double(), model_p_better(model, embeddings)
         ),
     }
+    if model.references is not None:
+        k = model.refine_config.conservative_k
+        rewards.update(
+            reference_rewards_of(
+                model.references, embeddings, refined.base_raw, base_values, k=k, kind=kind
+            )
+        )
     return rewards, refined
+
+
+def temperatures_of(model: RefiningModel) -> dict[str, float]:
+    """The temperature behind each reward's P(a > b) ("base" raw: its calibrated twin's)."""
+    out = {REFINED: float(model.refine_config.p_better_temperature)}
+    if model.references is not None:
+        out[BASE] = model.references.base_temperature
+        out.update({n: float(r.temperature) for n, r in model.references.rewards.items()})
+    return out
 
 
 def refine_and_evaluate(
@@ -172,6 +191,17 @@ def refine_and_evaluate(
     for name, ref in (references or {}).items():
         rewards[name] = Reward(ref.values[rows], _restricted(ref.p_better, rows))
     info = dict(options.pop("extra", None) or {})
+    compact = units.remap(index)
+    if model.references is not None and compact.is_pairwise and len(compact):
+        # raw and temperature-scaled calibration; "base" scaled is "base-calibrated"
+        scaled = {BASE: BASE_CALIBRATED, REFINED: REFINED, "laplace": "laplace"}
+        scaled["ensemble"] = "ensemble"
+        p = {
+            name: gather(rewards[source], compact).p_chosen
+            for name, source in scaled.items()
+            if source in rewards
+        }
+        info["calibration"] = calibration_block(compact, p, temperatures_of(model))
     model_info = {
         "base_rm": model.base_rm_info.get("name_or_path"),
         "refined_reward": kind,
@@ -180,7 +210,7 @@ def refine_and_evaluate(
         **info.pop("model", {}),
     }
     return evaluate_rewards(
-        benchmark, units.remap(index), rewards, extra={"model": model_info, **info}, **options
+        benchmark, compact, rewards, extra={"model": model_info, **info}, **options
     )
 
 
