@@ -258,6 +258,9 @@ class EnergyRewardModel:
             log_z=post.log_z,
             conservative=cons,
             method=method,
+            references={}
+            if self.references is None
+            else self.references.columns(embeddings.detach().cpu(), k=cfg.conservative_k),
         )
 
     def p_better(self, emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:

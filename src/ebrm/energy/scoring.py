@@ -9,11 +9,13 @@ from ebrm._io import atomic_write_text
 from ebrm.errors import IncompatibleArtifactError
 from ebrm.features.table import PairFeatures
 
-SCORE_FIELDS = ("base", "refined", "mean", "std", "q05", "q95")
+SCORE_FIELDS = ("base", "refined", "mean", "std", "spread", "q05", "q95", "conservative")
 
 
 def score_features(model, features: PairFeatures, *, progress: bool = False) -> list[dict]:
-    """One dict per feature row: `row` and SCORE_FIELDS, in normalised units.
+    """One dict per feature row: `row` and SCORE_FIELDS, in normalised units, plus the
+    stored references' columns ("laplace", "laplace_std", "laplace_conservative",
+    "ensemble", ...; in their own log-odds units) when the model has them.
 
     Raises:
         IncompatibleArtifactError: the store's embedding width differs from the head's.
@@ -29,11 +31,14 @@ def score_features(model, features: PairFeatures, *, progress: bool = False) -> 
         "refined": refined.reward,
         "mean": refined.mean,
         "std": refined.std,
+        "spread": refined.spread,
         "q05": refined.q05,
         "q95": refined.q95,
+        "conservative": refined.conservative,
+        **refined.references,
     }
     values = {k: v.tolist() for k, v in columns.items()}
-    return [{"row": i, **{k: values[k][i] for k in SCORE_FIELDS}} for i in range(len(refined))]
+    return [{"row": i, **{k: col[i] for k, col in values.items()}} for i in range(len(refined))]
 
 
 def write_scores(rows: list[dict], path: str | Path) -> Path:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ebrm.data.types import Conversation
-from ebrm.errors import DataFormatError
+from ebrm.errors import ConfigError, DataFormatError
 from ebrm.evaluation.benchmark import BASE, REFINED, Benchmark
 from ebrm.evaluation.calibration import bt_probability
 from ebrm.evaluation.fair import BASE_CALIBRATED, calibration_block, reference_rewards_of
@@ -29,7 +29,7 @@ from ebrm.evaluation.protocols import RefiningModel, TextRefiningModel
 from ebrm.evaluation.registry import get_benchmark
 from ebrm.evaluation.report import write_outputs
 from ebrm.evaluation.units import PBetter, Reward, Units, UnitScores, gather
-from ebrm.refine.results import RefinedRewards, RewardKind, check_reward_kind
+from ebrm.refine.results import REFERENCE_KINDS, RefinedRewards, RewardKind, check_reward_kind
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,12 @@ def refine_and_evaluate(
         ConfigError: unknown benchmark or reward kind.
     """
     kind = check_reward_kind(kind)
+    if kind in REFERENCE_KINDS:
+        raise ConfigError(
+            f"The refined reward kind {kind!r} is a reference, not the energy head's reward; "
+            "references are reported beside base and refined already: pick refined, mean, "
+            "mode, median or conservative."
+        )
     rows = units.rows()
     index = np.full(int(embeddings.shape[0]), -1, dtype=np.int64)
     index[rows] = np.arange(rows.size)

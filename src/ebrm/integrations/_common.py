@@ -49,10 +49,12 @@ def rewards_for_mode(result: Any, mode: RewardKind) -> list[float]:
 
 
 def result_records(result: Any) -> list[dict[str, float]]:
-    """Per-response dicts with `RECORD_FIELDS` (missing fields are left out)."""
+    """Per-response dicts with `RECORD_FIELDS` and the stored references' rewards (missing
+    fields are left out)."""
     columns = {}
-    for name in RECORD_FIELDS:
-        value = getattr(result, name, None)
+    values = {name: getattr(result, name, None) for name in RECORD_FIELDS}
+    values.update(getattr(result, "references", None) or {})
+    for name, value in values.items():
         if value is not None:
             columns[name] = value.detach().float().cpu().tolist()
     n = len(next(iter(columns.values()))) if columns else 0

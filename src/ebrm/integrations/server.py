@@ -17,7 +17,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -33,7 +33,7 @@ from ebrm.integrations._http import Guard, ServerMetrics
 from ebrm.integrations.batcher import MicroBatcher, QueueFullError, plan_forward_batches
 from ebrm.integrations.openrlhf import query_to_conversation
 from ebrm.integrations.server_config import ServerConfig
-from ebrm.refine.results import REWARD_KINDS, RefinedRewards
+from ebrm.refine.results import REWARD_KINDS, RefinedRewards, RewardKind
 
 try:
     from fastapi import FastAPI, Request
@@ -72,7 +72,7 @@ class ScoreItem(BaseModel):
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[ScoreItem]
-    mode: Literal["refined", "mean", "conservative", "base"] | None = None
+    mode: RewardKind | None = None
 
 
 class RewardRequest(BaseModel):
@@ -138,11 +138,22 @@ def _score_conversations(body: ScoreRequest) -> list:
         raise RequestError(422, str(exc)) from None
 
 
+def _reward_of(record: dict[str, float], mode: str) -> float | None:
+    """The reward of `mode` in a record; 422 for a reference kind the model does not store."""
+    key = RefinedRewards.field_for(mode)
+    if key not in record:
+        raise RequestError(
+            422, f"mode {mode!r} needs the reference heads `ebrm train` stores with the "
+            "model, and the served model has none; use another mode or retrain the model",
+        )  # fmt: skip
+    return _finite(record[key])
+
+
 def _score_result(record: dict[str, float], mode: str) -> dict[str, float | None]:
     """One /score result: the reward of `mode` plus every posterior statistic."""
     get = lambda key: _finite(record.get(key, math.nan))  # noqa: E731
     return {
-        "reward": _finite(record[RefinedRewards.field_for(mode)]),
+        "reward": _reward_of(record, mode),
         "base_reward": _finite(record["base"]),
         "base_raw": get("base_raw"),
         **{k: get(k) for k in ("mean", "std", "q05", "q95")},
@@ -171,7 +182,7 @@ def _reward_conversations(
 
 def _reward_response(records: list[dict[str, float]], mode: str, missing: list[float]) -> dict:
     """OpenRLHF's reply: {rewards, scores, extra_logs}, no nulls (it builds tensors)."""
-    rewards = [_finite(r[RefinedRewards.field_for(mode)]) for r in records]
+    rewards = [_reward_of(r, mode) for r in records]
     rewards = [0.0 if r is None else r for r in rewards]
     extra = {
         "ebrm_base_reward": [_finite(r["base"]) or 0.0 for r in records],

@@ -15,7 +15,7 @@ import torch
 
 from ebrm.references.ensemble import DEFAULT_SIZE, fit_ensemble
 from ebrm.references.laplace import fit_laplace
-from ebrm.references.rewards import Reference
+from ebrm.references.rewards import Reference, reference_rewards
 from ebrm.refine.calibration import fit_temperature
 
 #: the reference rewards on the embeddings, in the order they are reported
@@ -29,6 +29,15 @@ class ReferenceSet:
     rewards: dict[str, Reference]  # "laplace", "ensemble"
     base_temperature: float = 1.0  # T of the base RM's sigmoid(r_a - r_b), fitted on validation
     report: dict = field(default_factory=dict)  # what each fit chose (JSON-serialisable)
+
+    def columns(self, embeddings: torch.Tensor, *, k: float) -> dict[str, torch.Tensor]:
+        """Every reference's reward columns for (N, D) embeddings, each (N,) float32:
+        "<name>" (mean), "<name>_std" and "<name>_conservative" (mean - k * std)."""
+        out = {}
+        for name, ref in self.rewards.items():
+            r = reference_rewards(ref, embeddings, k=k)
+            out.update({name: r.mean, f"{name}_std": r.std, f"{name}_conservative": r.conservative})
+        return out
 
 
 def base_p_better(raw_a: torch.Tensor, raw_b: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
 import torch
 
 from ebrm.errors import ConfigError
 
-RewardKind = Literal["refined", "mean", "mode", "median", "conservative", "base"]
+RewardKind = Literal[
+    "refined", "mean", "mode", "median", "conservative", "base",
+    "laplace", "laplace-conservative", "ensemble", "ensemble-conservative",
+]  # fmt: skip
 """Which per-response reward a caller uses: the configured refinement, the posterior mean,
-mode or median, the uncertainty-penalised `mean - k*spread`, or the frozen base RM's reward
-(all in normalised units). Every option, request field and environment variable that picks
-a reward takes one of these names."""
+mode or median, the uncertainty-penalised `mean - k*spread`, the frozen base RM's reward
+(all in normalised units), or a reference stored with the model (`ebrm.references`: the
+Laplace or ensemble BT head's mean, or its `mean - k*std`, in its own log-odds units).
+Every option, request field and environment variable that picks a reward takes one of
+these names."""
 
 REWARD_KINDS: tuple[RewardKind, ...] = get_args(RewardKind)
+#: the kinds a model has only when `ebrm train` stored references with it
+REFERENCE_KINDS: tuple[str, ...] = REWARD_KINDS[6:]
 
-# The `RefinedRewards` field holding each kind (the kinds not listed are field names).
-_FIELD = {"refined": "reward", "median": "q50"}
+# The `RefinedRewards` field (or `references` key) holding each kind (others: field names).
+_FIELD = {
+    "refined": "reward",
+    "median": "q50",
+    "laplace-conservative": "laplace_conservative",
+    "ensemble-conservative": "ensemble_conservative",
+}
 
 
 def check_reward_kind(kind: str, *, what: str = "reward kind") -> RewardKind:
@@ -51,6 +63,9 @@ class RefinedRewards:
     log_z: torch.Tensor  # log normaliser of exp f over the grid
     conservative: torch.Tensor  # mean - k * spread
     method: str = "mean"  # which refined reward `reward` is
+    # the stored references' rewards, e.g. {"laplace", "laplace_std", "laplace_conservative",
+    # "ensemble", ...} -> (N,) tensors; empty for a model without references
+    references: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.reward.shape[0])
@@ -68,20 +83,30 @@ class RefinedRewards:
         """The reward of one kind (see `RewardKind`).
 
         Raises:
-            ConfigError: for an unknown kind.
+            ConfigError: for an unknown kind, or a reference kind the model does not have.
         """
-        return getattr(self, self.field_for(kind))
+        name = self.field_for(kind)
+        if kind in REFERENCE_KINDS:
+            if name not in self.references:
+                raise ConfigError(
+                    f"The reward kind {kind!r} needs the reference heads that `ebrm train` "
+                    "stores with the model (references.json), and this model has none; "
+                    "retrain it with the current ebrm, or pick another kind."
+                )
+            return self.references[name]
+        return getattr(self, name)
 
     def to_records(self) -> list[dict]:
-        """One dict of Python floats per response (plus the method name)."""
-        names = [f.name for f in fields(self) if f.name != "method"]
+        """One dict of Python floats per response (the method name, the references' keys)."""
+        names = [f.name for f in fields(self) if f.name not in ("method", "references")]
         columns = {name: getattr(self, name).tolist() for name in names}
+        columns.update({name: value.tolist() for name, value in self.references.items()})
         return [
-            {"method": self.method, **{name: columns[name][i] for name in names}}
+            {"method": self.method, **{name: col[i] for name, col in columns.items()}}
             for i in range(len(self))
         ]
 
     @classmethod
     def empty(cls, method: str) -> RefinedRewards:
-        names = [f.name for f in fields(cls) if f.name != "method"]
+        names = [f.name for f in fields(cls) if f.name not in ("method", "references")]
         return cls(**{name: torch.zeros(0) for name in names}, method=method)
