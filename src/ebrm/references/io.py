@@ -17,7 +17,7 @@ import torch
 from ebrm._io import atomic_write, atomic_write_json, sha256_file
 from ebrm.errors import CorruptArtifactError, IncompatibleArtifactError
 from ebrm.references.ensemble import EnsembleReference
-from ebrm.references.fit import ReferenceSet
+from ebrm.references.fit import REFERENCE_NAMES, ReferenceSet
 from ebrm.references.laplace import LaplaceReference
 from ebrm.references.rewards import Reference
 
@@ -87,7 +87,10 @@ def load_references(directory: str | os.PathLike) -> ReferenceSet | None:
         )
     state = load_file(str(tensors_path))
     refs: dict[str, Reference] = {}
-    for name, entry in (meta.get("references") or {}).items():
+    entries = meta.get("references") or {}
+    order = {name: i for i, name in enumerate(REFERENCE_NAMES)}  # JSON keys come sorted
+    for name in sorted(entries, key=lambda n: (order.get(n, len(order)), n)):
+        entry = entries[name]
         kind = _KINDS.get(entry.get("kind"))
         prefix = f"{name}."
         tensors = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
