@@ -31,7 +31,12 @@ from ebrm.errors import (
     DataFormatError,
     IncompatibleArtifactError,
 )
-from ebrm.references import ReferenceSet, load_references, save_references
+from ebrm.references import (
+    ReferenceSet,
+    fit_references_on,
+    load_references,
+    save_references,
+)
 from ebrm.references.io import META_NAME as REFERENCES_META
 from ebrm.references.io import TENSORS_NAME as REFERENCES_TENSORS
 from ebrm.refine import grid as grid_refine
@@ -102,6 +107,7 @@ class EnergyRewardModel:
         validation: PairFeatures | None = None,
         base_rm_info: dict | None = None,
         alpha: float = 0.05,
+        references: bool = False,
     ) -> EnergyRewardModel:
         """The refined model of a training run, its refinement chosen on validation pairs.
 
@@ -115,6 +121,9 @@ class EnergyRewardModel:
             validation: the pairs to choose on; default the pairs training validated on.
             base_rm_info: the base RM's provenance (e.g. `FeatureStore.provenance`).
             alpha: significance level of the mean-vs-mode McNemar test.
+            references: also fit the references it is judged against (calibrated base,
+                Laplace, ensemble; `ebrm.references`) on the same training and validation
+                pairs and labels (seconds on ~1k pairs).
 
         Example:
             >>> result = train_energy_head(features, config)  # doctest: +SKIP
@@ -131,7 +140,14 @@ class EnergyRewardModel:
             )
             numbers.update(chosen)
         train_info = {**result.info, "validation": numbers}
-        return cls(result.head, result.normalizer, refine_config, base_rm_info, train_info)
+        refs = None
+        if references and result.train_features is not None:
+            seed = int(result.config.seed)
+            refs = fit_references_on(result.train_features, validation, seed=seed)
+        return cls(
+            result.head, result.normalizer, refine_config, base_rm_info, train_info,
+            references=refs,
+        )  # fmt: skip
 
     # ---- properties -------------------------------------------------------------------
     @property

@@ -52,6 +52,10 @@ def test_train_then_score_a_feature_store(tmp_path, capsys):
     assert not set(prompts["train"]) & set(prompts["validation"])
     assert config["train"]["validation"]["pairs"] == 12 and config["train"]["train_pairs"] == 48
     assert (out / "history.json").exists() and (out / "training_curve.png").exists()
+    # the references, fitted on the same 48 training and 12 validation pairs
+    refs = json.loads((out / "references.json").read_text())
+    assert set(refs["references"]) == {"laplace", "ensemble"}
+    assert refs["report"]["train_pairs"] == 48 and refs["report"]["validation_pairs"] == 12
 
     scores = tmp_path / "scores.jsonl"
     assert (
@@ -75,6 +79,7 @@ def test_train_then_score_a_feature_store(tmp_path, capsys):
     features = load_features(store)
     assert len(rows) == features.embeddings.shape[0]
     assert {"base", "refined", "mean", "std", "q05", "q95"} <= set(rows[0])
+    assert {"laplace", "laplace_std", "ensemble", "ensemble_conservative"} <= set(rows[0])
     # base is the stored reward in normalised units, refined is the posterior mean
     norm = config["normalizer"]
     expected = norm["scale"] * (features.rewards[1] - norm["mean"]) / (norm["std"] + 1e-8)

@@ -91,7 +91,9 @@ def register(app: typer.Typer) -> None:
             exc.args = (f"interrupted: training stopped before saving; {out} is unchanged; "
                         "rerun the same command to train again",)  # fmt: skip
             raise
-        model = EnergyRewardModel.from_training(result, base_rm_info=store.provenance)
+        model = EnergyRewardModel.from_training(
+            result, base_rm_info=store.provenance, references=True
+        )
         model.train_info["features"] = str(features)
         model.save_pretrained(out)
         result.save_history(out)

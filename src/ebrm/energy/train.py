@@ -59,6 +59,7 @@ class TrainResult:
     info: dict  # what the model records as its training (config, objective, prompts, ...)
     reward_range: tuple[float, float]  # grid range over the normalised training rewards
     validation_features: PairFeatures | None = None  # the pairs validated on (None: none)
+    train_features: PairFeatures | None = None  # the pairs trained on, before the filter
     config: TrainConfig = field(default_factory=TrainConfig)
 
     def save_history(self, out_dir) -> None:
@@ -277,6 +278,7 @@ def _train(train, val, config, device, objective, progress) -> TrainResult:
         info=info,
         reward_range=(lo, hi),
         validation_features=val if val.num_pairs else None,
+        train_features=train,
         config=config,
     )
 

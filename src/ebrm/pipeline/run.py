@@ -292,7 +292,7 @@ def _ebrm_stage(run: _Run, train: PairFeatures, val: PairFeatures, key: str, bas
     run.say("ebrm", f"training the energy head ({config.objective}, {train.num_pairs} pairs)")
     run.state.forget("ebrm")
     result = train_energy_head(train, config, validation=val, progress=run.config.progress)
-    model = EnergyRewardModel.from_training(result, base_rm_info=base_info)
+    model = EnergyRewardModel.from_training(result, base_rm_info=base_info, references=True)
     model.save_pretrained(model_dir)
     result.save_history(model_dir)
     run.state.mark("ebrm", key)

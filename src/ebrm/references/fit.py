@@ -72,42 +72,66 @@ def fit_references(
         ensemble_size: K heads of the ensemble.
         seed: seed of the ensemble's bootstrap resamples.
     """
-    emb = torch.as_tensor(embeddings).to(torch.float64)
-    tc, tr = emb[train_chosen], emb[train_rejected]
+    emb = torch.as_tensor(embeddings)
     has_val = val_chosen is not None and val_rejected is not None and len(val_chosen) > 0
-    vc, vr = (emb[val_chosen], emb[val_rejected]) if has_val else (None, None)
+    raw = None if raw_rewards is None else torch.as_tensor(raw_rewards)
+    val = None
+    if has_val:
+        val_raw = None if raw is None else (raw[val_chosen], raw[val_rejected])
+        val = (emb[val_chosen], emb[val_rejected], val_raw)
+    return fit_pair_references(
+        (emb[train_chosen], emb[train_rejected]), val, ensemble_size=ensemble_size, seed=seed
+    )
+
+
+def fit_pair_references(
+    train: tuple[torch.Tensor, torch.Tensor],
+    validation: tuple[torch.Tensor, torch.Tensor, tuple | None] | None,
+    *,
+    ensemble_size: int = DEFAULT_SIZE,
+    seed: int = 0,
+) -> ReferenceSet:
+    """`fit_references` on pair embeddings.
+
+    Args:
+        train: (P, D) chosen and rejected embeddings of the training pairs.
+        validation: (V, D) chosen and rejected embeddings of the validation pairs and
+            (V,) their raw base rewards (chosen, rejected) or None; or None.
+    """
+    tc, tr = (x.to(torch.float64) for x in train)
+    vc = vr = None
+    if validation is not None and len(validation[0]):
+        vc, vr = validation[0].to(torch.float64), validation[1].to(torch.float64)
     laplace, laplace_report = fit_laplace(tc, tr, vc, vr)
     ensemble, ensemble_report = fit_ensemble(tc, tr, vc, vr, size=ensemble_size, seed=seed)
     rewards: dict[str, Reference] = {}
     report: dict = {"laplace": laplace_report, "ensemble": ensemble_report}
     for name, ref in (("laplace", laplace), ("ensemble", ensemble)):
-        temperature = fit_temperature(ref.p_better(vc, vr, calibrated=False)) if has_val else 1.0
+        temperature = (
+            fit_temperature(ref.p_better(vc, vr, calibrated=False)) if vc is not None else 1.0
+        )
         rewards[name] = replace(ref, temperature=temperature)
         report[name]["temperature"] = temperature
     base_t = 1.0
-    if has_val and raw_rewards is not None:
-        raw = torch.as_tensor(raw_rewards)
-        base_t = fit_base_temperature(raw[val_chosen], raw[val_rejected])
+    if vc is not None and validation[2] is not None:
+        base_t = fit_base_temperature(*validation[2])
     report["base"] = {"temperature": base_t}
-    report.update(train_pairs=int(len(train_chosen)), validation_pairs=0 if vc is None else len(vc))
+    report.update(train_pairs=len(tc), validation_pairs=0 if vc is None else len(vc))
     return ReferenceSet(rewards, base_temperature=base_t, report=report)
 
 
 def fit_references_on(train, validation=None, **options) -> ReferenceSet:
-    """`fit_references` on `PairFeatures`: `train` and `validation` share their rows.
+    """`fit_references` on `PairFeatures` (each side with its own rows, e.g. compacted).
 
     Args:
         train: the training pairs (`ebrm.features.PairFeatures`).
-        validation: the validation pairs, the same rows (`PairFeatures.split` gives both).
+        validation: the validation pairs (`PairFeatures`), or None.
         **options: ensemble_size, seed.
     """
-    val = validation if validation is not None and validation.num_pairs else None
-    return fit_references(
-        train.embeddings,
-        train.chosen,
-        train.rejected,
-        None if val is None else val.chosen,
-        None if val is None else val.rejected,
-        raw_rewards=train.rewards,
-        **options,
-    )
+    pairs = (train.embeddings[train.chosen], train.embeddings[train.rejected])
+    val = None
+    if validation is not None and validation.num_pairs:
+        v = validation
+        raw = (v.rewards[v.chosen], v.rewards[v.rejected])
+        val = (v.embeddings[v.chosen], v.embeddings[v.rejected], raw)
+    return fit_pair_references(pairs, val, **options)
