@@ -56,9 +56,8 @@ def register(app: typer.Typer) -> None:
         _checks.output_dir(out, "--out", overwrite=True)  # a run directory is resumed
 
         from rich.console import Console
-        from rich.table import Table
 
-        from ebrm.evaluation import summary_rows
+        from ebrm.cli._summary import print_summary
         from ebrm.pipeline import PipelineConfig, run_pipeline
 
         console = Console(soft_wrap=True)  # a log file gets whole lines, not 80 columns
@@ -80,13 +79,8 @@ def register(app: typer.Typer) -> None:
                             "command to resume",)  # fmt: skip
             raise
         m = result.metrics
-        table = Table(title=f"held-out test split: {_checks.plural(m['n'], 'pair')} ({m['data']})")
-        for column in ("metric", "base", "refined", "refined - base"):
-            table.add_column(column, justify="left" if column == "metric" else "right")
-        for row in summary_rows(m):
-            table.add_row(*row)
-        console.print(table)
-        console.print(f"[bold]{m['delta']['verdict']}[/]")
+        title = f"held-out test split: {_checks.plural(m['n'], 'pair')} ({m['data']})"
+        print_summary(console, m, title)
         sizes = result.sizes
         console.print(
             f"splits: train {sizes['train']}, validation {sizes['validation']}, test "

@@ -54,9 +54,9 @@ def register(app: typer.Typer) -> None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
         _checks.output_dir(out, "--out", overwrite=overwrite, result_file="metrics.json")
         from rich.console import Console
-        from rich.table import Table
 
-        from ebrm.evaluation import evaluate, summary_header, summary_rows
+        from ebrm.cli._summary import print_summary
+        from ebrm.evaluation import evaluate
         from ebrm.model import EnergyRewardModel
 
         erm = EnergyRewardModel.from_pretrained(model, device=device)
@@ -77,14 +77,7 @@ def register(app: typer.Typer) -> None:
             erm, benchmark, data, out, batch_size=batch_size, seed=seed, progress=progress,
             n_boot=n_boot, limit=limit, kind=reward, make_figures=plots,
         )  # fmt: skip
-        table = Table(title=f"{benchmark}: {_checks.plural(metrics['n'], 'row')} of {data}")
-        for column in summary_header(metrics):
-            table.add_column(column, justify="left" if column == "metric" else "right")
-        for row in summary_rows(metrics):
-            table.add_row(*row)
         console = Console()
-        console.print(table)
-        console.print(metrics["delta"]["verdict"])
-        for sentence in (metrics.get("uncertainty") or {}).get("sentences", []):
-            console.print(f"- {sentence}")
+        title = f"{benchmark}: {_checks.plural(metrics['n'], 'row')} of {data}"
+        print_summary(console, metrics, title)
         console.print(f"report: {Path(out) / 'report.md'}")
