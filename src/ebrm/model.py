@@ -385,7 +385,8 @@ class EnergyRewardModel:
             with_checksum = {**config, "weights_sha256": sha256_file(tmp / WEIGHTS_NAME)}
             text = json.dumps(with_checksum, indent=2, sort_keys=True, allow_nan=False) + "\n"
             atomic_write_text(tmp / CONFIG_NAME, text)
-            atomic_write_text(tmp / CARD_NAME, render_model_card(config))
+            report = None if self.references is None else self.references.report
+            atomic_write_text(tmp / CARD_NAME, render_model_card(config, report))
             if self.references is not None:
                 save_references(tmp, self.references)
 

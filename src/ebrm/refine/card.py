@@ -63,8 +63,32 @@ def verdict(train_info: dict) -> str:
     )
 
 
-def render_model_card(config: dict) -> str:
-    """Markdown model card for a refined-model `config.json` dict."""
+def _references(report: dict | None) -> list[str]:
+    """The references section: what the energy head should be compared with, and how."""
+    if not report:
+        return [
+            "No reference rewards are stored with this model (trained before `ebrm train` "
+            "fitted them); its calibration and uncertainty have nothing to be judged against.",
+        ]
+    lines = [
+        "Fitted on the same training and validation pairs as the energy head, so that "
+        "`ebrm eval` can judge it like for like: the base RM's sigmoid with its own "
+        "temperature (`base-calibrated`), a last-layer Laplace posterior of a Bradley-Terry "
+        "head (`laplace`) and a bootstrap ensemble of BT heads (`ensemble`). Every "
+        "P(chosen > rejected) compared is temperature-scaled on the validation pairs. "
+        "Files: `references.safetensors`, `references.json`.",
+        "",
+    ]
+    rows = {}
+    for name in ("base", "laplace", "ensemble"):
+        entry = report.get(name) or {}
+        rows[name] = {k: entry[k] for k in ("temperature", "prior_precision", "size") if k in entry}
+    return lines + _table(rows)
+
+
+def render_model_card(config: dict, references: dict | None = None) -> str:
+    """Markdown model card for a refined-model `config.json` dict (and, when the model
+    stores them, its references' fit report)."""
     base = config.get("base_rm") or {}
     train = config.get("train") or {}
     refine = config.get("refine") or {}
@@ -102,6 +126,10 @@ def render_model_card(config: dict) -> str:
         f"The reported refined reward is `{refine.get('method', 'mean')}`.",
         "",
         *_table(refine),
+        "",
+        "## References (what to compare it with)",
+        "",
+        *_references(references),
         "",
         "## Training",
         "",
