@@ -9,6 +9,11 @@ from pathlib import Path
 
 from ebrm._io import atomic_write_json, atomic_write_text
 
+try:  # run as a script (experiments/ on sys.path) or imported as experiments.report
+    from fair_report import fair_section
+except ImportError:  # pragma: no cover
+    from experiments.fair_report import fair_section
+
 BASE_NAMES = {
     "minilm-frozen": "frozen MiniLM + BT head",
     "minilm-finetuned": "fully fine-tuned MiniLM BT",
@@ -261,6 +266,7 @@ def results_markdown(
     for base in bases:
         mine = [r for r in rows if r["base"] == base]
         text += [f"{h} Base: {BASE_NAMES.get(base, base)}", "", *main_table(mine), ""]
+        text += fair_section(mine, sub)
         noise = noise_table(mine)
         if noise:
             text += [

@@ -184,9 +184,18 @@ def rmb_units(cell: Cell) -> Units:
 
 
 def hh_metrics(m: dict) -> dict:
-    """The HH test split's row fields from a pairwise metrics object."""
+    """The HH test split's row fields from a pairwise metrics object (with the references'
+    comparison when the model stores them: "uncertainty" and raw/scaled "calibration")."""
     d = m["delta"]
+    fair = {}
+    if "uncertainty" in m:
+        u = m["uncertainty"]
+        fair = {
+            "uncertainty": {k: u[k] for k in ("baseline", "rewards", "metrics", "verdicts")},
+            "calibration": m.get("calibration"),
+        }
     return {
+        **fair,
         "base": m["base"]["accuracy"],
         "refined": m["refined"]["accuracy"],
         "delta": d["accuracy"],
@@ -213,6 +222,25 @@ def rmb_metrics(m: dict) -> dict:
                 "delta": m["delta"][dom]["delta"],
                 "ci95": m["delta"][dom]["ci95"],
             }
+    return out
+
+
+def std_shift_rows(model, cell: Cell) -> dict:
+    """Does each reward's std rise out of distribution? HH test responses (in distribution)
+    vs RM-Bench responses (other prompts and styles), per spread measure."""
+    from ebrm.evaluation.uncertainty import std_shift
+
+    hh = model.refine(cell.test.embeddings, cell.test.rewards)
+    rmb = model.refine(cell.rmb.embeddings, cell.rmb.rewards)
+    measures = {"refined std": "std", "refined spread": "spread"}
+    out = {
+        name: std_shift(getattr(hh, field), getattr(rmb, field), n_boot=500)
+        for name, field in measures.items()
+    }
+    for ref in ("laplace", "ensemble"):
+        key = f"{ref}_std"
+        if key in hh.references:
+            out[f"{ref} std"] = std_shift(hh.references[key], rmb.references[key], n_boot=500)
     return out
 
 
@@ -307,9 +335,12 @@ def run_variant(cell: Cell, variant: str, device: str, n_boot: int, quick: bool)
         )
         result = train_energy_head(cell.train, config, validation=cell.val, progress=False)
         model = EnergyRewardModel.from_training(
-            result, base_rm_info={"name_or_path": cell.base_info["name_or_path"]}
-        )
+            result, base_rm_info={"name_or_path": cell.base_info["name_or_path"]},
+            references=variant == "default",
+        )  # fmt: skip
         rows = evaluate_model(model, cell, evals, n_boot)
+        if model.references is not None:
+            rows[0]["std_shift"] = std_shift_rows(model, cell)
         for row in rows:
             row["train"] = {
                 "validation": model.train_info["validation"],
