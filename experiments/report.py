@@ -67,25 +67,20 @@ def main_table(rows: list[dict], noise: float = 0.0) -> list[str]:
     name = BASE_NAMES.get(base[0]["base"], base[0]["base"])
     lines = [
         f"| reward (noise {noise:.0%}, {len(seeds)} seeds) | HH test acc (%) | refined − base "
-        "(pts) | seeds: CI > 0 / ∋ 0 / < 0 | RM-Bench chat Δ | RM-Bench safety Δ | "
-        "ECE base → refined | Brier base → refined |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "(pts) | seeds: CI > 0 / ∋ 0 / < 0 | RM-Bench chat Δ | RM-Bench safety Δ |",
+        "| --- | --- | --- | --- | --- | --- |",
         f"| base RM ({name}) | {_ms([r['hh']['base'] for r in base])} | | | "
-        f"{_ms(_rmb(base, 'chat', 'base'))} (abs) | {_ms(_rmb(base, 'safety', 'base'))} (abs) | "
-        f"{_ms([r['hh']['ece_base'] for r in base], 1, digits=3)} | "
-        f"{_ms([r['hh'].get('brier_base') for r in base], 1, digits=3)} |",
+        f"{_ms(_rmb(base, 'chat', 'base'))} (abs) | {_ms(_rmb(base, 'safety', 'base'))} (abs) |",
     ]
     del any_rows
+    # calibration is not here: the refined P is temperature-scaled and the base sigmoid is
+    # not, so the two are not comparable; the like-for-like tables (fair_report) compare them
     for label, group in groups.items():
-        ece = _ms([r["hh"]["ece_refined"] for r in group], 1, digits=3)
-        ece_base = _ms([r["hh"]["ece_base"] for r in group], 1, digits=3)
-        brier = _ms([r["hh"].get("brier_refined") for r in group], 1, digits=3)
-        brier_base = _ms([r["hh"].get("brier_base") for r in group], 1, digits=3)
         lines.append(
             f"| {label} | {_ms([r['hh']['refined'] for r in group])} | "
             f"{_ms([r['hh']['delta'] for r in group], signed=True)} | {_sig(group)} | "
             f"{_ms(_rmb(group, 'chat'), signed=True)} | {_ms(_rmb(group, 'safety'), signed=True)} "
-            f"| {ece_base} → {ece} | {brier_base} → {brier} |"
+            "|"
         )
     return lines
 
@@ -201,17 +196,7 @@ def targets_section(rows: list[dict]) -> list[str]:
                 f"| best mode ≥ +1.5 pts on HH test (frozen base) | {best}: "
                 f"{100 * best_delta:+.1f}{ref_text} | {'yes' if best_delta >= 0.015 else 'no'} |"
             )
-            ece_b = _mean(r["hh"]["ece_base"] for r in default)
-            ece_r = _mean(r["hh"]["ece_refined"] for r in default)
-            brier_b = _mean(r["hh"].get("brier_base") for r in default)
-            brier_r = _mean(r["hh"].get("brier_refined") for r in default)
-            if ece_b is not None and ece_r is not None:
-                lines.append(
-                    f"| ECE refined ≤ ECE base (default, HH test) | {ece_r:.3f} vs {ece_b:.3f} "
-                    f"(Brier {brier_r:.3f} vs {brier_b:.3f}) | "
-                    f"{'yes' if ece_r <= ece_b else 'no'}"
-                    f"{' (but Brier is worse)' if brier_r > brier_b else ''} |"
-                )
+            lines += _calibration_target(default)
         clean = {r["seed"]: r["hh"]["base"] for r in group}
         for noise in (0.25, 0.4):
             noisy = [r for r in rows if r["base"] == base and r["noise"] == noise]
@@ -230,13 +215,38 @@ def targets_section(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _calibration_target(default: list[dict]) -> list[str]:
+    """ECE of the refined P against the calibrated base's, both temperature-scaled on the
+    validation pairs (only cells that recorded the references can say)."""
+    fair = [r for r in default if "uncertainty" in r["hh"]]
+    if not fair:
+        return [
+            "| ECE refined ≤ ECE base, both temperature-scaled (default, HH test) | not "
+            "measured like for like in these cells (the base sigmoid had no temperature) | ? |"
+        ]
+    metrics = [r["hh"]["uncertainty"]["metrics"] for r in fair]
+    ece_r = _mean(m["refined"]["ece"] for m in metrics)
+    ece_b = _mean(m["base-calibrated"]["ece"] for m in metrics)
+    brier_r = _mean(m["refined"]["brier"] for m in metrics)
+    brier_b = _mean(m["base-calibrated"]["brier"] for m in metrics)
+    outcomes = [r["hh"]["uncertainty"]["verdicts"]["ece"] for r in fair]
+    worse = sum(o["candidate_vs_best_reference"]["outcome"] == "worse" for o in outcomes)
+    better = sum(o["candidate_vs_best_reference"]["outcome"] == "better" for o in outcomes)
+    return [
+        f"| ECE refined ≤ ECE base, both temperature-scaled (default, HH test, {len(fair)} "
+        f"seeds) | {ece_r:.3f} vs {ece_b:.3f} (Brier {brier_r:.3f} vs {brier_b:.3f}); vs the "
+        f"best reference per seed: {better} better, {worse} worse, the rest ∋ 0 | "
+        f"{'yes' if ece_r <= ece_b else 'no'} |"
+    ]
+
+
 PROTOCOL = (
     "RM-Bench: chat (129 prompts) and safety-response (157 prompts), domain average of "
     "Easy/Normal/Hard. Accuracies in %, mean ± std over seeds; Δ = refined − base in "
     "points; a seed counts as CI > 0 only when its paired bootstrap 95% interval of Δ "
-    "excludes 0. ECE: 15 bins over both orders of each pair, base = sigmoid of the BT "
-    "margin, refined = posterior P(chosen > rejected) (the reference head: its own "
-    "sigmoid); a constant P = 0.5 has ECE 0 and Brier 0.25, so read ECE with Brier."
+    "excludes 0. ECE: 15 bins over both orders of each pair; every probability compared is "
+    "temperature-scaled on the validation pairs (the like-for-like tables); a constant "
+    "P = 0.5 has ECE 0 and Brier 0.25, so read ECE with Brier."
 )
 NOISE_HEADING = (
     "Label noise (base RM and EBRM trained on flipped labels; validation and test labels clean)"

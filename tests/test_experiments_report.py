@@ -66,8 +66,9 @@ def test_targets_are_judged_on_the_means_over_seeds(rows):
     assert "RM-Bench chat -1.0" in measured and "HH test +0.4" in measured and met == "yes"
     _, measured, met = _target(lines, "best mode")
     assert measured == "nce+margin: +2.0; mlp reference head -1.0" and met == "yes"
+    # these rows have no calibrated base: a raw sigmoid is not compared with a scaled P
     _, measured, met = _target(lines, "ECE refined")
-    assert met == "yes (but Brier is worse)"
+    assert met == "?" and "not measured like for like" in measured
     _, measured, met = _target(lines, "40% noise: default")
     assert measured == "lost 6.0 pts, Δ +2.0 pts (+33%)" and met == "yes"
 
