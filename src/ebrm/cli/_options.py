@@ -20,7 +20,10 @@ BenchmarkName = Literal[
     "pairwise", "rm-bench", "reward-bench", "reward-bench-2"
 ]  # ebrm.evaluation BENCHMARKS
 # ebrm.refine.results.RewardKind
-RewardKind = Literal["refined", "mean", "mode", "median", "conservative", "base"]
+RewardKind = Literal[
+    "refined", "mean", "mode", "median", "conservative", "base",
+    "laplace", "laplace-conservative", "ensemble", "ensemble-conservative",
+]  # fmt: skip
 DTypeName = Literal["float32", "bfloat16", "float16", "fp32", "bf16", "fp16"]
 TruncationSide = Literal["left", "right"]
 
