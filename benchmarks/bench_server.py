@@ -155,6 +155,42 @@ def measure_overhead(
     }
 
 
+def measure_forward_cost(model_dir: Path, *, device: str = "cpu", repeats: int = 5) -> dict:
+    """CPU time of bare base-RM forwards: one text of L tokens vs 16 texts of L tokens.
+
+    Fits `overhead + per_token * L` to single texts (L = 8, 32, 128) and reports the
+    per-token cost of 16-text batches: what batching can save on this device is the
+    overhead (and any per-token gain), never the tokens themselves.
+    """
+    from ebrm.model import EnergyRewardModel
+
+    rm = EnergyRewardModel.from_pretrained(model_dir, device=device).base_rm
+    clock = time.process_time if torch.device(device).type == "cpu" else time.perf_counter
+
+    def cost(rows: int, length: int) -> float:
+        ids = rm.tokenize([" ".join(["reward"] * length)])[0][:length]  # `length` tokens
+        batch = [ids] * rows
+        rm.embed_token_ids(batch, batch_size=rows)  # warm up
+        times = []
+        for _ in range(repeats):
+            t0 = clock()
+            rm.embed_token_ids(batch, batch_size=rows)
+            times.append(clock() - t0)
+        return 1000.0 * statistics.median(times)
+
+    lengths = (8, 32, 128)
+    single = [cost(1, n) for n in lengths]
+    slope = (single[2] - single[0]) / (lengths[2] - lengths[0])
+    batched = {str(n): cost(16, n) / (16 * n) for n in (32, 128)}
+    return {
+        "clock": clock.__name__,
+        "single_ms": dict(zip(map(str, lengths), single, strict=True)),
+        "overhead_ms": single[0] - slope * lengths[0],
+        "per_token_ms_single": slope,
+        "per_token_ms_batched_16": batched,
+    }
+
+
 # ---- server throughput ------------------------------------------------------------------
 
 
@@ -340,6 +376,7 @@ def main() -> None:
             device=args.device,
             dtype=args.dtype,
         )
+        result["forward_cost"] = measure_forward_cost(model_dir, device=args.device)
         for name, convs in text_sets.items():
             overhead = measure_overhead(
                 model_dir,
@@ -373,6 +410,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
+    fc = result["forward_cost"]
+    print(
+        f"base-RM forward ({fc['clock']}): {fc['overhead_ms']:.1f} ms + "
+        f"{fc['per_token_ms_single']:.3f} ms/token for one text; batches of 16: "
+        + ", ".join(f"{v:.3f} ms/token at {k}" for k, v in fc["per_token_ms_batched_16"].items())
+    )
     for name, r in result["texts"].items():
         print(f"== {name} texts, {args.clients} clients ==")
         print(f"{'case':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'batch':>8}{'errors':>8}")

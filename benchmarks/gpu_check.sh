@@ -42,7 +42,7 @@ if [ -n "$SMALL" ]; then
   ENERGY_ARGS=(--tiny --repeats 1)
   EXTRACT_ARGS=(--limit 8 --batch-size 4 --max-length 64 --repeats 1)
   SERVER_ARGS=(--sets short --texts 8 --clients 2 --duration 0.5 --warmup 0.2 --repeats 1)
-  LIMITS=(120 60 120 120 150 120)
+  LIMITS=(300 300 300 300 300 300)  # a smoke run: generous on a busy machine
 else
   DEVICE=cuda SIZE=1b DTYPE=bfloat16
   ENERGY_ARGS=(--repeats 2)

@@ -24,7 +24,7 @@ def test_gpu_check_small_runs_every_step_on_cpu(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=1800,
     )
     log = (out / "gpu_check.log").read_text()
     assert proc.returncode == 0, proc.stdout[-2000:] + log[-4000:]
