@@ -30,6 +30,7 @@ app = typer.Typer(
 # Command modules, in the order they appear in --help. Importing one registers it.
 _COMMAND_MODULES = (
     "demo",
+    "split",
     "base_rm",
     "extract",
     "train",

@@ -45,6 +45,14 @@ def register(app: typer.Typer) -> None:
         plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
         progress: Progress = True,
         overwrite: Overwrite = False,
+        strict: Annotated[
+            bool,
+            typer.Option(
+                "--strict",
+                help="Refuse data whose prompts the model trained or validated on (default: "
+                "warn with the count).",
+            ),
+        ] = False,
     ) -> None:
         """Evaluate base vs refined rewards from one scoring pass: metrics.json, report.md,
         plots."""
@@ -55,27 +63,20 @@ def register(app: typer.Typer) -> None:
         _checks.output_dir(out, "--out", overwrite=overwrite, result_file="metrics.json")
         from rich.console import Console
 
+        from ebrm.cli._base_rm import load_base_rm
+        from ebrm.cli._overlap import check_overlap
         from ebrm.cli._summary import print_summary
-        from ebrm.evaluation import evaluate
+        from ebrm.evaluation import evaluate, get_benchmark
         from ebrm.model import EnergyRewardModel
 
         erm = EnergyRewardModel.from_pretrained(model, device=device)
+        rows = get_benchmark(benchmark).load(data, limit=limit)
+        check_overlap(erm, rows, data=data, strict=strict)
         if base_rm is not None:
-            from ebrm.rm.adapter import BaseRewardModel
-
-            info = erm.base_rm_info
-            erm.attach_base_rm(
-                BaseRewardModel.from_pretrained(
-                    str(base_rm),
-                    device=device,
-                    dtype=info.get("dtype", "float32"),
-                    max_length=info.get("max_length", 1024),
-                    truncation_side=info.get("truncation_side", "left"),
-                )
-            )
+            erm.attach_base_rm(load_base_rm(base_rm, erm, device))
         metrics = evaluate(
-            erm, benchmark, data, out, batch_size=batch_size, seed=seed, progress=progress,
-            n_boot=n_boot, limit=limit, kind=reward, make_figures=plots,
+            erm, benchmark, rows, out, batch_size=batch_size, seed=seed, progress=progress,
+            n_boot=n_boot, kind=reward, make_figures=plots, data_name=data,
         )  # fmt: skip
         console = Console()
         title = f"{benchmark}: {_checks.plural(metrics['n'], 'row')} of {data}"

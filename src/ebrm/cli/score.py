@@ -26,11 +26,17 @@ def register(app: typer.Typer) -> None:
         _checks.need(features, "--features", _checks.FEATURE_STORE)
         _checks.output_file(out, "--out", overwrite=overwrite)
 
+        from ebrm.cli._provenance import check_same_base_rm
         from ebrm.energy.scoring import score_features, write_scores
-        from ebrm.features.store import load_features
+        from ebrm.features.store import FeatureStore, load_features
         from ebrm.model import EnergyRewardModel
 
         erm = EnergyRewardModel.from_pretrained(model, device=device)
+        check_same_base_rm(
+            erm.base_rm_info, f"--model {model}", FeatureStore.open(features).provenance,
+            f"--features {features}",
+            fix="score features extracted with the RM the model was trained on",
+        )  # fmt: skip
         rows = score_features(erm, load_features(features), progress=progress)
         write_scores(rows, out)
         typer.echo(f"wrote {_checks.plural(len(rows), 'row')} to {out}")

@@ -61,9 +61,23 @@ def register(app: typer.Typer) -> None:
         device: Device = None,
         progress: Progress = True,
         overwrite: Overwrite = False,
+        validation_data: Annotated[
+            str | None,
+            typer.Option(
+                "--validation-data",
+                help="The pairs to choose the checkpoint on: a feature store of them (made by "
+                "`ebrm extract` with the same RM), or a data file/SPEC whose prompts select "
+                "them from --features (default: a prompt-grouped fraction of --features).",
+            ),
+        ] = None,
     ) -> None:
         """Train the energy head with NCE+; prints validation accuracy of base vs refined."""
         _checks.need(features, "--features", _checks.FEATURE_STORE)
+        if (
+            validation_data is not None
+            and _checks.artifact_kind(Path(validation_data)) != _checks.FEATURE_STORE
+        ):
+            _checks.data_spec(validation_data, "--validation-data")
         _checks.output_dir(out, "--out", overwrite=overwrite, replaces=_checks.EBRM_MODEL)
         from rich.console import Console
         from rich.table import Table
@@ -84,9 +98,12 @@ def register(app: typer.Typer) -> None:
         with _checks.flag_names(_FLAGS):
             config = TrainConfig.preset(preset, **overrides)
         store = FeatureStore.open(features)
-        # validation: config.validation_fraction of the pairs, whole prompts at a time
+        # validation: given, or config.validation_fraction of the pairs, whole prompts at a time
+        train_features, val_features = _with_validation(store, validation_data)
         try:
-            result = train_energy_head(store.load(), config, progress=progress)
+            result = train_energy_head(
+                train_features, config, validation=val_features, progress=progress
+            )
         except Interrupted as exc:
             exc.args = (f"interrupted: training stopped before saving; {out} is unchanged; "
                         "rerun the same command to train again",)  # fmt: skip
@@ -114,3 +131,42 @@ def register(app: typer.Typer) -> None:
         console = Console()
         console.print(table)
         console.print(f"refined model written to {out}")
+
+
+def _with_validation(store, validation_data: str | None):
+    """(training features, validation features or None) for --validation-data."""
+    from ebrm.cli._provenance import check_same_base_rm
+    from ebrm.errors import DataFormatError
+    from ebrm.features.store import FeatureStore
+
+    features = store.load()
+    if validation_data is None:
+        return features, None
+    if _checks.artifact_kind(Path(validation_data)) == _checks.FEATURE_STORE:
+        other = FeatureStore.open(validation_data)
+        check_same_base_rm(
+            store.provenance, f"--features {store.path}", other.provenance,
+            f"--validation-data {validation_data}",
+            fix="extract both with the same --rm and settings",
+        )  # fmt: skip
+        return features, other.load()
+    import torch
+
+    from ebrm.data import load_pairs, prompt_hash
+
+    wanted = {prompt_hash(p) for p in load_pairs(validation_data)}
+    if features.prompt_hashes is None:
+        raise DataFormatError(
+            f"--features {store.path} records no prompts (made by an older ebrm), so "
+            f"--validation-data {validation_data} cannot select from it; re-extract it, or "
+            "pass a feature store of the validation pairs."
+        )
+    chosen = torch.tensor([h in wanted for h in features.prompt_hashes])
+    if not chosen.any():
+        raise DataFormatError(
+            f"no pair of --features {store.path} has a prompt of --validation-data "
+            f"{validation_data}; extract the validation file into its own store "
+            "(`ebrm extract --data FILE --out STORE`) and pass that store."
+        )
+    index = torch.arange(features.num_pairs)
+    return features.subset(index[~chosen]), features.subset(index[chosen])

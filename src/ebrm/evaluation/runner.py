@@ -247,6 +247,7 @@ def evaluate(
     limit: int | None = None,
     kind: RewardKind | str = "refined",
     make_figures: bool = True,
+    data_name: str | None = None,
 ) -> dict[str, Any]:
     """Score a benchmark once and report base vs refined.
 
@@ -261,6 +262,7 @@ def evaluate(
         progress: show a progress bar while embedding.
         n_boot: bootstrap replicates.
         limit: evaluate at most this many rows.
+        data_name: what metrics.json records as the data when `data_spec` holds loaded rows.
         kind: which refined reward to evaluate (a `RewardKind`).
         make_figures: write the PNG plots.
 
@@ -276,7 +278,7 @@ def evaluate(
     if isinstance(data_spec, (str, Path)):
         rows, data_name = bench.load(str(data_spec), limit=limit), str(data_spec)
     else:
-        rows, data_name = list(data_spec)[:limit], "<in-memory>"
+        rows, data_name = list(data_spec)[:limit], data_name or "<in-memory>"
     if not rows:
         raise DataFormatError(f"{data_name}: no {bench.name} rows to evaluate")
     convs, units = bench.responses(rows)
