@@ -376,6 +376,7 @@ class EnergyRewardModel:
         from ebrm.refine.io import replace_directory, save_weights
 
         config = self.config_dict()  # validated before anything is written
+        config["base_rm"] = _with_relative_path(config.get("base_rm") or {}, Path(directory))
         json.dumps(config, allow_nan=False)  # fail on NaN before anything is written
 
         def build(tmp: Path) -> None:
@@ -456,7 +457,7 @@ class EnergyRewardModel:
             head,
             normalizer,
             refine_config,
-            config.get("base_rm") or {},
+            _resolve_base_rm_path(config.get("base_rm") or {}, directory),
             config.get("train") or {},
             base_rm=base_rm,
             references=load_references(directory),
@@ -490,3 +491,25 @@ def _jsonable(value: Any, where: str) -> Any:
 
 
 __all__ = ["EnergyRewardModel", "RefinedRewards"]
+
+
+def _with_relative_path(info: dict, directory: Path) -> dict:
+    """`info` plus `relative_path` (from the model directory) when the base RM is a local
+    directory saved beside the model (e.g. runs/rm and runs/ebrm), so that moving both
+    together keeps the model loadable."""
+    path = info.get("name_or_path")
+    if not path or not Path(path).is_dir():
+        return info
+    relative = os.path.relpath(Path(path).resolve(), Path(directory).resolve())
+    if relative.startswith(os.path.join(os.pardir, os.pardir)):
+        return info  # not beside the model: only the absolute path is meaningful
+    return {**info, "relative_path": relative}
+
+
+def _resolve_base_rm_path(info: dict, directory: Path) -> dict:
+    """`info` with `name_or_path` pointing at the base RM beside the model when it is there
+    (the recorded absolute path may have moved with the directories)."""
+    relative = info.get("relative_path")
+    if relative and (directory / relative / "config.json").is_file():
+        return {**info, "name_or_path": str((directory / relative).resolve())}
+    return info
