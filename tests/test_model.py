@@ -123,7 +123,9 @@ def test_directory_layout_and_model_card(tmp_path):
     assert config["base_rm"]["weights_hash"] == "sha256:aaa"
     assert config["head"]["embedding_dim"] == DIM and config["normalizer"]["scale"] == 4.0
     card = (tmp_path / "m" / "README.md").read_text()
-    assert "org/base-rm" in card and "refinement helped" in card and "+3.00 points" in card
+    assert "org/base-rm" in card and "+3.00 points" in card
+    # a point estimate alone is never called a verdict (issue 17: honest model cards)
+    assert "no paired interval was recorded" in card and "helped" not in card
     assert b"pickle" not in (tmp_path / "m" / "energy_head.safetensors").read_bytes()[:8]
 
 

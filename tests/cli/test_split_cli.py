@@ -133,3 +133,41 @@ def test_inputs_from_another_base_rm_setting_are_refused(chain, tiny_rm_dir, cap
     argv = ["train", "--features", str(root / "store"), "--out", str(root / "m-24")]
     assert main([*argv, "--validation-data", str(other), "--steps", "3"]) == 2
     assert "max length 32 vs 24" in capsys.readouterr().err
+
+
+def test_the_model_card_verdict_is_the_paired_interval_on_validation(chain):
+    card = (chain["model"] / "README.md").read_text()
+    info = json.loads((chain["model"] / "config.json").read_text())["train"]
+    delta = info["validation"]["delta"]
+    assert "On the validation split: " in card and "McNemar p = " in card
+    assert f"n = {delta['n']} validation pairs" in card
+    lo, hi = delta["ci95"]
+    expected = "helped" if lo > 0 else ("hurt" if hi < 0 else "No detectable difference")
+    assert expected in info["verdict"]
+
+
+def test_verdict_from_validation_pairs_counts_discordant_pairs():
+    import torch
+
+    from ebrm.evaluation.model_verdict import record_validation_verdict
+    from ebrm.features.table import PairFeatures
+
+    # 4 pairs; base right on pairs 0, 1; "refined" right on pairs 0, 2, 3
+    base = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0])
+    refined = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
+    chosen, rejected = torch.tensor([0, 2, 4, 6]), torch.tensor([1, 3, 5, 7])
+    features = PairFeatures(torch.zeros(8, 2), base, chosen, rejected)
+
+    class Model:
+        train_info: dict = {}
+
+        def refine(self, embeddings, base_rewards):
+            assert torch.equal(base_rewards, base)
+            return type("R", (), {"reward": refined})()
+
+    model = Model()
+    sentence = record_validation_verdict(model, features)
+    delta = model.train_info["validation"]["delta"]
+    assert (delta["improved"], delta["worsened"], delta["n"]) == (2, 1, 4)
+    assert delta["delta"] == 0.25  # 3/4 - 2/4
+    assert sentence.startswith("No detectable difference") and "interval includes 0" in sentence

@@ -83,6 +83,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from ebrm.energy import TrainConfig, train_energy_head
+        from ebrm.evaluation.model_verdict import record_validation_verdict
         from ebrm.features.store import FeatureStore
         from ebrm.model import EnergyRewardModel
 
@@ -112,6 +113,7 @@ def register(app: typer.Typer) -> None:
             result, base_rm_info=store.provenance, references=True
         )
         model.train_info["features"] = str(features)
+        verdict = record_validation_verdict(model, result.validation_features, seed=seed)
         model.save_pretrained(out)
         result.save_history(out)
 
@@ -130,6 +132,8 @@ def register(app: typer.Typer) -> None:
         )
         console = Console()
         console.print(table)
+        if verdict:
+            console.print(verdict)
         console.print(f"refined model written to {out}")
 
 

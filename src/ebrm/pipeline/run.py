@@ -281,6 +281,7 @@ def _shards_done(store_dir: Path) -> int:
 def _ebrm_stage(run: _Run, train: PairFeatures, val: PairFeatures, key: str, base_info: dict):
     """4. the energy head, its checkpoint chosen on *our* prompt-grouped validation split."""
     from ebrm.energy import train_energy_head
+    from ebrm.evaluation.model_verdict import record_validation_verdict
     from ebrm.model import EnergyRewardModel
 
     config, model_dir = run.config.train_config(), run.out / "model"
@@ -293,6 +294,7 @@ def _ebrm_stage(run: _Run, train: PairFeatures, val: PairFeatures, key: str, bas
     run.state.forget("ebrm")
     result = train_energy_head(train, config, validation=val, progress=run.config.progress)
     model = EnergyRewardModel.from_training(result, base_rm_info=base_info, references=True)
+    record_validation_verdict(model, result.validation_features, seed=config.seed)
     model.save_pretrained(model_dir)
     result.save_history(model_dir)
     run.state.mark("ebrm", key)

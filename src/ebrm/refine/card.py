@@ -54,12 +54,11 @@ def verdict(train_info: dict) -> str:
     )
     if base is None or refined is None:
         return "Validation numbers are recorded below; no base-vs-refined accuracy was found."
-    diff = refined - base
-    word = "helped" if diff > 0 else ("did not change" if diff == 0 else "did not help")
+    # no interval was recorded: report the numbers, never a verdict from a point estimate
     return (
-        f"On the validation split refinement {word}: pairwise accuracy {refined:.4f} refined "
-        f"vs {base:.4f} base ({diff * 100:+.2f} points). Small validation sets are noisy; see "
-        "the interval below when recorded."
+        f"Validation pairwise accuracy {refined:.4f} refined vs {base:.4f} base "
+        f"({(refined - base) * 100:+.2f} points); no paired interval was recorded, so this is "
+        "no evidence either way (`ebrm eval` on held-out data gives the verdict)."
     )
 
 
