@@ -57,7 +57,7 @@ VARIANTS: dict[str, tuple[str, dict, list[tuple[str, str | None, str]]]] = {
             ("default (grid, chosen on val)", None, "refined"),
             ("default: posterior mean", None, "mean"),
             ("default: posterior mode", None, "mode"),
-            ("default: conservative mean-1std", None, "conservative"),
+            ("default: conservative mean-1spread", None, "conservative"),
             ("default head + paper refinement", "paper", "refined"),
         ],
     ),
