@@ -16,9 +16,9 @@ Laplace posterior's precision:
 Beyond `NEWTON_MAX_DIM` dimensions a D x D solve per step is slow, so full-batch L-BFGS
 (torch.optim.LBFGS) finds the same optimum to its tolerance instead.
 
-Dedupe note: `ebrm.rm.train_bt` (`--freeze-encoder`) fits the same linear BT head with
-minibatch AdamW (an early-stopped, not an exact, MAP); this module is the exact estimator a
-Laplace posterior needs and is used by both references here.
+Not a copy of `ebrm.rm.bt_head.fit_bt_head`: that is the minibatch AdamW loop of
+`ebrm base-rm train --freeze-encoder` (an epoch budget or early stopping, not an optimum);
+a Laplace posterior needs the exact mode, which is this module, used by both references.
 """
 
 from __future__ import annotations
