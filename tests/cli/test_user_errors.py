@@ -138,8 +138,10 @@ CASES = [
     ("base-rm --lr 0", "base-rm train --data {pairs} --out {root}/rm2 --lr 0", "--lr"),
     # ebrm overopt, demo
     ("overopt --out is a file", "overopt --data {pairs} --out {afile}", "--out {afile} is a file"),
-    ("overopt --ebrm is an HF model", "overopt --data {pairs} --out {root}/o --ebrm {rm}",
-     "--ebrm {rm} is a Hugging Face model directory"),
+    ("overopt --data missing", "overopt --data {root}/nope.jsonl --out {root}/o",
+     "--data {root}/nope.jsonl does not exist"),
+    ("overopt --label-noise", "overopt --data {pairs} --out {root}/o --label-noise 0.7",
+     "--label-noise must be a non-empty tuple of floats in [0, 0.5)"),
     ("demo --out is a file", "demo --out {afile}", "--out {afile} is a file"),
     ("demo --data missing", "demo --out {root}/d --data {root}/nope.jsonl",
      "--data {root}/nope.jsonl does not exist"),

@@ -1,102 +1,108 @@
-"""`ebrm overopt`: reward over-optimisation curves (gold reward vs KL and vs n)."""
+"""`ebrm overopt`: reward over-optimisation of noisy proxies, and what each reward does about it."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ebrm._config import default
 from ebrm.cli import _checks
-from ebrm.cli._options import (
-    BatchSize,
-    DataSpec,
-    Device,
-    MaxLength,
-    OutDir,
-    Overwrite,
-    Seed,
-    fraction,
-)
+from ebrm.cli._options import BatchSize, Device, OutDir, Overwrite, Seed
+from ebrm.overopt.config import OveroptConfig
+
+
+def _d(name: str):
+    return default(OveroptConfig, name)
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def overopt(
-        data: DataSpec,
-        out: OutDir,
-        gold: Annotated[
-            Path | None, typer.Option("--gold", help="Gold HF reward-model dir (default: trained).")
-        ] = None,
-        proxy: Annotated[
-            Path | None,
-            typer.Option("--proxy", help="Proxy HF reward-model dir (default: trained)."),
-        ] = None,
-        ebrm: Annotated[
-            Path | None,
-            typer.Option("--ebrm", help="Refined-model dir on the proxy (default: trained)."),
-        ] = None,
-        prompts: Annotated[
-            int, typer.Option("--prompts", min=1, help="Prompts in the pool.")
-        ] = 200,
-        candidates: Annotated[
-            int, typer.Option("--candidates", min=2, help="Candidates per prompt.")
-        ] = 32,
-        label_noise: Annotated[
-            float,
+        data: Annotated[
+            list[str],
             typer.Option(
-                "--label-noise", callback=fraction, help="Share of the proxy's labels flipped."
+                "--data",
+                help="Preference data (repeat for several): every response "
+                "becomes a candidate; local file/dir or hf:NAME.",
             ),
-        ] = 0.25,
+        ],  # fmt: skip
+        out: OutDir,
+        prompts: Annotated[int, typer.Option("--prompts", min=1, help="Pool prompts.")] = _d(
+            "num_prompts"
+        ),
+        candidates: Annotated[
+            int, typer.Option("--candidates", min=2, help="Candidates per prompt (K; n <= K).")
+        ] = _d("num_candidates"),
+        edited: Annotated[
+            int, typer.Option("--edited", min=0, help="Responses also rewritten by every edit.")
+        ] = _d("edited"),
+        label_noise: Annotated[
+            list[float] | None,
+            typer.Option(
+                "--label-noise",
+                help="Proxy label-noise level (repeat: one regime each; default 0.25 and 0.40).",
+            ),
+        ] = None,  # fmt: skip
         proxy_fraction: Annotated[
-            float, typer.Option("--proxy-fraction", help="Share of pairs the proxy trains on.")
-        ] = 0.5,
+            float, typer.Option("--proxy-fraction", help="Share of non-pool pairs per proxy.")
+        ] = _d("proxy_fraction"),
         conservative_k: Annotated[
             float, typer.Option("--conservative-k", help="Conservative reward: mean - k*std.")
-        ] = 1.0,
-        gold_finetune: Annotated[
-            bool, typer.Option("--gold-finetune", help="Fine-tune the gold RM fully (slow).")
-        ] = False,
-        seed: Seed = 0,
-        max_length: MaxLength = 128,
-        batch_size: BatchSize = 32,
+        ] = _d("conservative_k"),
+        references: Annotated[
+            bool, typer.Option("--references/--no-references", help="Laplace and ensemble.")
+        ] = _d("references"),
+        encoder: Annotated[
+            str | None, typer.Option("--encoder", help="Frozen encoder (default: MiniLM-L6).")
+        ] = None,
+        max_length: Annotated[
+            int, typer.Option("--max-length", min=8, help="Tokens per response.")
+        ] = _d("max_length"),
+        seed: Seed = _d("seed"),
+        batch_size: BatchSize = _d("batch_size"),
         device: Device = None,
         overwrite: Overwrite = False,
     ) -> None:
-        """Gold reward of best-of-n and KL-regularised policies optimising proxy rewards.
+        """Gold reward of best-of-n, KL-regularised and policy-gradient policies optimising
+        noisy proxies (base, EBRM refined and conservative, Laplace and ensemble references).
 
-        Without --gold/--proxy/--ebrm it trains them on --data with one frozen MiniLM
-        encoder: gold = BT head on all pairs, proxy = BT head on --proxy-fraction of them
-        with --label-noise flipped labels, EBRM = energy head on the proxy's pairs.
-        Writes overopt_curves.json and overopt.png into --out.
+        Gold = a BT head on a frozen encoder trained on all pairs with clean labels; each
+        regime's proxy = a BT head on --proxy-fraction of the pairs (no pool prompt) with
+        --label-noise of its labels flipped. Writes overopt_summary.json,
+        overopt_curves.json and one figure per regime into --out.
         """
-        _checks.data_spec(data)
-        for flag, path, kind in (
-            ("--gold", gold, _checks.HF_MODEL),
-            ("--proxy", proxy, _checks.HF_MODEL),
-            ("--ebrm", ebrm, _checks.EBRM_MODEL),
-        ):
-            if path is not None:
-                _checks.need(path, flag, kind)
-        _checks.output_dir(out, "--out", overwrite=overwrite, result_file="overopt_curves.json")
+        for spec in data:
+            _checks.data_spec(spec)
+        _checks.output_dir(out, "--out", overwrite=overwrite, result_file="overopt_summary.json")
 
+        noise = tuple(label_noise) if label_noise else _d("label_noise")
+        flags = {"num_prompts": "--prompts", "num_candidates": "--candidates",
+                 "label_noise": "--label-noise", "proxy_fraction": "--proxy-fraction"}  # fmt: skip
+        with _checks.flag_names(flags):
+            config = OveroptConfig(
+                num_prompts=prompts, num_candidates=candidates, edited=edited,
+                label_noise=noise, proxy_fraction=proxy_fraction, conservative_k=conservative_k,
+                references=references, max_length=max_length, seed=seed,
+                batch_size=batch_size, device=device,
+            )  # fmt: skip
         from ebrm.data import load_pairs
-        from ebrm.overopt import OveroptConfig, run_overopt
+        from ebrm.overopt import run_overopt
 
-        config = OveroptConfig(
-            num_prompts=prompts, num_candidates=candidates, seed=seed,
-            proxy_fraction=proxy_fraction, label_noise=label_noise,
-            conservative_k=conservative_k, max_length=max_length, gold_finetune=gold_finetune,
-            batch_size=batch_size, device=device,
-        )  # fmt: skip
-        pairs = load_pairs(data)
-        result = run_overopt(pairs, out, gold=gold, proxy=proxy, ebrm=ebrm, config=config,
-                             data_name=data)  # fmt: skip
-        for name, curve in result["curves"].items():
-            for kind, s in curve["summary"].items():
-                peak, last = s["peak"], s["at_max_kl"]
+        pairs = [p for spec in data for p in load_pairs(spec)]
+        summary = run_overopt(pairs, out, encoder=encoder, config=config,
+                              data_name=" + ".join(data))  # fmt: skip
+        for name, regime in summary["regimes"].items():
+            typer.echo(f"regime {name} (proxy label noise {regime['label_noise']:.2f}), "
+                       "KL-regularised optimum:")  # fmt: skip
+            for proxy, s in regime["proxies"].items():
                 typer.echo(
-                    f"{name:>12} {kind:<15} start {s['start']:+.3f}  peak {peak['gold']:+.3f} "
-                    f"at KL {peak['kl']:.2f}  at max KL {last['kl']:.2f}: {last['gold']:+.3f}"
+                    f"  {proxy:>22}: peak {s['gold_peak']:+.4f} at KL {s['kl_at_peak']:.2f}, "
+                    f"at KL {s['max_kl']:.2f} {s['gold_at_max_kl']:+.4f}, drop "
+                    f"{s['drop_from_peak']:.4f} ± {s['drop_from_peak_se']:.4f}"
                 )
-        typer.echo(f"wrote {out / 'overopt_curves.json'} and {out / 'overopt.png'}")
+            for diff, d in regime["paired_at_max_kl"].items():
+                k = d["kl_regularised"]
+                typer.echo(f"  {diff:>34} at KL {k['kl']:.2f}: {k['mean']:+.4f} "
+                           f"[{k['ci95'][0]:+.4f}, {k['ci95'][1]:+.4f}]")  # fmt: skip
+        typer.echo(f"wrote {out / 'overopt_summary.json'} ({summary['seconds']['total']:.0f} s)")

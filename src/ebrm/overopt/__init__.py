@@ -1,23 +1,37 @@
-"""Reward over-optimisation: how the gold reward of policies that optimise a proxy behaves.
+"""Reward over-optimisation: the gold reward of policies that optimise a proxy reward.
 
-`run_overopt` (the `ebrm overopt` command) trains or loads gold, proxy and EBRM rewards,
-scores candidate pools and writes gold-vs-KL curves; the estimators are pure functions in
-`policies.py` and `curves.py`.
+`run_overopt` (the `ebrm overopt` command) builds large candidate pools from real responses
+and deterministic edits, trains gold and noisy proxies on one frozen encoder, and measures
+best-of-n, the KL-regularised optimum (at matched KL) and a policy-gradient run for every
+proxy: base, EBRM refined and conservative, and the references. The estimators are pure
+functions (`policies.py`, `policy_gradient.py`, `curves.py`).
 """
 
-from ebrm.overopt.config import OveroptConfig
-from ebrm.overopt.curves import overopt_curves, paired_gain, summarise
-from ebrm.overopt.policies import bon_kl, bon_policy, kl_from_uniform, kl_regularised_policy
-from ebrm.overopt.run import run_overopt
+from __future__ import annotations
 
-__all__ = [
-    "OveroptConfig",
-    "bon_kl",
-    "bon_policy",
-    "kl_from_uniform",
-    "kl_regularised_policy",
-    "overopt_curves",
-    "paired_gain",
-    "run_overopt",
-    "summarise",
-]
+import importlib
+from typing import Any
+
+# name -> module: imported on first use, so `ebrm overopt` can check its options (and the
+# CLI read OveroptConfig's defaults) without importing torch
+_EXPORTS = {
+    "OveroptConfig": "config",
+    "Curve": "curves",
+    "bon_curve": "curves",
+    "kl_regularised_curve": "curves",
+    "policy_gradient_curve": "curves",
+    "beta_for_kl": "policies",
+    "bon_kl": "policies",
+    "bon_policy": "policies",
+    "kl_from_uniform": "policies",
+    "kl_regularised_policy": "policies",
+    "policy_gradient": "policy_gradient",
+    "run_overopt": "run",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ebrm.overopt' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"ebrm.overopt.{_EXPORTS[name]}"), name)

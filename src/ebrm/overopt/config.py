@@ -4,40 +4,48 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ebrm._config import check_bool, check_float, check_int, from_dict, to_dict
+from ebrm._config import check_bool, check_float, check_int, from_dict, invalid, to_dict
 
 
 @dataclass(frozen=True)
 class OveroptConfig:
-    """Options of `run_overopt`."""
+    """Options of `run_overopt` (defaults: the documented run, <= 30 min on 2 CPU cores)."""
 
-    num_prompts: int = 200  # prompts in the candidate pool
-    num_candidates: int = 32  # candidates per prompt (own chosen + rejected + others)
-    max_n: int | None = None  # largest best-of-n (default: num_candidates)
-    seed: int = 0  # seeds the split, label flips, pool draw and training
-    proxy_fraction: float = 0.5  # share of pairs the proxy (and EBRM) train on
-    label_noise: float = 0.25  # share of the proxy's training labels flipped
+    num_prompts: int = 200  # pool prompts (held out from every proxy)
+    num_candidates: int = 1500  # K candidates per prompt (best-of-n up to n = K)
+    edited: int = 600  # real responses also rewritten by every edit (the pools' own first)
+    label_noise: tuple[float, ...] = (0.25, 0.40)  # one regime per proxy label-noise level
+    proxy_fraction: float = 0.1  # share of the non-pool pairs each proxy trains on
     conservative_k: float = 1.0  # conservative reward = mean - k * std
-    max_length: int = 128  # tokens per text (left-truncated: the response is kept)
-    gold_finetune: bool = False  # fine-tune the gold RM fully instead of a frozen encoder
-    head_epochs: float = 20.0  # epochs of a frozen-encoder BT head (batch 16, AdamW 1e-3)
-    head_weight_decay: float = 1e-3  # AdamW weight decay of the BT head
-    batch_size: int = 32  # texts per forward pass
+    max_length: int = 64  # tokens per response (left-truncated: its end is kept)
+    head_epochs: float = 30.0  # epochs of every BT head (batch 256, AdamW lr 1e-2)
+    head_weight_decay: float = 0.0  # AdamW weight decay of the BT heads
+    kl_step: float = 0.5  # spacing of the matched KL targets [nats]
+    pg_steps: int = 200  # steps of the policy-gradient run
+    pg_beta: float = 0.02  # its KL penalty, in units of the proxy's within-prompt spread
+    references: bool = True  # also the Laplace and ensemble references (ebrm.references)
+    seed: int = 0  # seeds the split, the edits' sample, label flips, pools and training
+    batch_size: int = 64  # texts per forward pass
     device: str | None = None  # torch device; None: CUDA if available
     progress: bool = True  # progress bars
 
     def __post_init__(self) -> None:
         check_int(self, "num_prompts", low=1)
         check_int(self, "num_candidates", low=2)
-        check_int(self, "max_n", low=1, high=self.num_candidates, optional=True)
-        check_int(self, "seed")
-        check_float(self, "proxy_fraction", low=0.0, high=1.0, low_open=True, high_open=True)
-        check_float(self, "label_noise", low=0.0, high=1.0)
+        check_int(self, "edited", low=0)
+        levels = self.label_noise
+        if not (isinstance(levels, tuple) and levels and all(_level(p) for p in levels)):
+            raise invalid(self, "label_noise", "a non-empty tuple of floats in [0, 0.5)", levels)
+        check_float(self, "proxy_fraction", low=0.0, high=1.0, low_open=True)
         check_float(self, "conservative_k", low=0.0)
         check_int(self, "max_length", low=8)
-        check_bool(self, "gold_finetune")
         check_float(self, "head_epochs", low=0.0, low_open=True)
         check_float(self, "head_weight_decay", low=0.0)
+        check_float(self, "kl_step", low=0.0, low_open=True)
+        check_int(self, "pg_steps", low=1)
+        check_float(self, "pg_beta", low=0.0, low_open=True)
+        check_bool(self, "references")
+        check_int(self, "seed")
         check_int(self, "batch_size", low=1)
         check_bool(self, "progress")
 
@@ -48,3 +56,7 @@ class OveroptConfig:
     def from_dict(cls, data: dict) -> OveroptConfig:
         """Inverse of `to_dict`; unknown keys are dropped with one warning naming them."""
         return from_dict(cls, data)
+
+
+def _level(p: object) -> bool:
+    return isinstance(p, int | float) and not isinstance(p, bool) and 0 <= p < 0.5

@@ -2,161 +2,138 @@
 
 Following Gao et al. (2023, "Scaling laws for reward model overoptimization") and Coste et
 al. (2024, "Reward model ensembles help mitigate overoptimization"): for every proxy, the
-expected gold reward of best-of-n (n = 1..N) and of the KL-regularised optimum (a range of
-beta) against KL(pi || pi0), averaged over prompts with the standard error over prompts.
-A proxy that is over-optimised shows a gold reward that rises with KL, peaks, and falls.
+expected gold reward per prompt of a policy family against KL(pi || pi0):
+
+* best-of-n at n in `ns` (exact unbiased estimator; KL by the analytic formula, as Gao et
+  al. plot it, with the exact KL of the discrete policy beside it);
+* the KL-regularised optimum at *matched* KL targets (beta found per proxy, so every proxy
+  is compared at the same optimisation pressure);
+* a stepwise policy-gradient run (`policy_gradient.py`), checkpoint by checkpoint.
+
+A `Curve` keeps the gold reward of every prompt at every point, so the fall from the peak
+and every proxy-minus-proxy difference are paired over prompts.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
-from ebrm.overopt.policies import bon_kl, bon_policy, kl_from_uniform, kl_regularised_policy
+from ebrm.overopt.policies import (
+    beta_for_kl,
+    bon_kl,
+    bon_policy,
+    kl_from_uniform,
+    kl_regularised_policy,
+)
+from ebrm.overopt.policy_gradient import policy_gradient
 from ebrm.overopt.stats import mean_se
 
 
-def bon_curve(gold: torch.Tensor, proxy: torch.Tensor, ns: Sequence[int]) -> list[dict]:
-    """Best-of-n points {n, kl, gold, gold_se} for (P, K) gold and proxy rewards."""
+@dataclass(frozen=True)
+class Curve:
+    """Gold reward of one policy family optimising one proxy, at J points of rising KL."""
+
+    kl: torch.Tensor  # (J,) mean KL(pi || pi0) over prompts [nats]
+    gold: torch.Tensor  # (P, J) expected gold reward per prompt
+    labels: dict[str, list] = field(default_factory=dict)  # per point, e.g. {"n": [...]}
+
+    def points(self) -> list[dict]:
+        """{kl, gold, gold_se, ...labels} per point (mean and s.e. over prompts)."""
+        out = []
+        for j in range(len(self.kl)):
+            mean, se = mean_se(self.gold[:, j])
+            extra = {name: values[j] for name, values in self.labels.items()}
+            out.append({"kl": float(self.kl[j]), "gold": mean, "gold_se": se, **extra})
+        return out
+
+    def summary(self) -> dict:
+        """Peak of the mean gold curve, its KL, the gold at the largest KL and the fall.
+
+        drop_from_peak_se is the standard error of the per-prompt fall (paired over prompts;
+        the peak is located on the same prompts, so the drop is optimistic by selection).
+        """
+        mean = self.gold.mean(0)
+        peak = int(mean.argmax())
+        last = int(self.kl.argmax())
+        drop, drop_se = mean_se(self.gold[:, peak] - self.gold[:, last])
+        return {
+            "gold_start": float(mean[0]),
+            "gold_peak": float(mean[peak]),
+            "kl_at_peak": float(self.kl[peak]),
+            "gold_at_max_kl": float(mean[last]),
+            "max_kl": float(self.kl[last]),
+            "drop_from_peak": drop,
+            "drop_from_peak_se": drop_se,
+        }
+
+
+def _gold_of(policy: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    return (policy * gold).sum(-1)  # (P,)
+
+
+def bon_curve(gold: torch.Tensor, proxy: torch.Tensor, ns: Sequence[int]) -> Curve:
+    """Best-of-n for n in `ns`; kl = log n - (n-1)/n, labels n and the exact discrete KL."""
     gold = torch.as_tensor(gold, dtype=torch.float64)
-    proxy = torch.as_tensor(proxy, dtype=torch.float64)
-    points = []
+    cols, exact = [], []
     for n in ns:
         weights = bon_policy(proxy, n)  # (P, K)
-        mean, se = mean_se((weights * gold).sum(-1))
-        points.append({"n": int(n), "kl": bon_kl(n), "gold": mean, "gold_se": se})
-    return points
+        cols.append(_gold_of(weights, gold))
+        exact.append(float(kl_from_uniform(weights).mean()))
+    kl = torch.tensor([bon_kl(n) for n in ns], dtype=torch.float64)
+    return Curve(kl, torch.stack(cols, 1), {"n": [int(n) for n in ns], "kl_exact": exact})
 
 
 def kl_regularised_curve(
-    gold: torch.Tensor, proxy: torch.Tensor, betas: Sequence[float]
-) -> list[dict]:
-    """KL-regularised points {beta, kl, gold, gold_se, proxy}, sorted by increasing KL."""
+    gold: torch.Tensor, proxy: torch.Tensor, targets: Sequence[float]
+) -> Curve:
+    """The KL-regularised optimum at each target mean KL (beta found by bisection)."""
     gold = torch.as_tensor(gold, dtype=torch.float64)
     proxy = torch.as_tensor(proxy, dtype=torch.float64)
-    points = []
-    for beta in betas:
+    cols, kls, betas = [], [], []
+    for target in targets:
+        beta = beta_for_kl(proxy, target)
         policy = kl_regularised_policy(proxy, beta)
-        mean, se = mean_se((policy * gold).sum(-1))
-        points.append(
-            {
-                "beta": float(beta),
-                "kl": float(kl_from_uniform(policy).mean()),
-                "gold": mean,
-                "gold_se": se,
-                "proxy": float((policy * proxy).sum(-1).mean()),
-            }
-        )
-    return sorted(points, key=lambda p: p["kl"])
+        cols.append(_gold_of(policy, gold))
+        kls.append(float(kl_from_uniform(policy).mean()))
+        betas.append(beta)
+    return Curve(torch.tensor(kls, dtype=torch.float64), torch.stack(cols, 1), {"beta": betas})
 
 
-def paired_gain(
+def policy_gradient_curve(
     gold: torch.Tensor,
     proxy: torch.Tensor,
-    reference: torch.Tensor,
     *,
-    n: int,
-    beta: float,
-    reference_beta: float | None = None,
-) -> dict:
-    """Per-prompt gold difference (proxy - reference policy), mean and s.e. over prompts.
-
-    Both at best-of-n with this `n` and at the KL-regularised policy with this `beta`; the
-    prompts are shared, so the pairing removes the prompt-to-prompt variance.
-    `reference_beta` (default `beta`) is the reference proxy's temperature.
-    """
-    reference_beta = beta if reference_beta is None else reference_beta
+    beta_relative: float,
+    steps: int,
+    checkpoints: Sequence[int],
+    seed: int,
+) -> Curve:
+    """Gold and KL at the checkpoints of a policy-gradient run (beta in proxy spreads)."""
     gold = torch.as_tensor(gold, dtype=torch.float64)
-    out = {}
-    for kind, policy in (
-        ("best_of_n", lambda r, _b: bon_policy(r, n)),
-        ("kl_regularised", kl_regularised_policy),
-    ):
-        a = (policy(torch.as_tensor(proxy, dtype=torch.float64), beta) * gold).sum(-1)
-        b = policy(torch.as_tensor(reference, dtype=torch.float64), reference_beta) * gold
-        b = b.sum(-1)
-        mean, se = mean_se(a - b)
-        out[kind] = {"mean": mean, "se": se}
-    return {"n": n, "beta": beta, "reference_beta": reference_beta, **out}
+    proxy = torch.as_tensor(proxy, dtype=torch.float64)
+    spread = float(proxy.std(-1).mean()) or 1.0
+    policies = policy_gradient(proxy / spread, beta=beta_relative, steps=steps,
+                               checkpoints=checkpoints, seed=seed)  # fmt: skip
+    steps_done = sorted(policies)
+    kl = torch.stack([kl_from_uniform(policies[s]).mean() for s in steps_done])
+    gold_cols = torch.stack([_gold_of(policies[s], gold) for s in steps_done], 1)
+    return Curve(kl, gold_cols, {"step": steps_done})
 
 
-def default_betas(num: int = 41, low: float = 1e-2, high: float = 1e2) -> list[float]:
-    """inf, then `num` log-spaced values from `high` down to `low` (in proxy units)."""
-    return [math.inf] + torch.logspace(math.log10(high), math.log10(low), num).tolist()
+def kl_targets(max_kl: float, step: float = 0.25) -> list[float]:
+    """0, step, 2 step, ... up to `max_kl` (inclusive when it falls on the grid)."""
+    count = int(math.floor(max_kl / step + 1e-9))
+    return [round(i * step, 10) for i in range(count + 1)]
 
 
-def summarise(points: Sequence[dict]) -> dict:
-    """Where the gold reward peaks and its value at the largest KL."""
-    peak = max(points, key=lambda p: p["gold"])
-    last = max(points, key=lambda p: p["kl"])
-    keys = ("kl", "gold", "gold_se", "n", "beta")
-    return {
-        "peak": {k: peak[k] for k in keys if k in peak},
-        "at_max_kl": {k: last[k] for k in keys if k in last},
-        "start": points[0]["gold"],
-        "drop_from_peak": peak["gold"] - last["gold"],
-    }
-
-
-def proxy_spread(proxy: torch.Tensor) -> float:
-    """Mean within-prompt standard deviation of a proxy (1 when it is constant)."""
-    spread = float(torch.as_tensor(proxy, dtype=torch.float64).std(-1).mean())
-    return spread if spread > 0 else 1.0
-
-
-def overopt_curves(
-    gold: torch.Tensor,
-    proxies: Mapping[str, torch.Tensor],
-    *,
-    max_n: int | None = None,
-    betas: Sequence[float] | None = None,
-    include_oracle: bool = True,
-    relative_betas: bool = True,
-) -> dict:
-    """Best-of-n and KL-regularised curves for every proxy, with summaries.
-
-    Args:
-        gold: (P, K) gold rewards of the pool.
-        proxies: name -> (P, K) proxy rewards of the same candidates.
-        max_n: largest n for best-of-n (default K).
-        betas: temperatures of the KL-regularised policy (default `default_betas()`).
-        include_oracle: also add "gold" (the gold reward optimised directly) as a reference.
-        relative_betas: multiply `betas` by each proxy's mean within-prompt standard
-            deviation (proxies on different scales then cover the same KL range).
-
-    Returns:
-        {name: {"best_of_n": [...], "kl_regularised": [...], "summary": {"best_of_n": ...,
-        "kl_regularised": ...}}}.
-    """
-    gold = torch.as_tensor(gold, dtype=torch.float64)
-    if gold.ndim != 2:
-        raise ValueError(f"gold must be (prompts, candidates); got shape {tuple(gold.shape)}.")
-    k = gold.shape[1]
-    max_n = k if max_n is None else max_n
-    if not 1 <= max_n <= k:
-        raise ValueError(f"max_n must be in 1..{k} (the candidates per prompt). Got {max_n}.")
-    betas = default_betas() if betas is None else list(betas)
-    named = dict(proxies)
-    if include_oracle:
-        named["gold"] = gold
-    out = {}
-    for name, proxy in named.items():
-        proxy = torch.as_tensor(proxy, dtype=torch.float64)
-        if proxy.shape != gold.shape:
-            raise ValueError(
-                f"proxy {name!r} has shape {tuple(proxy.shape)} but gold has {tuple(gold.shape)}."
-            )
-        bon = bon_curve(gold, proxy, range(1, max_n + 1))
-        # beta in units of the proxy's own spread, so every proxy spans the same KL range
-        scale = proxy_spread(proxy) if relative_betas else 1.0
-        klr = kl_regularised_curve(gold, proxy, [b * scale for b in betas])
-        for point in klr:
-            point["beta_relative"] = point["beta"] / scale
-        out[name] = {
-            "best_of_n": bon,
-            "kl_regularised": klr,
-            "summary": {"best_of_n": summarise(bon), "kl_regularised": summarise(klr)},
-        }
-    return out
+def bon_ns(num_candidates: int) -> list[int]:
+    """1, 2, 4, ... below K, then K itself."""
+    ns, n = [], 1
+    while n < num_candidates:
+        ns.append(n)
+        n *= 2
+    return [*ns, num_candidates]

@@ -56,3 +56,21 @@ def bon_policy(proxy: torch.Tensor, n: int) -> torch.Tensor:
         by_rank = best_of_n_weights(torch.arange(proxy.shape[1], dtype=torch.float64), n)
         return by_rank[proxy.argsort(-1).argsort(-1)]
     return torch.stack([best_of_n_weights(row, n) for row in proxy])
+
+
+def beta_for_kl(proxy: torch.Tensor, target: float, *, iterations: int = 40) -> float:
+    """The beta whose KL-regularised policy has mean KL(pi || pi0) over prompts = `target`.
+
+    Bisection on log beta (the KL falls monotonically as beta grows). `target` must lie
+    below the KL of the proxy's argmax policy (log K when there are no ties).
+    """
+    proxy = torch.as_tensor(proxy, dtype=torch.float64)
+    if target <= 0:
+        return math.inf
+    spread = float(proxy.std(-1).mean()) or 1.0
+    lo, hi = math.log(spread * 1e-4), math.log(spread * 1e3)  # KL(lo) ~ max, KL(hi) ~ 0
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        kl = float(kl_from_uniform(kl_regularised_policy(proxy, math.exp(mid))).mean())
+        lo, hi = (mid, hi) if kl > target else (lo, mid)
+    return math.exp(0.5 * (lo + hi))

@@ -1,0 +1,116 @@
+"""Gold and proxy rewards of every candidate, one regime per proxy label-noise level.
+
+As in Gao et al. (2023) and Coste et al. (2024): **gold** is the strongest RM the budget
+allows, a Bradley-Terry head on the frozen encoder trained on *all* pairs with their clean
+labels; each regime's **proxy** is a BT head trained on a share of the pairs (none of the
+pool's prompts) with `label_noise` of its labels flipped (seeded). Proxy families
+(`proxies.py`) add rewards derived from the proxy and its training pairs (EBRM refined and
+conservative, references).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ebrm.data.types import PreferencePair
+from ebrm.errors import ConfigError
+from ebrm.features import PairFeatures
+from ebrm.overopt.proxies import ProxyFamily
+from ebrm.rm.bt_head import fit_bt_head
+
+
+@dataclass(frozen=True)
+class PromptSplit:
+    """Which pairs give the pool's prompts and which the proxies may train on."""
+
+    pool_groups: list[list[int]]  # per pool prompt, the indices of its pairs
+    proxy_pairs: list[int]  # pairs the proxies train on (no pool prompt among them)
+
+
+def split_prompts(
+    pairs: Sequence[PreferencePair], *, num_prompts: int, proxy_fraction: float, seed: int
+) -> PromptSplit:
+    """Seeded: `num_prompts` prompt groups for the pools, a share of the rest for proxies."""
+    groups: dict[tuple, list[int]] = {}
+    for i, pair in enumerate(pairs):
+        groups.setdefault(pair.chosen.messages, []).append(i)
+    keys = list(groups)
+    if num_prompts >= len(keys):
+        raise ConfigError(
+            f"--prompts {num_prompts} leaves no prompt to train the proxies on ({len(keys)} "
+            "distinct prompts in --data); lower --prompts."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(keys), generator=generator).tolist()
+    pool = [groups[keys[g]] for g in order[:num_prompts]]
+    rest = [i for g in order[num_prompts:] for i in groups[keys[g]]]
+    take = torch.randperm(len(rest), generator=generator)[: round(proxy_fraction * len(rest))]
+    return PromptSplit(pool, sorted(rest[i] for i in take.tolist()))
+
+
+def flip(chosen: torch.Tensor, rejected: torch.Tensor, fraction: float, *, seed: int):
+    """(chosen, rejected) with exactly round(fraction * M) seeded pairs swapped."""
+    m = chosen.shape[0]
+    flipped = torch.randperm(m, generator=torch.Generator().manual_seed(seed))
+    flipped = flipped[: round(fraction * m)]
+    c, r = chosen.clone(), rejected.clone()
+    c[flipped], r[flipped] = rejected[flipped], chosen[flipped]
+    return c, r
+
+
+def accuracy(reward: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor) -> float:
+    """Pairwise accuracy (`ebrm.evaluation.metrics.pairwise_correct`: ties count as wrong)."""
+    from ebrm.evaluation.metrics import pairwise_correct
+
+    return float(pairwise_correct(reward[chosen], reward[rejected]).mean())
+
+
+@dataclass(frozen=True)
+class HeadSettings:
+    """How every BT head of the harness is fitted (`ebrm.rm.bt_head.fit_bt_head`)."""
+
+    epochs: float = 30.0
+    weight_decay: float = 0.0
+    seed: int = 0
+    batch_size: int = 256  # large batches: few steps on thousands of pairs
+    learning_rate: float = 1e-2
+
+    def fit(self, e_chosen: torch.Tensor, e_rejected: torch.Tensor):
+        return fit_bt_head(e_chosen, e_rejected, epochs=self.epochs, seed=self.seed,
+                           weight_decay=self.weight_decay, batch_size=self.batch_size,
+                           learning_rate=self.learning_rate)  # fmt: skip
+
+
+def fit_gold(emb: torch.Tensor, chosen, rejected, head: HeadSettings) -> torch.Tensor:
+    """(N,) gold rewards: a BT head on all pairs with clean labels."""
+    return head.fit(emb[chosen], emb[rejected]).reward(emb)
+
+
+def regime_rewards(
+    emb: torch.Tensor,
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    *,
+    label_noise: float,
+    head: HeadSettings,
+    families: Sequence[ProxyFamily],
+) -> dict[str, torch.Tensor]:
+    """{"base": (N,) proxy rewards, ...each family's rewards} for one noise level.
+
+    Args:
+        emb: (N, D) embeddings of every candidate (the training pairs' responses included).
+        chosen, rejected: (M,) candidate rows of the proxy's training pairs (clean labels).
+    """
+    noisy_c, noisy_r = flip(chosen, rejected, label_noise, seed=head.seed)
+    base = head.fit(emb[noisy_c], emb[noisy_r]).reward(emb)
+    out = {"base": base}
+    train = PairFeatures(emb, base, noisy_c, noisy_r)
+    for family in families:
+        for name, reward in family.fit_score(train, emb, base).items():
+            if name in out:
+                raise ValueError(f"proxy family {family.name!r} reuses the name {name!r}")
+            out[name] = reward.float()
+    return out
