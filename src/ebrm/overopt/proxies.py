@@ -45,6 +45,7 @@ class EBRMFamily:
 
     def fit_score(self, train, candidates, base):
         from ebrm.energy import TrainConfig, train_energy_head
+        from ebrm.model import EnergyRewardModel
 
         # The whole step budget, no checkpoint selection: the only validation labels here are
         # the proxy's noisy ones, and selecting on ~90 of them picked an untrained early head
@@ -55,13 +56,14 @@ class EBRMFamily:
         if self.max_steps is not None:
             config = replace(config, max_steps=self.max_steps, min_steps=0)
         info = {"name_or_path": "overopt proxy (BT head on a frozen encoder)"}
-        result = train_energy_head(train, config, base_rm_info=info, progress=self.progress)
-        refined = result.model.refine(candidates, base, progress=self.progress)
+        result = train_energy_head(train, config, progress=self.progress)
+        model = EnergyRewardModel.from_training(result, base_rm_info=info)
+        refined = model.refine(candidates, base, progress=self.progress)
         conservative = refined.mean - self.conservative_k * refined.std  # normalised units
         # back in the proxy's raw units (the normaliser is affine), one scale per regime
         return {
-            "refined": result.model.to_raw(refined.mean),
-            "conservative": result.model.to_raw(conservative),
+            "refined": model.to_raw(refined.mean),
+            "conservative": model.to_raw(conservative),
         }
 
 
