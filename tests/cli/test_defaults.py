@@ -53,8 +53,9 @@ SOURCES = {
     "eval": {**_same(evaluate, "batch_size", "seed", "n_boot"), "reward": (evaluate, "kind")},
     "bon": _same(select_best, "mode", "batch_size"),
     "overopt": {
+        # --label-noise is repeatable: unset (None) means OveroptConfig's levels
         **_same(
-            OveroptConfig, "label_noise", "proxy_fraction", "conservative_k", "gold_finetune",
+            OveroptConfig, "proxy_fraction", "conservative_k", "edited", "references",
             "seed", "max_length", "batch_size",
         ),
         "prompts": (OveroptConfig, "num_prompts"),

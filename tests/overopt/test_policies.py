@@ -64,3 +64,15 @@ def test_exact_best_of_n_against_brute_force_enumeration():
 def test_bon_ns_doubles_up_to_the_pool_size():
     assert bon_ns(10) == [1, 2, 4, 8, 10]
     assert bon_ns(8) == [1, 2, 4, 8]
+
+
+def test_vectorised_bon_policy_equals_the_per_row_estimator_with_ties():
+    from ebrm.integrations.best_of_n import best_of_n_weights
+    from ebrm.overopt.policies import bon_policy
+
+    gen = torch.Generator().manual_seed(3)
+    proxy = torch.randint(0, 4, (6, 9), generator=gen).double()  # many ties
+    for n in (1, 2, 5, 9):
+        expected = torch.stack([best_of_n_weights(row, n) for row in proxy])
+        assert torch.allclose(bon_policy(proxy, n), expected, atol=1e-12)
+        assert torch.allclose(bon_policy(proxy, n).sum(-1), torch.ones(6, dtype=torch.float64))

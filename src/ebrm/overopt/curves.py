@@ -94,8 +94,10 @@ def kl_regularised_curve(
     gold = torch.as_tensor(gold, dtype=torch.float64)
     proxy = torch.as_tensor(proxy, dtype=torch.float64)
     cols, kls, betas = [], [], []
+    previous = (-math.inf, None)  # (target, beta): a smaller target's beta bounds the search
     for target in targets:
-        beta = beta_for_kl(proxy, target)
+        beta = beta_for_kl(proxy, target, upper=previous[1] if target >= previous[0] else None)
+        previous = (target, beta)
         policy = kl_regularised_policy(proxy, beta)
         cols.append(_gold_of(policy, gold))
         kls.append(float(kl_from_uniform(policy).mean()))

@@ -49,28 +49,49 @@ def kl_from_uniform(policy: torch.Tensor) -> torch.Tensor:
 
 
 def bon_policy(proxy: torch.Tensor, n: int) -> torch.Tensor:
-    """Best-of-n selection probabilities per row (P, K), ties in a row shared equally."""
+    """Best-of-n selection probabilities per row (P, K), ties in a row shared equally.
+
+    The untied weight of rank r (ascending) is C(r, n-1) / C(K, n); a tied group's total
+    is the sum of its ranks' weights (the sum telescopes to P(the subset's max lies in the
+    group)), shared equally by its members: `best_of_n_weights` row by row, vectorised.
+    """
     proxy = torch.as_tensor(proxy, dtype=torch.float64)
-    ordered = proxy.sort(-1).values
-    if bool((ordered[:, 1:] > ordered[:, :-1]).all()):  # no ties: one weight per rank
-        by_rank = best_of_n_weights(torch.arange(proxy.shape[1], dtype=torch.float64), n)
-        return by_rank[proxy.argsort(-1).argsort(-1)]
-    return torch.stack([best_of_n_weights(row, n) for row in proxy])
+    values, order = proxy.sort(-1)  # (P, K) ascending
+    by_rank = best_of_n_weights(torch.arange(proxy.shape[1], dtype=torch.float64), n)
+    starts = torch.ones_like(values, dtype=torch.bool)
+    starts[:, 1:] = values[:, 1:] != values[:, :-1]
+    group = starts.long().cumsum(-1) - 1  # (P, K) tie group of each sorted position
+    totals = torch.zeros_like(values).scatter_add_(1, group, by_rank.expand_as(values))
+    sizes = torch.zeros_like(values).scatter_add_(1, group, torch.ones_like(values))
+    shared = (totals / sizes.clamp(min=1)).gather(1, group)
+    return torch.empty_like(values).scatter_(1, order, shared)
 
 
-def beta_for_kl(proxy: torch.Tensor, target: float, *, iterations: int = 40) -> float:
+def beta_for_kl(
+    proxy: torch.Tensor,
+    target: float,
+    *,
+    iterations: int = 40,
+    tolerance: float = 1e-6,
+    upper: float | None = None,
+) -> float:
     """The beta whose KL-regularised policy has mean KL(pi || pi0) over prompts = `target`.
 
     Bisection on log beta (the KL falls monotonically as beta grows). `target` must lie
-    below the KL of the proxy's argmax policy (log K when there are no ties).
+    below the KL of the proxy's argmax policy (log K when there are no ties). `upper`: a
+    beta known to give a KL below `target` (e.g. the previous, smaller target's beta).
     """
     proxy = torch.as_tensor(proxy, dtype=torch.float64)
     if target <= 0:
         return math.inf
     spread = float(proxy.std(-1).mean()) or 1.0
     lo, hi = math.log(spread * 1e-4), math.log(spread * 1e3)  # KL(lo) ~ max, KL(hi) ~ 0
+    if upper is not None and math.isfinite(upper) and lo < math.log(upper) < hi:
+        hi = math.log(upper)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
         kl = float(kl_from_uniform(kl_regularised_policy(proxy, math.exp(mid))).mean())
+        if abs(kl - target) < tolerance:
+            return math.exp(mid)
         lo, hi = (mid, hi) if kl > target else (lo, mid)
     return math.exp(0.5 * (lo + hi))
