@@ -77,12 +77,12 @@ class ReferenceFamily:
     name: str = "references"
 
     def fit_score(self, train, candidates, base):
-        from ebrm.references import fit_references, reference_rewards
+        from ebrm.references import fit_references
 
-        refs, _ = fit_references(train.embeddings, train.chosen, train.rejected, seed=self.seed)
-        out = {}
-        for name, ref in refs.items():
-            rewards = reference_rewards(ref, candidates, k=self.conservative_k)
-            out[name] = rewards.mean
-            out[f"{name}_conservative"] = rewards.conservative
-        return out
+        refs = fit_references(train.embeddings, train.chosen, train.rejected, seed=self.seed)
+        columns = refs.columns(candidates, k=self.conservative_k)
+        return {
+            f"{name}{suffix}": columns[f"{name}{suffix}"]
+            for name in refs.rewards
+            for suffix in ("", "_conservative")
+        }
