@@ -223,19 +223,7 @@ class EnergyRewardModel:
             raise ConfigError(
                 f"Unknown refinement method {method!r}; choose one of {', '.join(METHODS)}."
             )
-        embeddings = torch.as_tensor(embeddings)
-        base_raw = torch.as_tensor(base_rewards).detach().cpu().to(torch.float32)
-        if base_raw.ndim != 1 or embeddings.ndim != 2 or base_raw.shape[0] != embeddings.shape[0]:
-            raise DataFormatError(
-                f"refine needs embeddings (N, D) and base_rewards (N,); got shapes "
-                f"{tuple(embeddings.shape)} and {tuple(base_raw.shape)}"
-            )
-        if not torch.isfinite(base_raw).all():
-            bad = (~torch.isfinite(base_raw)).nonzero().flatten()
-            raise DataFormatError(
-                f"base_rewards contain NaN or infinite values in {bad.numel()} of "
-                f"{base_raw.numel()} rows (first bad row: {int(bad[0])}); drop those rows"
-            )
+        embeddings, base_raw = _refine_inputs(embeddings, base_rewards)
         if embeddings.shape[0] == 0:
             from ebrm.refine._util import check_embeddings
 
@@ -468,6 +456,26 @@ class EnergyRewardModel:
             f"EnergyRewardModel(base_rm={self.base_rm_info.get('name_or_path')!r}, "
             f"embedding_dim={self.embedding_dim}, method={self.refine_config.method!r})"
         )
+
+
+def _refine_inputs(
+    embeddings: torch.Tensor, base_rewards: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings, raw base rewards as float32 on the CPU), shapes and values checked."""
+    embeddings = torch.as_tensor(embeddings)
+    base_raw = torch.as_tensor(base_rewards).detach().cpu().to(torch.float32)
+    if base_raw.ndim != 1 or embeddings.ndim != 2 or base_raw.shape[0] != embeddings.shape[0]:
+        raise DataFormatError(
+            f"refine needs embeddings (N, D) and base_rewards (N,); got shapes "
+            f"{tuple(embeddings.shape)} and {tuple(base_raw.shape)}"
+        )
+    if not torch.isfinite(base_raw).all():
+        bad = (~torch.isfinite(base_raw)).nonzero().flatten()
+        raise DataFormatError(
+            f"base_rewards contain NaN or infinite values in {bad.numel()} of "
+            f"{base_raw.numel()} rows (first bad row: {int(bad[0])}); drop those rows"
+        )
+    return embeddings, base_raw
 
 
 def _jsonable(value: Any, where: str) -> Any:

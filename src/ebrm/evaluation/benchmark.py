@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ebrm.data.types import Conversation
+from ebrm.errors import DataFormatError
 from ebrm.evaluation.metrics import format_p
 from ebrm.evaluation.units import Units, UnitScores
 
@@ -80,6 +81,14 @@ class BenchmarkBase:
     unit: ClassVar[str] = "pairs"
     primary_metric: ClassVar[str]
     what: ClassVar[str]  # how sentences name the primary metric, e.g. "accuracy"
+
+    def rows_of(self, rows: Sequence[Any], row_type: type, what: str) -> list:
+        """`rows` as a list, refused with one line when any row is not a `row_type`."""
+        rows = list(rows)
+        bad = next((type(r).__name__ for r in rows if not isinstance(r, row_type)), None)
+        if bad is not None:
+            raise DataFormatError(f"{self.name} needs {what}; got {bad} rows")
+        return rows
 
     def side(self, units: Units, scores: UnitScores, *, n_boot: int, seed: int) -> dict:
         """One reward's metrics (metrics.json's object for that reward)."""

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from ebrm.data.types import Conversation, PreferencePair
-from ebrm.errors import DataFormatError
 from ebrm.evaluation import plots
 from ebrm.evaluation.benchmark import (
     BenchmarkBase,
@@ -88,10 +87,7 @@ class PairwiseBenchmark(BenchmarkBase):
 
     def responses(self, rows: Sequence[PreferencePair]) -> tuple[list[Conversation], Units]:
         """Chosen and rejected of each pair, interleaved: pair i is rows (2i, 2i + 1)."""
-        rows = list(rows)
-        bad = [type(r).__name__ for r in rows if not isinstance(r, PreferencePair)][:1]
-        if bad:
-            raise DataFormatError(f"{self.name} needs preference pairs; got {bad[0]} rows")
+        rows = self.rows_of(rows, PreferencePair, "preference pairs")
         convs = [c for pair in rows for c in (pair.chosen, pair.rejected)]
         n = len(rows)
         return convs, Units.of(

@@ -211,10 +211,7 @@ class RewardBench2(BenchmarkBase):
 
     def responses(self, rows: Sequence[RewardBench2Item]) -> tuple[list[Conversation], Units]:
         """Every completion of each row, chosen first; units padded to the widest row."""
-        rows = list(rows)
-        bad = [type(r).__name__ for r in rows if not isinstance(r, RewardBench2Item)][:1]
-        if bad:
-            raise DataFormatError(f"reward-bench-2 needs RewardBench 2 rows; got {bad[0]}")
+        rows = self.rows_of(rows, RewardBench2Item, "RewardBench 2 rows")
         k = max(len(r.chosen) for r in rows)
         m = max(len(r.rejected) for r in rows)
         chosen, rejected = np.full((len(rows), k), -1), np.full((len(rows), m), -1)

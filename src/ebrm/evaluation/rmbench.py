@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from ebrm.data.types import Conversation, RMBenchItem
-from ebrm.errors import DataFormatError
 from ebrm.evaluation.benchmark import BenchmarkBase, ci_text, pct, reward_names, signed
 from ebrm.evaluation.metrics import as_numpy, bootstrap_ci, paired_difference, verdict
 from ebrm.evaluation.units import Units, UnitScores
@@ -127,10 +126,7 @@ class RMBench(BenchmarkBase):
 
     def responses(self, rows: Sequence[RMBenchItem]) -> tuple[list[Conversation], Units]:
         """Per prompt six responses, chosen then rejected in style order: rows 6p .. 6p + 5."""
-        rows = list(rows)
-        bad = [type(r).__name__ for r in rows if not isinstance(r, RMBenchItem)][:1]
-        if bad:
-            raise DataFormatError(f"rm-bench needs RM-Bench items (3 x 3 responses); got {bad[0]}")
+        rows = self.rows_of(rows, RMBenchItem, "RM-Bench items (3 x 3 responses)")
         convs = [
             Conversation(messages=item.messages, response=text)
             for item in rows

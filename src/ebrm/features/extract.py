@@ -267,10 +267,7 @@ def extract_features(
         ConfigError: invalid options or no pairs.
         Interrupted: stopped by a signal; the message says how much was kept.
     """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be an int >= 1; got {batch_size}.")
-    if shard_size < 1:
-        raise ConfigError(f"shard_size must be an int >= 1; got {shard_size}.")
+    _check_sizes(batch_size=batch_size, shard_size=shard_size)
     storage_dtype = fs.normalize_storage_dtype(storage_dtype)
     out = Path(out)
     state = process_state()
@@ -351,13 +348,7 @@ def _extract_shards(
                 last_save = time.monotonic()
                 for lo in range(start + saved, end, chunk):
                     texts = plan.texts[lo : min(lo + chunk, end)]
-                    emb, rew = rm.embed_texts(texts, batch_size=batch_size, progress=False)
-                    if tuple(emb.shape) != (len(texts), dim) or tuple(rew.shape) != (len(texts),):
-                        raise ValueError(
-                            f"embed_texts returned embeddings {tuple(emb.shape)} and rewards "
-                            f"{tuple(rew.shape)} for {len(texts)} texts; expected "
-                            f"({len(texts)}, {dim}) and ({len(texts)},)"
-                        )
+                    emb, rew = _embed_chunk(rm, texts, batch_size=batch_size, dim=dim)
                     embeddings.append(emb)
                     rewards.append(rew)
                     bar.update(len(texts))
@@ -373,10 +364,7 @@ def _extract_shards(
                 )  # fmt: skip
                 # Only now, with the shard safely on disk, is it recorded as done.
                 if world_size == 1:
-                    shards = sorted([*manifest["shards"], record], key=lambda r: r["index"])
-                    manifest["shards"] = shards
-                    manifest["complete"] = len(manifest["shards"]) == len(ranges)
-                    fs.write_manifest(out, manifest)
+                    _record_shard(out, manifest, record, num_shards=len(ranges))
                 else:
                     written.append(record)
                     atomic_write_json(
@@ -396,6 +384,33 @@ def _extract_shards(
             "rerun the same command to resume",
             signum=getattr(exc, "signum", 2),
         ) from None
+
+
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if value < 1:
+            raise ConfigError(f"{name} must be an int >= 1; got {value}.")
+
+
+def _embed_chunk(
+    rm: EmbeddingModel, texts: list[str], *, batch_size: int, dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`rm.embed_texts`, with its output shapes checked against the store's."""
+    emb, rew = rm.embed_texts(texts, batch_size=batch_size, progress=False)
+    if tuple(emb.shape) != (len(texts), dim) or tuple(rew.shape) != (len(texts),):
+        raise ValueError(
+            f"embed_texts returned embeddings {tuple(emb.shape)} and rewards "
+            f"{tuple(rew.shape)} for {len(texts)} texts; expected "
+            f"({len(texts)}, {dim}) and ({len(texts)},)"
+        )
+    return emb, rew
+
+
+def _record_shard(out: Path, manifest: dict[str, Any], record: dict, *, num_shards: int) -> None:
+    """Add a written shard to the manifest (single process) and save it."""
+    manifest["shards"] = sorted([*manifest["shards"], record], key=lambda r: r["index"])
+    manifest["complete"] = len(manifest["shards"]) == num_shards
+    fs.write_manifest(out, manifest)
 
 
 def _save_partial(out, index, start, embeddings, rewards, where) -> int:
