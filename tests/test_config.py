@@ -31,7 +31,7 @@ CONFIGS = [
     RefineConfig(method="conservative", grid_min=-3.5, grid_max=9.25),
     BTTrainConfig(freeze_encoder=True, learning_rate=1e-3),
     ServerConfig(port=0, token="t", special_tokens=("<a>",)),
-    OveroptConfig(num_candidates=4, max_n=3, gold_finetune=True),
+    OveroptConfig(num_candidates=40, label_noise=(0.1, 0.3), references=False),
     PipelineConfig(base_model="m", preset="paper", train_overrides={"max_steps": 5}),
 ]
 

@@ -34,6 +34,9 @@ class OveroptConfig:
         check_int(self, "num_candidates", low=2)
         check_int(self, "edited", low=0)
         levels = self.label_noise
+        if isinstance(levels, list):  # from JSON (`to_dict` writes tuples as lists)
+            levels = tuple(levels)
+            object.__setattr__(self, "label_noise", levels)
         if not (isinstance(levels, tuple) and levels and all(_level(p) for p in levels)):
             raise invalid(self, "label_noise", "a non-empty tuple of floats in [0, 0.5)", levels)
         check_float(self, "proxy_fraction", low=0.0, high=1.0, low_open=True)
