@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ebrm.evaluation.calibration import brier_score, expected_calibration_error
-from ebrm.evaluation.uncertainty import nll
+from ebrm.evaluation.selective import probability_confidence, risk_coverage
+from ebrm.evaluation.uncertainty import axis_verdicts, compare_rewards, nll, strip_replicates
 from ebrm.evaluation.units import PBetter, Reward, Units
 from ebrm.references import ReferenceSet, base_p_better, reference_rewards
 
@@ -167,9 +168,6 @@ def uncertainty_block(
         {"baseline", "rewards", "metrics", "vs_baseline", "verdicts", "sentences",
         "risk_coverage": {"coverage": [...], reward: [risk, ...]}, "n", "n_boot", "level"}.
     """
-    from ebrm.evaluation.selective import probability_confidence, risk_coverage
-    from ebrm.evaluation.uncertainty import axis_verdicts, compare_rewards, strip_replicates
-
     rewards = dict(p_and_correct)
     baseline = "base"
     if BASE_CALIBRATED in rewards:
