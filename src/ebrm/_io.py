@@ -108,3 +108,12 @@ def recover_replaced_directory(path: str | os.PathLike) -> bool:
         path,
     )
     return True
+
+
+def read_json_object(path: Path) -> dict:
+    """The JSON object in `path`, or {} when it is missing, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -8,12 +8,12 @@ be reported in a fraction of a second, not after torch and a model have loaded.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ebrm._io import read_json_object as _read_json
 from ebrm._io import recover_replaced_directory
 from ebrm._text import plural  # noqa: F401 - re-exported for the commands
 from ebrm.errors import ConfigError
@@ -57,14 +57,6 @@ _HINT = {
 }
 # "org/name" or "name": a hub id, not a local path
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def artifact_kind(path: Path) -> str:

@@ -15,6 +15,23 @@ from ebrm.energy.head import EnergyHead
 from ebrm.errors import ConfigError, DataFormatError
 
 
+def check_grid(grid: torch.Tensor) -> torch.Tensor:
+    """Validate a grid: 1-D, >= 3 finite, strictly increasing points.
+
+    Raises:
+        ConfigError: naming what is wrong.
+    """
+    grid = torch.as_tensor(grid)
+    if grid.ndim != 1 or grid.numel() < 3:
+        raise ConfigError(
+            f"The refinement grid must be a 1-D tensor of >= 3 points; got shape "
+            f"{tuple(grid.shape)}"
+        )
+    if not torch.isfinite(grid).all() or not bool((grid[1:] > grid[:-1]).all()):
+        raise ConfigError("The refinement grid must be finite and strictly increasing")
+    return grid
+
+
 def trapezoid_log_weights(grid: torch.Tensor) -> torch.Tensor:
     """log trapezoid weights of a strictly increasing grid, (G,) or per row (N, G)."""
     grid = grid.to(torch.float64)
@@ -71,14 +88,7 @@ def posterior_mean(head: EnergyHead, embeddings: torch.Tensor, grid: torch.Tenso
     Raises:
         ConfigError: the grid is not 1-D, finite and strictly increasing with >= 3 points.
     """
-    grid = torch.as_tensor(grid)
-    if grid.ndim != 1 or grid.numel() < 3:
-        raise ConfigError(
-            f"The refinement grid must be a 1-D tensor of >= 3 points; got shape "
-            f"{tuple(grid.shape)}"
-        )
-    if not torch.isfinite(grid).all() or not bool((grid[1:] > grid[:-1]).all()):
-        raise ConfigError("The refinement grid must be finite and strictly increasing")
+    grid = check_grid(grid)
     param = next(head.parameters())
     grid = grid.to(device=param.device, dtype=param.dtype)
     emb_part = head.project_embeddings(embeddings.to(device=param.device, dtype=param.dtype))

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ebrm._io import atomic_write_json
+from ebrm._io import atomic_write_json, read_json_object
 from ebrm._progress import tqdm
 from ebrm._version import __version__, version_info
 from ebrm.data.types import PreferencePair
@@ -148,7 +148,7 @@ def _prepare(
     records = list(existing["shards"]) if existing else []
     progress_files = sorted(p for p in out.iterdir() if _PROGRESS.fullmatch(p.name))
     for path in progress_files:
-        progress = _read_json(path)
+        progress = read_json_object(path)
         if existing and progress.get("plan_hash") == settings["plan_hash"]:
             records.extend(progress.get("shards", []))
     shards = _verified(out, records, ranges)
@@ -178,16 +178,6 @@ def _prepare(
     for path in progress_files:  # merged into the manifest above
         path.unlink(missing_ok=True)
     return manifest
-
-
-def _read_json(path: Path) -> dict:
-    import json
-
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _remove_store(out: Path) -> None:

@@ -12,25 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ebrm.energy.posterior import trapezoid_log_weights  # the one quadrature, shared
-from ebrm.errors import ConfigError
-
-
-def check_grid(grid: torch.Tensor) -> torch.Tensor:
-    """Validate a grid: 1-D, >= 3 finite, strictly increasing points.
-
-    Raises:
-        ConfigError: naming what is wrong.
-    """
-    grid = torch.as_tensor(grid)
-    if grid.ndim != 1 or grid.numel() < 3:
-        raise ConfigError(
-            f"The refinement grid must be a 1-D tensor of >= 3 points; got shape "
-            f"{tuple(grid.shape)}"
-        )
-    if not torch.isfinite(grid).all() or not bool((grid[1:] > grid[:-1]).all()):
-        raise ConfigError("The refinement grid must be finite and strictly increasing")
-    return grid
+from ebrm.energy.posterior import check_grid, trapezoid_log_weights  # noqa: F401 - shared; check_grid re-exported
 
 
 def log_masses(scores: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
