@@ -82,6 +82,24 @@ def _inside(
     return not (high is not None and (value >= high if high_open else value > high))
 
 
+def _check_number(
+    obj: object,
+    name: str,
+    is_type: Callable[[Any], bool],
+    kind: str,
+    interval: tuple[float | None, float | None, bool, bool],
+    optional: bool,
+    hint: str | None,
+) -> None:
+    """The shared body of `check_int` / `check_float`: type, then (low, high, open, open)."""
+    value = getattr(obj, name)
+    if optional and value is None:
+        return
+    if not (is_type(value) and _inside(value, *interval)):
+        expected = f"{kind}{_bounds(*interval)}"
+        raise invalid(obj, name, f"None or {expected}" if optional else expected, value, hint=hint)
+
+
 def check_int(
     obj: object,
     name: str,
@@ -92,12 +110,7 @@ def check_int(
     hint: str | None = None,
 ) -> None:
     """`obj.name` is an int (not a bool) in [low, high]; None too when `optional`."""
-    value = getattr(obj, name)
-    if optional and value is None:
-        return
-    if not (_is_int(value) and _inside(value, low, high, False, False)):
-        expected = f"an int{_bounds(low, high, False, False)}"
-        raise invalid(obj, name, f"None or {expected}" if optional else expected, value, hint=hint)
+    _check_number(obj, name, _is_int, "an int", (low, high, False, False), optional, hint)
 
 
 def check_float(
@@ -112,12 +125,8 @@ def check_float(
     hint: str | None = None,
 ) -> None:
     """`obj.name` is a finite real number in the interval; None too when `optional`."""
-    value = getattr(obj, name)
-    if optional and value is None:
-        return
-    if not (_is_real(value) and _inside(value, low, high, low_open, high_open)):
-        expected = f"a finite float{_bounds(low, high, low_open, high_open)}"
-        raise invalid(obj, name, f"None or {expected}" if optional else expected, value, hint=hint)
+    interval = (low, high, low_open, high_open)
+    _check_number(obj, name, _is_real, "a finite float", interval, optional, hint)
 
 
 def check_choice(
