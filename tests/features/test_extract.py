@@ -10,6 +10,7 @@ import torch
 
 from ebrm.errors import ConfigError, CorruptArtifactError, IncompatibleArtifactError
 from ebrm.features import FeatureStore, extract_features, load_features
+from ebrm.features import store as store_format
 from tests.fakes import FakeRM, fake_embedding, make_pairs
 
 PAIRS = make_pairs(23)
@@ -53,7 +54,8 @@ def test_manifest_records_provenance_shards_and_checksums(tmp_path):
     rm = FakeRM()
     store = _extract(tmp_path, rm, data_spec="my/data.jsonl")
     m = store.manifest
-    assert m["format"] == "ebrm-feature-store" and m["format_version"] == 2
+    assert m["format"] == "ebrm-feature-store"
+    assert m["format_version"] == store_format.FORMAT_VERSION
     assert m["base_rm"] == rm.provenance() and store.provenance == rm.provenance()
     assert m["complete"] is True
     assert (m["max_length"], m["truncation_side"]) == (64, "left")

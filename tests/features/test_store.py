@@ -40,7 +40,9 @@ def test_store_directory_layout(tmp_path):
     store = extract_features(FakeRM(), make_pairs(10), tmp_path / "s", shard_size=4, progress=False)
     names = sorted(p.name for p in store.path.iterdir())
     shards = [f"shard-{i:05d}.safetensors" for i in range(store.manifest["num_shards"])]
-    assert names == sorted(["manifest.json", "pairs.safetensors", "pairs.json", *shards])
+    assert names == sorted(
+        ["manifest.json", "pairs.safetensors", "pairs.json", "rows.safetensors", *shards]
+    )
     with safe_open(store.path / "pairs.safetensors", framework="pt") as handle:
         assert handle.get_tensor("chosen").dtype == torch.int64
     text = (store.path / "manifest.json").read_text()
@@ -87,3 +89,17 @@ def test_pair_table_checksum_is_verified(tmp_path):
     (store.path / "pairs.json").write_text('{"ids": [], "subsets": []}\n')
     with pytest.raises(CorruptArtifactError, match="pairs.json fails its sha256"):
         store.load()
+
+
+def test_row_keys_are_the_sha256_of_each_rows_formatted_text(tmp_path):
+    import hashlib
+
+    from ebrm.features import build_plan
+
+    rm, pairs = FakeRM(), make_pairs(10)
+    store = extract_features(rm, pairs, tmp_path / "s", shard_size=4, progress=False)
+    texts = build_plan(rm, pairs).texts  # the rows, in row order
+    keys = store.row_keys()
+    assert keys.shape == (store.num_rows, 32) and keys.dtype == torch.uint8
+    for row, text in enumerate(texts):
+        assert bytes(keys[row].tolist()) == hashlib.sha256(text.encode("utf-8")).digest()

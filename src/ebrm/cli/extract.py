@@ -23,7 +23,9 @@ from ebrm.cli._options import (
 from ebrm.errors import ConfigError
 
 # a store killed before its first manifest holds only these (see ebrm.features.extract)
-_STORE_FILE = re.compile(r"\.?(pairs\.safetensors|pairs\.json|(shard|partial)-\d{5}\.safetensors)")
+_STORE_FILE = re.compile(
+    r"\.?(pairs\.safetensors|pairs\.json|rows\.safetensors|(shard|partial)-\d{5}\.safetensors)"
+)
 
 
 def register(app: typer.Typer) -> None:

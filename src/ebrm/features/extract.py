@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 _BATCHES_PER_CALL = 8
 _PROGRESS = re.compile(r"progress-rank-\d{5}\.json")
 _SHARD = re.compile(r"shard-\d{5}\.safetensors")
-_OWN_FILES = {fs.MANIFEST, fs.PAIRS_TENSORS, fs.PAIRS_META}
+_OWN_FILES = {fs.MANIFEST, fs.PAIRS_TENSORS, fs.PAIRS_META, fs.ROWS}
 
 
 def _settings(rm: EmbeddingModel, plan: ExtractionPlan, shard_size: int, storage_dtype: str):
@@ -157,6 +157,7 @@ def _prepare(
     pairs_sha = fs.write_pair_table(
         out, plan.chosen, plan.rejected, plan.ids, plan.subsets, plan.prompt_hashes
     )
+    pairs_sha[fs.ROWS] = fs.write_row_keys(out, plan.keys)
     manifest = {
         "format": fs.FORMAT_NAME,
         "format_version": fs.FORMAT_VERSION,

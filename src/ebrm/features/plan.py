@@ -40,10 +40,22 @@ class ExtractionPlan:
     subsets: list[str | None]  # per pair, its subset/domain when known
     prompt_hashes: list[str] | None  # per pair, `ebrm.data.prompt_hash` (not in plan_hash)
     plan_hash: str  # sha256 of the texts (in order) and the pair table
+    keys: torch.Tensor  # (N, 32) uint8, `text_key` of each row: how later runs find it
 
     @property
     def num_rows(self) -> int:
         return len(self.texts)
+
+
+def text_key(text: str) -> bytes:
+    """The key a row is stored and found by: sha256 of its formatted text (32 bytes)."""
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def text_keys(texts: Sequence[str]) -> torch.Tensor:
+    """(N, 32) uint8: `text_key` of each text."""
+    data = b"".join(text_key(t) for t in texts)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(len(texts), 32)
 
 
 def plan_rows(
@@ -83,6 +95,7 @@ def plan_rows(
         subsets=list(subsets) if subsets is not None else [None] * n,
         prompt_hashes=list(prompt_hashes) if prompt_hashes is not None else None,
         plan_hash=digest.hexdigest(),
+        keys=text_keys(texts),
     )
 
 

@@ -6,6 +6,8 @@ Layout of a store directory::
     pairs.safetensors        chosen (P,) int64, rejected (P,) int64: the rows of each pair
     pairs.json               {"ids": [...], "subsets": [...], "prompt_hashes": [...]}: per pair,
                              kept out of the manifest (prompt_hashes since format version 2)
+    rows.safetensors         text_sha256 (N, 32) uint8: sha256 of each row's formatted text,
+                             the key later commands find a text's row by (format version 3)
     shard-00000.safetensors  embeddings (n, D) in the storage dtype, rewards (n,) float32
     ...
 
@@ -39,10 +41,14 @@ logger = logging.getLogger(__name__)
 FORMAT_NAME = "ebrm-feature-store"
 # 2: pairs.json records each pair's prompt hash (`ebrm.data.prompt_hash`). Version 1 stores
 # still load, without prompt hashes (re-running the same `ebrm extract` adds them).
-FORMAT_VERSION = 2
+# 3: rows.safetensors records each row's text key (`ebrm.features.plan.text_key`), so that
+# later commands reuse rows instead of embedding a text again. Version 2 stores still load;
+# their rows cannot be reused until the same `ebrm extract` is re-run (no re-embedding).
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 PAIRS_TENSORS = "pairs.safetensors"
 PAIRS_META = "pairs.json"
+ROWS = "rows.safetensors"
 STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -135,6 +141,13 @@ def write_pair_table(
         PAIRS_TENSORS: hashlib.sha256(tensors).hexdigest(),
         PAIRS_META: hashlib.sha256(meta).hexdigest(),
     }
+
+
+def write_row_keys(directory: Path, keys: torch.Tensor) -> str:
+    """Write `rows.safetensors` ((N, 32) uint8 text keys); return its sha256."""
+    data = safetensors_save({"text_sha256": keys.to(torch.uint8).contiguous()})
+    atomic_write_bytes(directory / ROWS, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
@@ -367,6 +380,31 @@ class FeatureStore:
                 f"{self.num_pairs}. Re-run the same `ebrm extract` command to rewrite it."
             )
         return [str(h) for h in hashes]
+
+    def row_keys(self, *, verify: bool = True) -> torch.Tensor | None:
+        """(N, 32) uint8 text key of every row (`ebrm.features.plan.text_key`), or None for
+        a store written before format version 3.
+
+        Raises:
+            CorruptArtifactError: rows.safetensors is missing, damaged or of the wrong shape.
+        """
+        digest = self.manifest.get("pairs_sha256", {}).get(ROWS)
+        if digest is None:
+            return None
+        if verify:
+            self._check_file(ROWS, digest)
+        file = self.path / ROWS
+        try:
+            with safe_open(file, framework="pt") as handle:
+                keys = handle.get_tensor("text_sha256")
+        except Exception as exc:
+            raise CorruptArtifactError(f"{file} cannot be read: {exc}") from exc
+        if tuple(keys.shape) != (self.num_rows, 32):
+            raise CorruptArtifactError(
+                f"{file} holds {tuple(keys.shape)} text keys; {MANIFEST} says {self.num_rows} "
+                "rows. Re-run the same `ebrm extract` command to rewrite it."
+            )
+        return keys
 
     def load(self, *, verify: bool = True) -> PairFeatures:
         """The whole store as `PairFeatures` (float32, whatever the storage dtype).
