@@ -28,6 +28,7 @@ from ebrm.errors import ConfigError, CorruptArtifactError, IncompatibleArtifactE
 from ebrm.features import partial
 from ebrm.features import store as fs
 from ebrm.features.plan import EmbeddingModel, ExtractionPlan, build_plan
+from ebrm.features.reuse import StoredRows
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +230,7 @@ def extract_features(
     overwrite: bool = False,
     data_spec: str | None = None,
     checkpoint_seconds: float | None = 60.0,
+    reuse: StoredRows | None = None,
 ) -> fs.FeatureStore:
     """Embed every unique response of `pairs` with `rm` into the feature store `out`.
 
@@ -248,13 +250,16 @@ def extract_features(
         checkpoint_seconds: save the rows of an unfinished shard this often (and on
             SIGINT/SIGTERM), so an interruption loses at most about this much work; None
             saves only finished shards.
+        reuse: rows of another store made by the same RM with the same settings: texts it
+            holds are copied from it instead of embedded (`ebrm.features.reuse`).
 
     Returns:
         The finished `FeatureStore`.
 
     Raises:
         IncompatibleArtifactError: `out` holds a store made with another RM, other settings
-            or other data (unless `overwrite`), or files that are not a feature store.
+            or other data (unless `overwrite`), or files that are not a feature store; or
+            `reuse` was made by another RM, other settings or another storage dtype.
         ConfigError: invalid options or no pairs.
         Interrupted: stopped by a signal; the message says how much was kept.
     """
@@ -264,6 +269,8 @@ def extract_features(
     state = process_state()
     plan = build_plan(rm, pairs)
     settings = _settings(rm, plan, shard_size, storage_dtype)
+    if reuse is not None:
+        reuse.check_extraction(settings["base_rm"], settings["storage_dtype"])
     # Every rank checks (read-only), so a refusal reaches all ranks instead of hanging them.
     existing = None if overwrite else check_compatible(out, settings)
     if state.is_main_process:
@@ -287,6 +294,7 @@ def extract_features(
         rank=state.process_index,
         world_size=state.num_processes,
         checkpoint_seconds=checkpoint_seconds,
+        reuse=reuse,
     )  # fmt: skip
     state.wait_for_everyone()
     if state.num_processes > 1 and state.is_main_process:
@@ -312,6 +320,7 @@ def _extract_shards(
     rank: int,
     world_size: int,
     checkpoint_seconds: float | None = 60.0,
+    reuse: StoredRows | None = None,
 ) -> None:
     """Embed and write this rank's shards, recording each one once it is on disk.
 
@@ -339,7 +348,7 @@ def _extract_shards(
                 last_save = time.monotonic()
                 for lo in range(start + saved, end, chunk):
                     texts = plan.texts[lo : min(lo + chunk, end)]
-                    emb, rew = _embed_chunk(rm, texts, batch_size=batch_size, dim=dim)
+                    emb, rew = _embed_chunk(rm, texts, batch_size=batch_size, dim=dim, reuse=reuse)
                     embeddings.append(emb)
                     rewards.append(rew)
                     bar.update(len(texts))
@@ -384,10 +393,19 @@ def _check_sizes(**sizes: int) -> None:
 
 
 def _embed_chunk(
-    rm: EmbeddingModel, texts: list[str], *, batch_size: int, dim: int
+    rm: EmbeddingModel,
+    texts: list[str],
+    *,
+    batch_size: int,
+    dim: int,
+    reuse: StoredRows | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`rm.embed_texts`, with its output shapes checked against the store's."""
-    emb, rew = rm.embed_texts(texts, batch_size=batch_size, progress=False)
+    """`rm.embed_texts` (or the rows `reuse` holds), output shapes checked against the
+    store's."""
+    if reuse is not None:
+        emb, rew = reuse.embed(rm, texts, batch_size=batch_size, progress=False)
+    else:
+        emb, rew = rm.embed_texts(texts, batch_size=batch_size, progress=False)
     if tuple(emb.shape) != (len(texts), dim) or tuple(rew.shape) != (len(texts),):
         raise ValueError(
             f"embed_texts returned embeddings {tuple(emb.shape)} and rewards "
