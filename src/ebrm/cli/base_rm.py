@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -88,8 +89,22 @@ def train(
     ] = None,
     device: Device = None,
     progress: Progress = True,
+    features_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--features-out",
+            help="Where to write the feature store of --data made while training (every pair, "
+            "embedded once, length-sorted; the store `ebrm extract --rm OUT --data SAME` "
+            "would write, so `ebrm train --features` and `ebrm extract` use it instead of "
+            "embedding again). Default: OUT/features.",
+        ),
+    ] = None,
 ) -> None:
-    """Train a Bradley-Terry RM on preference pairs (TRL RewardTrainer, or head-only)."""
+    """Train a Bradley-Terry RM on preference pairs (TRL RewardTrainer, or head-only).
+
+    Every text is embedded once, through a feature store of --data that is kept (default
+    OUT/features, see --features-out): with --freeze-encoder the head is fitted on it.
+    """
     if model is not None:
         _checks.need(model, "--model", _checks.HF_MODEL)
     _checks.data_spec(data)
@@ -100,9 +115,18 @@ def train(
             "new or empty directory (it never replaces one). Choose another --out."
         )
     _checks.output_dir(out, "--out", overwrite=False)
+    if features_out is not None:
+        kind = _checks.artifact_kind(features_out)
+        if kind not in (_checks.MISSING, _checks.EMPTY_DIR):
+            raise ConfigError(
+                f"--features-out {features_out} {_checks.describe(kind)}; base-rm train writes "
+                "a new feature store into a new or empty directory. Choose another one."
+            )
+        _checks.output_dir(features_out, "--features-out", overwrite=False)
 
     from ebrm.data import load_pairs
-    from ebrm.rm.train_bt import BTTrainConfig, train_bradley_terry
+    from ebrm.features.bt_store import train_with_store
+    from ebrm.rm.train_bt import BTTrainConfig
 
     with _checks.flag_names(_FLAGS):
         config = BTTrainConfig(
@@ -118,15 +142,20 @@ def train(
             progress=progress,
         )
     pairs = load_pairs(data, limit=limit)
-    result = train_bradley_terry(
-        model or _default_model(), pairs, out, config=config, data_spec=data
-    )
+    result, store = train_with_store(
+        model or _default_model(), pairs, out, config=config, data_spec=data,
+        features_out=features_out,
+    )  # fmt: skip
     val = "n/a" if result.validation_accuracy is None else f"{result.validation_accuracy:.4f}"
     typer.echo(
         f"saved {out}: train accuracy {result.train_accuracy:.4f} "
         f"({_checks.plural(result.num_train, 'pair')}, {result.num_flipped} flipped), "
         f"validation accuracy {val} ({_checks.plural(result.num_validation, 'pair')}), "
         f"{result.seconds:.1f} s"
+    )
+    typer.echo(
+        f"feature store {store.path}: {store.num_rows} rows "
+        f"({_checks.plural(store.num_pairs, 'pair')}), dim {store.dim}"
     )
 
 

@@ -69,6 +69,18 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--overwrite", help="Discard an existing store at --out.")
         ] = False,
         progress: Progress = True,
+        reuse: Annotated[
+            Path | None,
+            typer.Option(
+                "--reuse",
+                help="A feature store made by the same RM with the same settings: texts it "
+                "holds are copied from it, not embedded again (default: the store `ebrm "
+                "base-rm train` left in the --rm directory, RM/features, when it matches).",
+            ),
+        ] = None,
+        no_reuse: Annotated[
+            bool, typer.Option("--no-reuse", help="Embed every text, reusing no store.")
+        ] = False,
     ) -> None:
         """Extract (embedding, reward) of every response into a resumable feature store.
 
@@ -80,6 +92,15 @@ def register(app: typer.Typer) -> None:
         _checks.need(rm, "--rm", _checks.HF_MODEL)
         _checks.data_spec(data)
         _check_out(out, overwrite=overwrite)
+        if reuse is not None:
+            if no_reuse:
+                raise ConfigError("--reuse and --no-reuse contradict each other; pass one.")
+            _checks.need(reuse, "--reuse", _checks.FEATURE_STORE)
+            if reuse.resolve() == out.resolve():
+                raise ConfigError(
+                    f"--reuse {reuse} is the --out store itself (rerunning resumes it anyway); "
+                    "pass another store to reuse, or none."
+                )
 
         from ebrm.data import load_pairs
         from ebrm.features.extract import extract_features, process_state
@@ -97,6 +118,7 @@ def register(app: typer.Typer) -> None:
             max_length=max_length,
             truncation_side=truncation_side,
         )
+        stored = None if no_reuse else _stored_rows(reuse, rm, out, model, storage_dtype)
         store = extract_features(
             model,
             pairs,
@@ -108,14 +130,21 @@ def register(app: typer.Typer) -> None:
             data_spec=data,
             progress=progress,
             checkpoint_seconds=checkpoint_seconds,
+            reuse=stored,
         )
         if state.is_main_process:
             shards = len(store.manifest["shards"])
+            reused = (
+                f", {_checks.plural(stored.reused, 'text')} reused from {stored.store.path}"
+                if stored
+                else ""
+            )
             typer.echo(
                 f"feature store {out}: {store.num_rows} rows "
                 f"({_checks.plural(store.num_pairs, 'pair')}), "
                 f"dim {store.dim}, {store.manifest['storage_dtype']}, "
-                f"{_checks.plural(shards, 'shard')}, {time.perf_counter() - started:.1f} s"
+                f"{_checks.plural(shards, 'shard')}{reused}, "
+                f"{time.perf_counter() - started:.1f} s"
             )
 
 
@@ -132,3 +161,26 @@ def _check_out(out: Path, *, overwrite: bool) -> None:
             f"--out {out} {_checks.describe(kind)}; expected a new or empty directory or a "
             "feature store to continue. Choose another --out."
         )
+
+
+def _stored_rows(reuse: Path | None, rm: str, out: Path, model, storage_dtype: str):
+    """The rows to reuse: --reuse's (checked by the extraction: a mismatch is an error), or
+    those of the store `base-rm train` left in the RM directory when it matches (else none)."""
+    import logging
+
+    from ebrm.errors import IncompatibleArtifactError
+    from ebrm.features.reuse import StoredRows
+    from ebrm.features.store import normalize_storage_dtype
+
+    if reuse is not None:
+        return StoredRows.open(reuse)
+    beside = Path(rm).expanduser() / "features"
+    if _checks.artifact_kind(beside) != _checks.FEATURE_STORE or beside.resolve() == out.resolve():
+        return None
+    try:
+        stored = StoredRows.open(beside)
+        stored.check_extraction(model.provenance(), normalize_storage_dtype(storage_dtype))
+    except IncompatibleArtifactError as exc:
+        logging.getLogger(__name__).info("not reusing %s: %s", beside, exc)
+        return None
+    return stored

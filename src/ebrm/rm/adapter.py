@@ -221,6 +221,15 @@ class BaseRewardModel:
                 self._weights_hash = _hash_state_dict(self.model.state_dict())
         return self._weights_hash
 
+    def saved_as(self, directory: str | os.PathLike) -> BaseRewardModel:
+        """This RM now stands for its copy saved at `directory` (`save_pretrained`): its
+        name and weights hash become that directory's, as `from_pretrained(directory)`
+        would give them."""
+        self.name_or_path = str(Path(directory).resolve())
+        self.revision = None
+        self._weights_hash = None
+        return self
+
     def provenance(self) -> dict:
         """What identifies the features this RM produces (stored with every artifact)."""
         return {

@@ -22,7 +22,9 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -148,9 +150,9 @@ def _pair_ids(rm: BaseRewardModel, pairs: list[PreferencePair]):
     return chosen, rejected
 
 
-def _accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
-    """Strict `>`: ties count as wrong."""
-    return float((r_chosen > r_rejected).float().mean()) if len(r_chosen) else float("nan")
+def _accuracy(margin: torch.Tensor) -> float:
+    """Fraction of margins r_chosen - r_rejected > 0 (strict: ties count as wrong)."""
+    return float((margin > 0).float().mean()) if len(margin) else float("nan")
 
 
 def _train_head(
@@ -218,6 +220,29 @@ def _no_checkpointing(config_class) -> dict:
     return {"gradient_checkpointing": False}
 
 
+EmbedPairs = Callable[[BaseRewardModel, list[PreferencePair]], tuple[torch.Tensor, torch.Tensor]]
+
+
+def embed_pair_texts(
+    rm: BaseRewardModel, pairs: list[PreferencePair], *, batch_size: int, progress: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P, D) embeddings of every pair's chosen and of its rejected response."""
+    chosen, rejected = _pair_ids(rm, pairs)
+    emb, _ = rm.embed_token_ids(chosen + rejected, batch_size=batch_size, progress=progress)
+    return emb[: len(pairs)], emb[len(pairs) :]
+
+
+def _split_indices(pairs: list[PreferencePair], config: BTTrainConfig) -> tuple[list, list]:
+    """(training, validation) pair indices: `split_pairs` by prompt, seeded."""
+    from ebrm.data import split_pairs
+
+    tagged = [dataclasses.replace(p, id=str(i)) for i, p in enumerate(pairs)]  # id: its index
+    train, validation, _ = split_pairs(
+        tagged, test_fraction=0.0, validation_fraction=config.validation_fraction, seed=config.seed
+    )
+    return [int(p.id) for p in train], [int(p.id) for p in validation]
+
+
 def train_bradley_terry(
     model_path: str | Path,
     pairs: list[PreferencePair],
@@ -225,6 +250,7 @@ def train_bradley_terry(
     *,
     config: BTTrainConfig | None = None,
     data_spec: str | None = None,
+    embed_pairs: EmbedPairs | None = None,
 ) -> BTTrainResult:
     """Train a Bradley-Terry reward model and save it as an HF directory.
 
@@ -234,6 +260,11 @@ def train_bradley_terry(
         out: output directory; must not exist or be empty.
         config: training options.
         data_spec: where the pairs came from (recorded in `ebrm_base_rm.json`).
+        embed_pairs: `(rm, pairs) -> ((P, D) chosen, (P, D) rejected)` embeddings of all
+            `pairs` (labels as given), called once: before fitting the head with a frozen
+            encoder, after fine-tuning otherwise (the accuracies are computed from them).
+            Default `embed_pair_texts`; `ebrm.features.bt_store` passes one that extracts a
+            feature store.
 
     Returns:
         A `BTTrainResult` with accuracies (strict >) and counts.
@@ -242,8 +273,6 @@ def train_bradley_terry(
         ConfigError: bad options, unloadable model, or a non-empty `out`.
         DataFormatError: no pairs.
     """
-    from ebrm.data import split_pairs
-
     config = config or BTTrainConfig()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -251,47 +280,43 @@ def train_bradley_terry(
     if not pairs:
         raise DataFormatError("No preference pairs to train on; check --data.")
     started = time.perf_counter()
-    train, validation, _ = split_pairs(
-        pairs, test_fraction=0.0, validation_fraction=config.validation_fraction, seed=config.seed
+    train_index, val_index = _split_indices(pairs, config)
+    noisy, flipped = flip_labels(
+        [pairs[i] for i in train_index], config.label_noise, seed=config.seed
     )
-    noisy, flipped = flip_labels(train, config.label_noise, seed=config.seed)
     logger.info(
         "%d training pairs (%d labels flipped), %d validation pairs",
-        len(train),
+        len(noisy),
         len(flipped),
-        len(validation),
+        len(val_index),
     )
     rm = load_trainable_rm(model_path, config)
-    train_ids = _pair_ids(rm, noisy)
-    val_ids = _pair_ids(rm, validation)
-    embed = dict(batch_size=config.batch_size, progress=config.progress)
-
-    if config.freeze_encoder:
-        n_train = len(noisy)
-        emb, _ = rm.embed_token_ids(train_ids[0] + train_ids[1] + val_ids[0] + val_ids[1], **embed)
-        _train_head(rm, (emb[:n_train], emb[n_train : 2 * n_train]), config)
-        rewards = rm.head_reward(emb)
-    else:
-        _train_full(rm, train_ids, config)
-        _, rewards = rm.embed_token_ids(
-            train_ids[0] + train_ids[1] + val_ids[0] + val_ids[1], **embed
+    if embed_pairs is None:
+        embed_pairs = partial(
+            embed_pair_texts, batch_size=config.batch_size, progress=config.progress
         )
-    n_train, n_val = len(noisy), len(validation)
-    r_chosen, r_rejected = rewards[:n_train], rewards[n_train : 2 * n_train]
-    v_chosen, v_rejected = (
-        rewards[2 * n_train : 2 * n_train + n_val],
-        rewards[2 * n_train + n_val :],
-    )
-    clean = torch.ones(n_train, dtype=torch.bool)
-    clean[flipped] = False
-    clean_margin = torch.where(clean, r_chosen - r_rejected, r_rejected - r_chosen)
+    train = torch.tensor(train_index, dtype=torch.long)
+    is_flipped = torch.zeros(len(train_index), dtype=torch.bool)
+    is_flipped[flipped] = True
+    if config.freeze_encoder:
+        e_chosen, e_rejected = embed_pairs(rm, list(pairs))  # (P, D) each, labels as given
+        # the training labels as trained: flipped pairs swap their sides
+        flip = is_flipped[:, None]
+        c, r = e_chosen[train], e_rejected[train]
+        _train_head(rm, (torch.where(flip, r, c), torch.where(flip, c, r)), config)
+    else:
+        _train_full(rm, _pair_ids(rm, noisy), config)
+        e_chosen, e_rejected = embed_pairs(rm, list(pairs))
+    margin = rm.head_reward(e_chosen) - rm.head_reward(e_rejected)  # (P,) on the given labels
+    clean_margin = margin[train]
+    val_margin = margin[torch.tensor(val_index, dtype=torch.long)]
     result = BTTrainResult(
         out=out,
-        train_accuracy=_accuracy(r_chosen, r_rejected),
-        train_accuracy_clean=_accuracy(clean_margin, torch.zeros_like(clean_margin)),
-        validation_accuracy=_accuracy(v_chosen, v_rejected) if n_val else None,
-        num_train=n_train,
-        num_validation=n_val,
+        train_accuracy=_accuracy(torch.where(is_flipped, -clean_margin, clean_margin)),
+        train_accuracy_clean=_accuracy(clean_margin),
+        validation_accuracy=_accuracy(val_margin) if val_index else None,
+        num_train=len(train_index),
+        num_validation=len(val_index),
         num_flipped=len(flipped),
         seconds=time.perf_counter() - started,
     )
@@ -341,4 +366,5 @@ def _save(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    rm.saved_as(out)
     logger.info("saved Bradley-Terry RM to %s", out)
