@@ -218,6 +218,16 @@ def test_base_rm_checks_and_score(tmp_path):
         EnergyRewardModel.from_pretrained(tmp_path / "m", base_rm=SeededRM("sha256:bbb"))
     with pytest.raises(IncompatibleArtifactError, match="hidden size 8"):
         model.attach_base_rm(SeededRM(hidden_size=8))
+    # the same RM loaded with other extraction settings embeds other vectors: refused
+    model.base_rm_info.update(max_length=128, truncation_side="left")
+    for key, other, named in (
+        ("max_length", 256, "max length 256 .* made with 128"),
+        ("truncation_side", "right", "truncation side 'right' .* made with 'left'"),
+    ):
+        wrong = SeededRM()
+        setattr(wrong, key, other)
+        with pytest.raises(IncompatibleArtifactError, match=named):
+            model.attach_base_rm(wrong)
     rm = SeededRM()
     loaded = EnergyRewardModel.from_pretrained(tmp_path / "m", base_rm=rm)
     convs = [Conversation.from_prompt("q", f"answer {i}") for i in range(4)]

@@ -281,7 +281,8 @@ class EnergyRewardModel:
         """Use `rm` for `score()`; it must be the base RM the head was trained on.
 
         Raises:
-            IncompatibleArtifactError: weight hash or hidden size differ (names both).
+            IncompatibleArtifactError: weight hash, max length, truncation side or hidden
+                size differ (names both).
         """
         recorded = self.base_rm_info.get("weights_hash")
         given = getattr(rm, "weights_hash", None)
@@ -294,6 +295,15 @@ class EnergyRewardModel:
             )
         if not recorded:
             logger.warning("no base RM weights hash recorded; cannot verify the attached RM")
+        for what, key in (("max length", "max_length"), ("truncation side", "truncation_side")):
+            recorded, given = self.base_rm_info.get(key), getattr(rm, key, None)
+            if recorded is not None and given is not None and str(recorded) != str(given):
+                raise IncompatibleArtifactError(
+                    f"The base reward model {getattr(rm, 'name_or_path', '?')!r} embeds with "
+                    f"{what} {given!r} but this refined model's features were made with "
+                    f"{recorded!r}; load it with {key}={recorded!r} (embeddings made otherwise "
+                    "are not what the energy head was trained on), or retrain the energy head"
+                )
         hidden = getattr(rm, "hidden_size", None)
         if hidden is not None and int(hidden) != self.embedding_dim:
             raise IncompatibleArtifactError(

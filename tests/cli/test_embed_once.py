@@ -105,3 +105,64 @@ def test_extract_reuses_the_store_in_the_rm_directory(trained, tmp_path, embedde
     assert main(argv) == 2
     error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert len(error) == 1 and "max length 48 vs 32" in error[0]
+
+
+def _close(a, b, where=""):
+    """Equal JSON values, floats to 1e-4 relative (a text embedded in another batch)."""
+    if isinstance(a, dict):
+        assert sorted(a) == sorted(b), where
+        for key in a:
+            _close(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-5), where
+    else:
+        assert a == b, where
+
+
+def test_eval_and_bon_read_stored_texts_and_embed_only_the_rest(
+    trained, tmp_path, tiny_rm_dir, embedded, capsys
+):
+    data, rm = trained
+    model = tmp_path / "ebrm"
+    argv = ["train", "--features", str(rm / "features"), "--out", str(model)]
+    assert main([*argv, "--steps", "30", "--no-progress", "--device", "cpu"]) == 0
+    test = _write(tmp_path / "test.jsonl", _pairs(16, 32))  # pairs 16..23 are in the store
+    store_rows = set(embedded)
+    outputs = {}
+    for name, extra in (("reused", ["--features", str(rm / "features")]), ("fresh", [])):
+        before = len(embedded)
+        argv = ["eval", "--model", str(model), "--benchmark", "pairwise", "--data", str(test)]
+        argv += ["--out", str(tmp_path / f"eval-{name}"), "--no-plots", "--no-progress"]
+        assert main([*argv, "--device", "cpu", "--n-boot", "200", *extra]) == 0
+        outputs[name] = embedded[before:]
+    # with the store, only the 16 texts of pairs 24..31 are embedded, each once
+    assert len(outputs["reused"]) == len(set(outputs["reused"])) == 16
+    assert not set(outputs["reused"]) & store_rows
+    assert len(outputs["fresh"]) == 32  # without it, every text again
+    for file in ("metrics.json", "examples-base.jsonl", "examples-refined.jsonl"):
+        a, b = ((tmp_path / f"eval-{n}" / file).read_text() for n in ("reused", "fresh"))
+        if file.endswith(".jsonl"):
+            a, b = ([json.loads(line) for line in t.splitlines()] for t in (a, b))
+        else:
+            a, b = json.loads(a), json.loads(b)
+        _close(a, b, file)
+
+    cands = [{"prompt": f"question {i % 7}", "candidates": [p["chosen"], p["rejected"], "new"]}
+             for i, p in zip(range(16, 20), _pairs(16, 20), strict=True)]  # fmt: skip
+    cands_file = _write(tmp_path / "cands.jsonl", cands)
+    best = {}
+    for name, extra in (("reused", ["--features", str(rm / "features")]), ("fresh", [])):
+        before = len(embedded)
+        argv = ["bon", "--model", str(model), "--candidates", str(cands_file)]
+        argv += ["--out", str(tmp_path / f"bon-{name}.jsonl"), "--device", "cpu", *extra]
+        assert main(argv) == 0
+        outputs[name] = embedded[before:]
+        best[name] = [json.loads(line) for line in (tmp_path / f"bon-{name}.jsonl").open()]
+    # the candidates of pairs 16..19 are stored; only the 4 "new" answers are embedded
+    assert len(outputs["reused"]) == len(set(outputs["reused"])) == 4
+    assert len(outputs["fresh"]) == 12
+    _close(best["reused"], best["fresh"], "bon")

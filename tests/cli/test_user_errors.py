@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -43,6 +44,16 @@ def world(tmp_path_factory, tiny_rm_dir):
     extract_features(
         FakeRM(dim=8), make_pairs(12, duplicates=False), root / "store", progress=False
     )
+    # stores that claim the model's own base RM but other extraction settings
+    recorded = json.loads((root / "model" / "config.json").read_text())["base_rm"]
+    for name, key, value in (
+        ("store-ml", "max_length", 64),
+        ("store-ts", "truncation_side", "right"),
+    ):
+        shutil.copytree(root / "store", root / name)
+        manifest = json.loads((root / name / "manifest.json").read_text())
+        manifest.update({"base_rm": {**recorded, key: value}, key: value})
+        (root / name / "manifest.json").write_text(json.dumps(manifest))
     row = {"prompt": "Hi?", "chosen": "Hello there.", "rejected": "No."}
     (root / "pairs.jsonl").write_text("".join(json.dumps(row) + "\n" for _ in range(8)))
     (root / "cands.jsonl").write_text(json.dumps({"prompt": "Hi", "candidates": ["a", "b"]}))
@@ -130,12 +141,41 @@ CASES = [
      "--out {scores}", "--out {scores} already exists"),
     ("bon --model is a feature store", "bon --model {store} --candidates {cands} "
      "--out {root}/b.jsonl", "--model {store} is a feature store"),
+    # a model with a store, a flag or a setting its features were not made with (issue 17)
+    ("score --features of another max length", "score --model {model} --features "
+     "{root}/store-ml --out {root}/s.j", "max length 128 vs 64"),
+    ("score --features of another truncation side", "score --model {model} --features "
+     "{root}/store-ts --out {root}/s.j", "truncation side 'left' vs 'right'"),
+    ("eval --features of another max length", "eval --model {model} --benchmark pairwise "
+     "--data {pairs} --out {root}/e --features {root}/store-ml", "max length 128 vs 64"),
+    ("eval --features of another RM", "eval --model {model} --benchmark pairwise "
+     "--data {pairs} --out {root}/e --features {store}", "--features {store} come from"),
+    ("eval --max-length", "eval --model {model} --benchmark pairwise --data {pairs} "
+     "--out {root}/e --max-length 256", "--max-length 256 differs from the max length 128"),
+    ("eval --truncation-side", "eval --model {model} --benchmark pairwise --data {pairs} "
+     "--out {root}/e --truncation-side right",
+     "--truncation-side right differs from the truncation side left"),
+    ("bon --features of another truncation side", "bon --model {model} --candidates {cands} "
+     "--out {root}/b.jsonl --features {root}/store-ts", "truncation side 'left' vs 'right'"),
+    ("bon --max-length", "bon --model {model} --candidates {cands} --out {root}/b.jsonl "
+     "--max-length 64", "--max-length 64 differs from the max length 128"),
+    ("serve --max-length", "serve --model {model} --max-length 512",
+     "--max-length 512 differs from the max length 128"),
+    ("serve --truncation-side", "serve --model {model} --truncation-side right",
+     "drop --truncation-side"),
     # ebrm base-rm train
     ("base-rm --out holds a model", "base-rm train --model {rm} --data {pairs} --out {model}",
      "--out {model} is an ebrm refined-model directory"),
     ("base-rm --model is a refined model", "base-rm train --model {model} --data {pairs} "
      "--out {root}/rm2", "--model {model} is an ebrm refined-model directory"),
     ("base-rm --lr 0", "base-rm train --data {pairs} --out {root}/rm2 --lr 0", "--lr"),
+    ("base-rm --features-out holds files", "base-rm train --data {pairs} --out {root}/rm2 "
+     "--features-out {notes}", "--features-out {notes} is a directory that holds no model"),
+    # ebrm extract --reuse
+    ("extract --reuse is a model", "extract --rm {rm} --data {pairs} --out {root}/s2 "
+     "--reuse {model}", "--reuse {model} is an ebrm refined-model directory"),
+    ("extract --reuse is --out", "extract --rm {rm} --data {pairs} --out {store} "
+     "--reuse {store}", "is the --out store itself"),
     # ebrm overopt, demo
     ("overopt --out is a file", "overopt --data {pairs} --out {afile}", "--out {afile} is a file"),
     ("overopt --data missing", "overopt --data {root}/nope.jsonl --out {root}/o",

@@ -88,3 +88,32 @@ BaseRM = Annotated[
         help="Base RM directory or hub id to use instead of the one recorded in the model.",
     ),
 ]
+
+# Commands that embed new texts with a refined model's base RM (eval, bon, serve): the
+# settings must be the ones the model's features were made with, which it records.
+EmbedMaxLength = Annotated[
+    int | None,
+    typer.Option(
+        "--max-length",
+        min=8,
+        help="Tokens per text when embedding; must equal what the model's features were made "
+        "with (default: the value the model records).",
+    ),
+]
+EmbedTruncationSide = Annotated[
+    TruncationSide | None,
+    typer.Option(
+        "--truncation-side",
+        help="Which end of long texts is cut when embedding; must equal what the model's "
+        "features were made with (default: the value the model records).",
+    ),
+]
+ReuseFeatures = Annotated[
+    Path | None,
+    typer.Option(
+        "--features",
+        help="A feature store made by the model's base RM with the same settings (e.g. the "
+        "OUT/features of `ebrm base-rm train`, or an `ebrm extract` store): texts it holds "
+        "are read from it, not embedded again.",
+    ),
+]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from ebrm.errors import IncompatibleArtifactError
+from ebrm._io import read_json_object
+from ebrm.errors import ConfigError, IncompatibleArtifactError
 
 # (what, key in a base-RM provenance dict): what must agree for embeddings to be comparable
 _FIELDS = (
@@ -37,3 +39,46 @@ def check_same_base_rm(
             f"{a_name} and {b_name} come from different base RMs or settings "
             f"({'; '.join(differ)}); {fix}"
         )
+
+
+def recorded_base_rm(model: Path) -> dict[str, Any]:
+    """The base-RM provenance a refined-model directory records (config.json `base_rm`)."""
+    info = read_json_object(Path(model) / "config.json").get("base_rm")
+    return dict(info) if isinstance(info, dict) else {}
+
+
+def store_base_rm(store: Path) -> dict[str, Any]:
+    """The base-RM provenance a feature store records (manifest.json `base_rm`, with the
+    manifest's own max_length and truncation_side where the provenance lacks them)."""
+    manifest = read_json_object(Path(store) / "manifest.json")
+    info = manifest.get("base_rm")
+    info = dict(info) if isinstance(info, dict) else {}
+    for key in ("max_length", "truncation_side"):
+        if info.get(key) is None and manifest.get(key) is not None:
+            info[key] = manifest[key]
+    return info
+
+
+# (flag, provenance key, what): the extraction settings a command may state explicitly
+_SETTINGS = (
+    ("--max-length", "max_length", "max length"),
+    ("--truncation-side", "truncation_side", "truncation side"),
+)
+
+
+def check_settings(info: Mapping[str, Any], model_name: str, **given: Any) -> None:
+    """Explicit --max-length / --truncation-side equal what the model's features were made
+    with (`info`, its recorded base-RM provenance); None (not given) always passes.
+
+    Raises:
+        ConfigError: one line naming the flag, both values and the fix.
+    """
+    for flag, key, what in _SETTINGS:
+        value, recorded = given.get(key), info.get(key)
+        if value is not None and recorded is not None and str(value) != str(recorded):
+            raise ConfigError(
+                f"{flag} {value} differs from the {what} {recorded} that {model_name}'s "
+                f"features were made with (config.json base_rm.{key}), so its energy head "
+                f"never saw texts embedded that way; drop {flag} (the model's {recorded} is "
+                f"used), or train a model on features extracted with {flag} {value}."
+            )

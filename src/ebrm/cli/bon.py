@@ -8,8 +8,17 @@ from typing import Annotated
 import typer
 
 from ebrm.cli import _checks
-from ebrm.cli._base_rm import load_base_rm
-from ebrm.cli._options import BaseRM, BatchSize, Device, Overwrite, RewardKind
+from ebrm.cli._base_rm import attach, check_inputs
+from ebrm.cli._options import (
+    BaseRM,
+    BatchSize,
+    Device,
+    EmbedMaxLength,
+    EmbedTruncationSide,
+    Overwrite,
+    ReuseFeatures,
+    RewardKind,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -33,21 +42,28 @@ def register(app: typer.Typer) -> None:
         device: Device = None,
         base_rm: BaseRM = None,
         overwrite: Overwrite = False,
+        features: ReuseFeatures = None,
+        max_length: EmbedMaxLength = None,
+        truncation_side: EmbedTruncationSide = None,
     ) -> None:
-        """Pick the best candidate response per prompt."""
+        """Pick the best candidate response per prompt (candidates in --features are read
+        from it, the others embedded once)."""
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _checks.input_file(candidates, "--candidates", "a JSONL file of prompts and candidates")
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
+        if features is not None:
+            _checks.need(features, "--features", _checks.FEATURE_STORE)
         _checks.output_file(out, "--out", overwrite=overwrite)
+        settings = {"max_length": max_length, "truncation_side": truncation_side}
+        check_inputs(model, features=features, **settings)
 
         from ebrm.integrations.best_of_n import read_candidates, select_best, write_rows
         from ebrm.model import EnergyRewardModel
 
         rows = read_candidates(candidates)
         erm = EnergyRewardModel.from_pretrained(model, device=device)
-        if base_rm is not None:
-            erm.attach_base_rm(load_base_rm(base_rm, erm, device))
+        attach(erm, base_rm=base_rm, features=features, device=device, **settings)
         chosen = select_best(erm, rows, mode=mode, batch_size=batch_size)
         write_rows(out, chosen)
         total = sum(len(r["candidates"]) for r in rows)

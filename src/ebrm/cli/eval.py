@@ -8,15 +8,19 @@ from typing import Annotated
 import typer
 
 from ebrm.cli import _checks
+from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
     BatchSize,
     BenchmarkName,
     DataSpec,
     Device,
+    EmbedMaxLength,
+    EmbedTruncationSide,
     OutDir,
     Overwrite,
     Progress,
+    ReuseFeatures,
     RewardKind,
     Seed,
 )
@@ -53,17 +57,23 @@ def register(app: typer.Typer) -> None:
                 "warn with the count).",
             ),
         ] = False,
+        features: ReuseFeatures = None,
+        max_length: EmbedMaxLength = None,
+        truncation_side: EmbedTruncationSide = None,
     ) -> None:
         """Evaluate base vs refined rewards from one scoring pass: metrics.json, report.md,
-        plots."""
+        plots. Texts in --features are read from it, the others embedded once."""
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _checks.data_spec(data)
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
+        if features is not None:
+            _checks.need(features, "--features", _checks.FEATURE_STORE)
         _checks.output_dir(out, "--out", overwrite=overwrite, result_file="metrics.json")
+        settings = {"max_length": max_length, "truncation_side": truncation_side}
+        check_inputs(model, features=features, **settings)
         from rich.console import Console
 
-        from ebrm.cli._base_rm import load_base_rm
         from ebrm.cli._overlap import check_overlap
         from ebrm.cli._summary import print_summary
         from ebrm.evaluation import evaluate, get_benchmark
@@ -72,8 +82,7 @@ def register(app: typer.Typer) -> None:
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         rows = get_benchmark(benchmark).load(data, limit=limit)
         check_overlap(erm, rows, data=data, strict=strict)
-        if base_rm is not None:
-            erm.attach_base_rm(load_base_rm(base_rm, erm, device))
+        attach(erm, base_rm=base_rm, features=features, device=device, **settings)
         metrics = evaluate(
             erm, benchmark, rows, out, batch_size=batch_size, seed=seed, progress=progress,
             n_boot=n_boot, kind=reward, make_figures=plots, data_name=data,

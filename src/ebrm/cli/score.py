@@ -9,6 +9,7 @@ import typer
 
 from ebrm.cli import _checks
 from ebrm.cli._options import Device, Overwrite, Progress
+from ebrm.cli._provenance import check_same_base_rm, recorded_base_rm, store_base_rm
 
 
 def register(app: typer.Typer) -> None:
@@ -25,18 +26,17 @@ def register(app: typer.Typer) -> None:
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _checks.need(features, "--features", _checks.FEATURE_STORE)
         _checks.output_file(out, "--out", overwrite=overwrite)
-
-        from ebrm.cli._provenance import check_same_base_rm
-        from ebrm.energy.scoring import score_features, write_scores
-        from ebrm.features.store import FeatureStore, load_features
-        from ebrm.model import EnergyRewardModel
-
-        erm = EnergyRewardModel.from_pretrained(model, device=device)
         check_same_base_rm(
-            erm.base_rm_info, f"--model {model}", FeatureStore.open(features).provenance,
+            recorded_base_rm(model), f"--model {model}", store_base_rm(features),
             f"--features {features}",
             fix="score features extracted with the RM the model was trained on",
         )  # fmt: skip
+
+        from ebrm.energy.scoring import score_features, write_scores
+        from ebrm.features.store import load_features
+        from ebrm.model import EnergyRewardModel
+
+        erm = EnergyRewardModel.from_pretrained(model, device=device)
         rows = score_features(erm, load_features(features), progress=progress)
         write_scores(rows, out)
         typer.echo(f"wrote {_checks.plural(len(rows), 'row')} to {out}")

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ebrm.cli import _checks
-from ebrm.cli._base_rm import load_base_rm
-from ebrm.cli._options import BaseRM, Device, RewardKind
+from ebrm.cli._base_rm import attach, check_inputs
+from ebrm.cli._options import BaseRM, Device, EmbedMaxLength, EmbedTruncationSide, RewardKind
 from ebrm.errors import ConfigError, Interrupted
 
 # ServerConfig fields -> the flags that set them (for error messages)
@@ -64,6 +64,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         device: Device = None,
         base_rm: BaseRM = None,
+        max_length: EmbedMaxLength = None,
+        truncation_side: EmbedTruncationSide = None,
     ) -> None:
         """Serve refined rewards over HTTP, micro-batching concurrent requests.
 
@@ -76,6 +78,8 @@ def register(app: typer.Typer) -> None:
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
+        settings = {"max_length": max_length, "truncation_side": truncation_side}
+        check_inputs(model, **settings)
         sock = _bind(host, port)
 
         from ebrm.integrations import server
@@ -98,9 +102,7 @@ def register(app: typer.Typer) -> None:
                 **kwargs,
             )
         erm = EnergyRewardModel.from_pretrained(model, device=device)
-        if base_rm is not None:
-            erm.attach_base_rm(load_base_rm(base_rm, erm, device))
-        erm.base_rm  # load the base RM now, not on the first request  # noqa: B018
+        attach(erm, base_rm=base_rm, device=device, **settings)  # loads it now, not on a request
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"serving {model} on http://{shown}:{bound} (mode {mode})")
