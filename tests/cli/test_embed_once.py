@@ -71,6 +71,7 @@ def test_base_rm_store_is_the_store_extract_writes(trained, tmp_path, embedded):
     assert torch.allclose(fa.rewards, fb.rewards, atol=1e-5)
     for key in PROVENANCE:
         assert a.provenance[key] == b.provenance[key], key
+    assert a.provenance == b.provenance  # name, revision and model type too
     assert a.provenance["name_or_path"] == str(rm.resolve())
     for key in ("max_length", "truncation_side", "embedding_dim", "storage_dtype"):
         assert a.manifest[key] == b.manifest[key], key
