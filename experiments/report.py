@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -97,6 +98,7 @@ def noise_table(rows: list[dict]) -> list[str]:
     noises = sorted({r["noise"] for r in rows if r["noise"] > 0})
     if not noises:
         return []
+    labels = [lab for lab in labels if any(r["label"] == lab and r["noise"] > 0 for r in rows)]
     lines = [
         "| label noise | base HH acc (%) | "
         + " | ".join(f"{lab}: Δ (pts), recovered" for lab in labels)
@@ -254,16 +256,46 @@ NOISE_HEADING = (
 README_BEGIN, README_END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
 
 
+def commands(rows: list[dict], fallback: str | None = None) -> list[str]:
+    """The `experiments/run.py` commands that wrote these cells (each row records its own),
+    once each, frozen base first; `fallback` stands for cells that recorded none."""
+    ordered = sorted(rows, key=lambda r: (r["base"] != "minilm-frozen", r["base"], r["noise"]))
+    out: list[str] = []
+    for row in ordered:
+        command = row.get("command") or fallback or "(not recorded in the cell)"
+        if command not in out:
+            out.append(command)
+    return out
+
+
+def _base_heading(rows: list[dict]) -> str:
+    name = BASE_NAMES.get(rows[0]["base"], rows[0]["base"])
+    lengths = sorted({r["max_length"] for r in rows if r.get("max_length")})
+    return name + (f" (max length {', '.join(map(str, lengths))} tokens)" if lengths else "")
+
+
 def results_markdown(
-    rows: list[dict], *, command: str, per_seed: bool = True, level: int = 3
+    rows: list[dict],
+    *,
+    command: str | None = None,
+    rendered_by: str | None = None,
+    per_seed: bool = True,
+    level: int = 3,
 ) -> str:
     """The targets and one table per base RM (per-seed rows too unless `per_seed` is False),
-    under markdown headings of `level` (their sub-headings one deeper)."""
+    under markdown headings of `level` (their sub-headings one deeper). The header names the
+    commands that wrote the cells (`command` for cells that recorded none) and, when given,
+    the command that rendered this text."""
     h, sub = "#" * level, "#" * (level + 1)
     n_test = rows[0]["hh"]["n"] if rows else 0
     text = [
-        f"Command: `{command}`",
+        "Cells written by:",
         "",
+        "```bash",
+        *commands(rows, command),
+        "```",
+        "",
+        *([f"Rendered by `{rendered_by}`.", ""] if rendered_by else []),
         f"HH-RLHF test split: {n_test} pairs per seed (prompt-grouped split 60/15/25 % per "
         f"seed); {PROTOCOL}",
         "",
@@ -275,7 +307,7 @@ def results_markdown(
     bases = sorted({r["base"] for r in rows}, key=lambda b: (b != "minilm-frozen", b))
     for base in bases:
         mine = [r for r in rows if r["base"] == base]
-        text += [f"{h} Base: {BASE_NAMES.get(base, base)}", "", *main_table(mine), ""]
+        text += [f"{h} Base: {_base_heading(mine)}", "", *main_table(mine), ""]
         text += fair_section(mine, sub)
         noise = noise_table(mine)
         if noise:
@@ -292,18 +324,27 @@ def results_markdown(
     return "\n".join(text)
 
 
-def write_results(out: Path, *, command: str) -> list[dict]:
+def write_results(
+    out: Path, *, command: str | None = None, rendered_by: str | None = None
+) -> list[dict]:
     """OUT/results.json (every row) and OUT/results.md (the tables, per-seed rows included);
-    returns the rows."""
+    returns the rows. `command`: for cells that recorded none."""
     rows = load_rows(out)
-    atomic_write_json(out / "results.json", {"command": command, "rows": rows})
+    atomic_write_json(out / "results.json", {"commands": commands(rows, command), "rows": rows})
     title = "## Results: EBRM on MiniLM Bradley-Terry RMs (HH-RLHF harmless, RM-Bench)"
-    body = results_markdown(rows, command=command)
+    body = results_markdown(rows, command=command, rendered_by=rendered_by)
     atomic_write_text(out / "results.md", f"{title}\n\n{body}")
     return rows
 
 
-def update_readme(readme: Path, rows: list[dict], *, command: str) -> None:
+def update_readme(
+    readme: Path,
+    rows: list[dict],
+    *,
+    command: str | None = None,
+    rendered_by: str | None = None,
+    out: Path = Path("runs/experiments"),
+) -> None:
     """Replace the text between the README's RESULTS markers with the generated tables."""
     text = readme.read_text(encoding="utf-8")
     start, end = text.find(README_BEGIN), text.find(README_END)
@@ -312,8 +353,10 @@ def update_readme(readme: Path, rows: list[dict], *, command: str) -> None:
             f"{readme}: no '{README_BEGIN}' ... '{README_END}' block to fill; add the two "
             "markers where the results tables belong"
         )
-    block = results_markdown(rows, command=command, per_seed=False, level=4)
-    footer = "Per-seed rows with intervals and McNemar p-values: `runs/experiments/results.md`."
+    block = results_markdown(
+        rows, command=command, rendered_by=rendered_by, per_seed=False, level=4
+    )
+    footer = f"Per-seed rows with intervals and McNemar p-values: `{out.as_posix()}/results.md`."
     new = f"{text[: start + len(README_BEGIN)]}\n{block}\n{footer}\n{text[end:]}"
     atomic_write_text(readme, new)
 
@@ -325,15 +368,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="the --out directory of experiments/run.py")
     ap.add_argument(
         "--command",
-        default="python experiments/run.py --data-dir ../shared/data --out runs/experiments",
+        help="the run.py command to name for cells that did not record theirs (older cells)",
     )
     ap.add_argument("--readme", type=Path, help="also rewrite this README's RESULTS block")
     args = ap.parse_args(argv)
     if not (args.out / "cells").is_dir():
         raise SystemExit(f"{args.out}/cells not found: run experiments/run.py --out {args.out}")
-    rows = write_results(args.out, command=args.command)
+    given = argv if argv is not None else sys.argv[1:]
+    rendered_by = " ".join(["python experiments/report.py", *given])
+    rows = write_results(args.out, command=args.command, rendered_by=rendered_by)
     if args.readme:
-        update_readme(args.readme, rows, command=args.command)
+        update_readme(
+            args.readme, rows, command=args.command, rendered_by=rendered_by, out=args.out
+        )
     print(f"wrote {args.out / 'results.md'}" + (f" and {args.readme}" if args.readme else ""))
     return 0
 

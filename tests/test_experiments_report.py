@@ -81,7 +81,9 @@ def test_update_readme_replaces_only_the_marked_block(rows, tmp_path):
     report.update_readme(readme, rows, command="python experiments/run.py X")
     text = readme.read_text()
     assert text.startswith("# intro\n\n") and text.endswith(f"{report.README_END}\n\n## after\n")
-    assert "stale table" not in text and "Command: `python experiments/run.py X`" in text
+    assert "stale table" not in text
+    # these rows recorded no command: the fallback names them, once
+    assert text.count("```bash\npython experiments/run.py X\n```") == 1
     block = text[text.index(report.README_BEGIN) : text.index(report.README_END)]
     assert "#### Targets" in block and "Per seed" not in block.split("Per-seed rows")[0]
 
@@ -92,3 +94,26 @@ def test_update_readme_without_markers_says_what_to_add(rows, tmp_path):
     with pytest.raises(SystemExit, match="RESULTS:BEGIN"):
         report.update_readme(readme, rows, command="c")
     assert readme.read_text() == "# no markers\n"
+
+
+def test_the_block_names_every_command_that_wrote_its_cells_once(rows, tmp_path):
+    frozen = "python experiments/run.py --base frozen"
+    tuned = "python experiments/run.py --base finetuned --noise 0.4"
+    recorded = [{**r, "command": frozen} for r in rows]
+    recorded.append({**rows[0], "base": "minilm-finetuned", "noise": 0.4, "command": tuned})
+    recorded.append({**rows[1], "base": "minilm-finetuned", "noise": 0.4, "command": tuned})
+    assert report.commands(list(reversed(recorded))) == [frozen, tuned]  # frozen base first
+    # a cell without a recorded command is named by the fallback, never silently dropped
+    assert report.commands([*recorded, rows[0]], "old") == [frozen, "old", tuned]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.README_BEGIN}\n{report.README_END}\n")
+    report.update_readme(readme, recorded, rendered_by="python experiments/report.py R")
+    text = readme.read_text()
+    assert f"```bash\n{frozen}\n{tuned}\n```" in text
+    assert "Rendered by `python experiments/report.py R`." in text
+
+
+def test_noise_table_shows_only_the_variants_that_ran(rows):
+    header = report.noise_table(rows)[0]
+    # only the default ran under noise here: no empty columns for paper / nce+bt / references
+    assert report.DEFAULT in header and "nce+bt" not in header and "paper" not in header
