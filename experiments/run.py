@@ -400,6 +400,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def plan(noise: list[float], seeds: list[int], variants: list[str] | None) -> list[list[tuple]]:
+    """The (noise, variant, seed) jobs in tiers, cheapest and most important first; only the
+    requested noise rates (noise 0 only when asked for) and variants (None: all)."""
+    noisy = [n for n in noise if n > 0]
+    tiers = [
+        [(0.0, "default", s) for s in seeds],
+        [(0.0, "paper", seeds[0])],
+        [
+            (0.0, v, s)
+            for v in ("reference", "reference-mlp", "nce+bt", "nce+margin")
+            for s in seeds
+        ],
+        [(n, v, s) for n in noisy for v in ("default", "reference") for s in seeds],
+        [(0.0, "paper", s) for s in seeds[1:]] + [(0.0, "no-filter", s) for s in seeds],
+        [(n, v, s) for n in noisy for v in ("nce+bt", "nce+margin") for s in seeds],
+        [(n, "paper", s) for n in noisy for s in seeds],
+    ]
+    return [
+        [job for job in tier if job[0] in noise and (not variants or job[1] in variants)]
+        for tier in tiers
+    ]
+
+
 def run_base(kind: str, hh, items, out: Path, args, *, noise: list[float], command: str) -> None:
     """Every missing cell of one base RM kind, tier by tier (results.md rewritten per tier)."""
     from ebrm.pipeline import default_base_model
@@ -442,23 +465,7 @@ def run_base(kind: str, hh, items, out: Path, args, *, noise: list[float], comma
             )  # fmt: skip
         return stores[(noise, seed)]
 
-    noisy = [n for n in noise if n > 0]
-    seeds = args.seeds
-    tiers = [
-        [(0.0, "default", s) for s in seeds],
-        [(0.0, "paper", seeds[0])],
-        [
-            (0.0, v, s)
-            for v in ("reference", "reference-mlp", "nce+bt", "nce+margin")
-            for s in seeds
-        ],
-        [(n, v, s) for n in noisy for v in ("default", "reference") for s in seeds],
-        [(0.0, "paper", s) for s in seeds[1:]] + [(0.0, "no-filter", s) for s in seeds],
-        [(n, v, s) for n in noisy for v in ("nce+bt", "nce+margin") for s in seeds],
-        [(n, "paper", s) for n in noisy for s in seeds],
-    ]
-    if args.variants:
-        tiers = [[job for job in tier if job[1] in args.variants] for tier in tiers]
+    tiers = plan(noise, args.seeds, args.variants)
 
     def cell_path(noise_rate: float, variant: str, seed: int) -> Path:
         return out / "cells" / f"{base}-noise{noise_rate:g}-seed{seed}-{variant}.json"
