@@ -120,7 +120,7 @@ def test_resume_reextracts_damaged_shards_and_equals_reference(
     (store_copy / ".shard-00007.safetensors.abc123.tmp").write_bytes(b"half")
     rm = BaseRewardModel.from_pretrained(tiny_rm_dir, device="cpu", max_length=64)
     pairs = load_pairs(str(reference_store["data"]))
-    with one_thread(), caplog.at_level(logging.WARNING, logger="ebrm.features.extract"):
+    with one_thread(), caplog.at_level(logging.WARNING, logger="ebrm.features.prepare"):
         extract_features(rm, pairs, store_copy, batch_size=4, shard_size=8, progress=False)
     warned = caplog.text
     for index in (1, 3, 5):
