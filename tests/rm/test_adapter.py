@@ -107,7 +107,7 @@ def test_tokenizer_without_pad_uses_eos(tiny_rm_factory, caplog):
     tokenizer.eos_token = "[SEP]"
     model = AutoModelForSequenceClassification.from_pretrained(path)
     model.config.pad_token_id = None
-    with caplog.at_level(logging.INFO, logger="ebrm.rm.adapter"):
+    with caplog.at_level(logging.INFO, logger="ebrm.rm.padding"):
         rm = BaseRewardModel(model, tokenizer, name_or_path="tiny-qwen2")
     assert tokenizer.pad_token == "[SEP]"
     assert model.config.pad_token_id == tokenizer.sep_token_id == rm.pad_token_id

@@ -8,9 +8,7 @@ architecture with a different pooling rule fail loudly instead of silently.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,9 +16,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ebrm._device import resolve_device, resolve_dtype
 from ebrm._progress import tqdm
 from ebrm.errors import ConfigError, DataFormatError, IncompatibleArtifactError
+from ebrm.rm.hf import clamp_to_positions, load_reward_model, weights_hash
+from ebrm.rm.padding import choose_padding_side, setup_pad_token
 from ebrm.rm.pooling import find_score_head, pool_head_input
 
 if TYPE_CHECKING:
@@ -28,10 +27,7 @@ if TYPE_CHECKING:
 
     from ebrm.data.types import Conversation
 
-logger = logging.getLogger(__name__)
-
 _TRUNCATION_SIDES = ("left", "right")
-_HASH_CHUNK = 1 << 20
 
 
 class BaseRewardModel:
@@ -70,14 +66,16 @@ class BaseRewardModel:
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
         self.revision = revision
-        self.max_length = _clamp_to_positions(max_length, model.config, name_or_path)
+        self.max_length = clamp_to_positions(max_length, model.config, name_or_path)
         self.truncation_side = truncation_side
         if padding_side not in (None, "left", "right"):
             raise ConfigError(f"padding_side must be 'left' or 'right'; got {padding_side!r}.")
         self.head_name, self.head = find_score_head(model)
         self.hidden_size = int(self.head.in_features)
-        self.pad_token_id = self._setup_padding()
-        self.padding_side = self._choose_padding_side(padding_side)
+        self.pad_token_id = setup_pad_token(model, tokenizer, name_or_path)
+        self.padding_side = choose_padding_side(
+            model, tokenizer, self.head, self.pad_token_id, padding_side, name_or_path
+        )
         # Left padding shifts absolute positions (GPT-2, BERT), so we pass positions that
         # start at the first real token, when the model accepts them.
         self._accepts_position_ids = "position_ids" in inspect.signature(model.forward).parameters
@@ -112,25 +110,13 @@ class BaseRewardModel:
         Raises:
             ConfigError: the model cannot be loaded or has more than one output.
         """
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        torch_dtype = resolve_dtype(dtype)
-        torch_device = resolve_device(device)
-        local = Path(name_or_path).expanduser()
-        name = str(local.resolve()) if local.is_dir() else str(name_or_path)
-        kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                name, **_dtype_kwarg(torch_dtype), **kwargs
-            )
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"Could not load a sequence-classification reward model from {name!r}: {exc}. "
-                "Give a local HF model directory (config.json + weights + tokenizer) or a hub "
-                "id (set HF_HUB_OFFLINE=0 to download)."
-            ) from exc
-        model.to(torch_device)
+        model, tokenizer, name = load_reward_model(
+            name_or_path,
+            device=device,
+            dtype=dtype,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+        )
         return cls(
             model,
             tokenizer,
@@ -140,62 +126,6 @@ class BaseRewardModel:
             truncation_side=truncation_side,
             padding_side=padding_side,
         )
-
-    def _setup_padding(self) -> int:
-        """Pick the pad id the model pools by, giving tokenizer and config one if missing."""
-        tok = self.tokenizer
-        if tok.pad_token is None:
-            if tok.eos_token is None:
-                raise ConfigError(
-                    f"The tokenizer of {self.name_or_path} has neither a pad nor an eos token; "
-                    "set tokenizer.pad_token before wrapping it."
-                )
-            logger.info("Tokenizer has no pad token; using its eos token %r.", tok.eos_token)
-            tok.pad_token = tok.eos_token
-        text_config = self.model.config.get_text_config()
-        if text_config.pad_token_id is None:
-            # Without a pad id the model cannot pool batches; the usual fix (TRL does the
-            # same) is the tokenizer's pad id, which pools the last non-pad token.
-            logger.info("Model config has no pad_token_id; setting it to %d.", tok.pad_token_id)
-            text_config.pad_token_id = tok.pad_token_id
-        elif text_config.pad_token_id != tok.pad_token_id:
-            logger.warning(
-                "Model pad_token_id %d differs from the tokenizer's %s; padding with the "
-                "model's, which is the id it pools by.",
-                text_config.pad_token_id,
-                tok.pad_token_id,
-            )
-        return int(text_config.pad_token_id)
-
-    def _choose_padding_side(self, requested: str | None) -> str:
-        """Right padding for models that pool a fixed position themselves (BERT's [CLS]).
-
-        Decoders pool the last non-pad token, which works with either side; an encoder
-        whose head receives an already pooled (B, H) vector reads position 0, which left
-        padding would fill with a pad token. A one-row probe tells the two apart.
-        """
-        side = requested or getattr(self.tokenizer, "padding_side", "right")
-        if side == "right" or self._head_sees_all_tokens():
-            return side
-        if requested == "left":
-            raise ConfigError(
-                f"padding_side='left' is not possible for {self.name_or_path}: it pools a fixed "
-                "position itself (e.g. [CLS]), which left padding fills with a pad token. "
-                "Use padding_side='right'."
-            )
-        logger.info("Tokenizer pads left, but this model pools [CLS]; padding right instead.")
-        return "right"
-
-    @torch.inference_mode()
-    def _head_sees_all_tokens(self) -> bool:
-        captured: list[torch.Tensor] = []
-        handle = self.head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-        ids = torch.full((1, 2), self.pad_token_id, dtype=torch.long, device=self.device)
-        try:
-            self.model(input_ids=ids, attention_mask=torch.ones_like(ids))
-        finally:
-            handle.remove()
-        return bool(captured) and captured[0].ndim == 3
 
     # ------------------------------------------------------------------ properties
     @property
@@ -214,11 +144,7 @@ class BaseRewardModel:
     def weights_hash(self) -> str:
         """sha256 of the model's safetensors files (streamed), else of its state dict."""
         if self._weights_hash is None:
-            files = _safetensors_files(self.name_or_path, self.revision)
-            if files:
-                self._weights_hash = _hash_files(files)
-            else:
-                self._weights_hash = _hash_state_dict(self.model.state_dict())
+            self._weights_hash = weights_hash(self.name_or_path, self.revision, self.model)
         return self._weights_hash
 
     def saved_as(self, directory: str | os.PathLike) -> BaseRewardModel:
@@ -401,67 +327,3 @@ class BaseRewardModel:
         bias = None if self.head.bias is None else self.head.bias.detach().float().cpu()
         out = nn.functional.linear(embeddings.detach().float().cpu(), weight, bias)
         return out[:, 0]
-
-
-def _dtype_kwarg(dtype: torch.dtype) -> dict:
-    """transformers >= 4.56 calls it `dtype`; older versions only know `torch_dtype`."""
-    import transformers
-    from packaging.version import Version
-
-    if Version(transformers.__version__) >= Version("4.56"):
-        return {"dtype": dtype}
-    return {"torch_dtype": dtype}
-
-
-def _safetensors_files(name_or_path: str, revision: str | None) -> list[Path]:
-    """The safetensors weight files of a local directory or a cached hub snapshot."""
-    local = Path(name_or_path)
-    if not local.is_dir():
-        try:
-            from huggingface_hub import snapshot_download
-
-            local = Path(
-                snapshot_download(
-                    name_or_path,
-                    revision=revision,
-                    local_files_only=True,
-                    allow_patterns=["*.safetensors"],
-                )
-            )
-        except Exception:  # not cached or not a hub id: fall back to the state dict
-            return []
-    return sorted(local.glob("*.safetensors"))
-
-
-def _hash_files(files: Sequence[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_HASH_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _hash_state_dict(state: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _clamp_to_positions(max_length: int, config, name_or_path: str) -> int:
-    """Cap `max_length` at the model's position limit (BERT-style models crash past it)."""
-    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    if isinstance(limit, int) and 0 < limit < max_length:
-        logger.info(
-            "max_length %d exceeds %s's %d positions; truncating texts to %d tokens",
-            max_length,
-            name_or_path,
-            limit,
-            limit,
-        )
-        return limit
-    return max_length
