@@ -8,8 +8,8 @@ from a tiny seeded head and a fake base RM, and leaves older `v<M>` directories 
 they are the previous formats that `test_golden.py` keeps loading.
 
 When to run it: `test_golden.py` says the format changed. Then, in this order:
-1. bump the format version (`ebrm.model.FORMAT_VERSION` or
-   `ebrm.features.store.FORMAT_VERSION`) and keep the loader reading the previous version;
+1. bump the format version (`ebrm.model.io.FORMAT_VERSION` or
+   `ebrm.features.layout.FORMAT_VERSION`) and keep the loader reading the previous version;
 2. run this script and commit the new `v<N>` directory, keeping the old ones.
 The script refuses to overwrite an existing `v<N>` whose content differs (that would hide
 a format change without a version bump); `--force` overrides it, e.g. to fix a fixture.
@@ -141,11 +141,11 @@ ARTIFACTS = {
     # name: (fixture root, current format version, builder, contract files, version constant)
     "refined_model": (
         MODEL_DIR, MODEL_FORMAT_VERSION, build_refined_model, MODEL_FILES,
-        "ebrm.model.FORMAT_VERSION",
+        "ebrm.model.io.FORMAT_VERSION",
     ),
     "feature_store": (
         STORE_DIR, feature_store.FORMAT_VERSION, build_feature_store, STORE_FILES,
-        "ebrm.features.store.FORMAT_VERSION",
+        "ebrm.features.layout.FORMAT_VERSION",
     ),
 }  # fmt: skip
 

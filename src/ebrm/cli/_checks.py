@@ -18,8 +18,8 @@ from ebrm._io import recover_replaced_directory
 from ebrm._text import plural  # noqa: F401 - re-exported for the commands
 from ebrm.errors import ConfigError
 
-# The on-disk markers of each artifact (the same strings as ebrm.model.FORMAT_NAME and
-# ebrm.features.store.FORMAT_NAME, which import torch; a test keeps them equal).
+# The on-disk markers of each artifact (the same strings as ebrm.model.io.FORMAT_NAME and
+# ebrm.features.layout.FORMAT_NAME, which import torch; a test keeps them equal).
 EBRM_MODEL_FORMAT = "ebrm-refined-model"
 FEATURE_STORE_FORMAT = "ebrm-feature-store"
 

@@ -1,17 +1,7 @@
-"""`EnergyRewardModel`: a frozen base RM's refinement, as one loadable artifact.
-
-It bundles the energy head, the reward normaliser, the refinement settings and the
-provenance of the base RM (name, revision, weight hash, ...) plus what training
-recorded. `refine()` works on stored features; `score()` embeds conversations with the
-base RM first. `save_pretrained` / `from_pretrained` read and write the refined-model
-directory of DESIGN §3 (config.json, energy_head.safetensors, README.md; no pickle).
-"""
+"""`EnergyRewardModel`: the class (see the `ebrm.model` package docstring)."""
 
 from __future__ import annotations
 
-import json
-import logging
-import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,25 +10,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ebrm._device import resolve_device
-from ebrm._io import atomic_write_text, recover_replaced_directory, sha256_file
 from ebrm.data.split import prompt_hash
 from ebrm.data.types import PreferencePair
-from ebrm.energy.config import EnergyHeadConfig
 from ebrm.energy.head import EnergyHead
-from ebrm.errors import (
-    ConfigError,
-    CorruptArtifactError,
-    DataFormatError,
-    IncompatibleArtifactError,
-)
-from ebrm.references import (
-    ReferenceSet,
-    fit_references_on,
-    load_references,
-    save_references,
-)
-from ebrm.references.io import META_NAME as REFERENCES_META
-from ebrm.references.io import TENSORS_NAME as REFERENCES_TENSORS
+from ebrm.errors import ConfigError, DataFormatError
+from ebrm.model import io
+from ebrm.model.base_rm import check_base_rm, load_base_rm
+from ebrm.references import ReferenceSet, fit_references_on
 from ebrm.refine import grid as grid_refine
 from ebrm.refine import uncertainty
 from ebrm.refine.calibration import temperature_scale
@@ -50,16 +28,6 @@ from ebrm.refine.selection import select_refinement
 if TYPE_CHECKING:
     from ebrm.energy.train import TrainResult
     from ebrm.features.table import PairFeatures
-
-logger = logging.getLogger(__name__)
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "energy_head.safetensors"
-CARD_NAME = "README.md"
-FORMAT_NAME = "ebrm-refined-model"
-FORMAT_VERSION = 1
-_KNOWN_KEYS = {"format", "format_version", "versions", "head", "normalizer", "refine"}
-_KNOWN_KEYS |= {"base_rm", "train", "weights_sha256"}
 
 
 class EnergyRewardModel:
@@ -284,32 +252,7 @@ class EnergyRewardModel:
             IncompatibleArtifactError: weight hash, max length, truncation side or hidden
                 size differ (names both).
         """
-        recorded = self.base_rm_info.get("weights_hash")
-        given = getattr(rm, "weights_hash", None)
-        if recorded and given and recorded != given:
-            raise IncompatibleArtifactError(
-                f"The base reward model {getattr(rm, 'name_or_path', '?')!r} has weights hash "
-                f"{given} but this refined model was trained on "
-                f"{self.base_rm_info.get('name_or_path', '?')!r} with weights hash {recorded}; "
-                "load the base RM it was trained with, or retrain the energy head"
-            )
-        if not recorded:
-            logger.warning("no base RM weights hash recorded; cannot verify the attached RM")
-        for what, key in (("max length", "max_length"), ("truncation side", "truncation_side")):
-            recorded, given = self.base_rm_info.get(key), getattr(rm, key, None)
-            if recorded is not None and given is not None and str(recorded) != str(given):
-                raise IncompatibleArtifactError(
-                    f"The base reward model {getattr(rm, 'name_or_path', '?')!r} embeds with "
-                    f"{what} {given!r} but this refined model's features were made with "
-                    f"{recorded!r}; load it with {key}={recorded!r} (embeddings made otherwise "
-                    "are not what the energy head was trained on), or retrain the energy head"
-                )
-        hidden = getattr(rm, "hidden_size", None)
-        if hidden is not None and int(hidden) != self.embedding_dim:
-            raise IncompatibleArtifactError(
-                f"The base reward model has hidden size {hidden} but the energy head expects "
-                f"embeddings of dimension {self.embedding_dim}"
-            )
+        check_base_rm(self.base_rm_info, rm, self.embedding_dim)
         self._base_rm = rm
         return self
 
@@ -317,23 +260,7 @@ class EnergyRewardModel:
     def base_rm(self) -> Any:
         """The attached base RM, loaded from `base_rm_info` on first use."""
         if self._base_rm is None:
-            from ebrm.rm.adapter import BaseRewardModel  # heavy; only when scoring text
-
-            info = self.base_rm_info
-            if not info.get("name_or_path"):
-                raise IncompatibleArtifactError(
-                    "This refined model records no base RM path; attach one with "
-                    "model.attach_base_rm(BaseRewardModel.from_pretrained(...))"
-                )
-            rm = BaseRewardModel.from_pretrained(
-                info["name_or_path"],
-                device=self.device,
-                dtype=info.get("dtype", "float32"),
-                max_length=info.get("max_length", 1024),
-                truncation_side=info.get("truncation_side", "left"),
-                revision=info.get("revision"),
-            )
-            self.attach_base_rm(rm)
+            self.attach_base_rm(load_base_rm(self.base_rm_info, self.device))
         return self._base_rm
 
     def score(self, convs: list, *, batch_size: int = 16, progress: bool = False):
@@ -351,46 +278,14 @@ class EnergyRewardModel:
         )
         return self.refine(embeddings, rewards, progress=progress)
 
-    # ---- persistence ------------------------------------------------------------------
+    # ---- persistence (`ebrm.model.io`) ------------------------------------------------
     def config_dict(self) -> dict:
         """The JSON-serialisable content of config.json."""
-        from ebrm._version import version_info
-
-        config = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "versions": version_info(),
-            "head": self.head.config.to_dict(),
-            "normalizer": self.normalizer.to_dict(),
-            "refine": self.refine_config.to_dict(),
-            "base_rm": self.base_rm_info,
-            "train": self.train_info,
-        }
-        return _jsonable(config, "config")
+        return io.config_dict(self)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write the refined-model directory atomically (see `ebrm.model` docstring)."""
-        from ebrm.refine.card import render_model_card
-        from ebrm.refine.io import replace_directory, save_weights
-
-        config = self.config_dict()  # validated before anything is written
-        config["base_rm"] = _with_relative_path(config.get("base_rm") or {}, Path(directory))
-        json.dumps(config, allow_nan=False)  # fail on NaN before anything is written
-
-        def build(tmp: Path) -> None:
-            save_weights(self.head, tmp / WEIGHTS_NAME)
-            # the checksum lets from_pretrained detect a damaged weight file, which would
-            # otherwise load as plausible finite weights
-            with_checksum = {**config, "weights_sha256": sha256_file(tmp / WEIGHTS_NAME)}
-            text = json.dumps(with_checksum, indent=2, sort_keys=True, allow_nan=False) + "\n"
-            atomic_write_text(tmp / CONFIG_NAME, text)
-            report = None if self.references is None else self.references.report
-            atomic_write_text(tmp / CARD_NAME, render_model_card(config, report))
-            if self.references is not None:
-                save_references(tmp, self.references)
-
-        ours = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, REFERENCES_META, REFERENCES_TENSORS)
-        return replace_directory(directory, build, ours=ours)
+        return io.save_pretrained(self, directory)
 
     @classmethod
     def from_pretrained(
@@ -407,59 +302,7 @@ class EnergyRewardModel:
             IncompatibleArtifactError: not an ebrm refined model, a newer format, or a
                 `base_rm` whose weights differ from the recorded ones (names both).
         """
-        from ebrm.energy.normalize import RewardNormalizer
-        from ebrm.refine.io import load_weights, read_config
-
-        directory = Path(directory)
-        recover_replaced_directory(directory)  # a save killed between its two renames
-        if not directory.is_dir():
-            raise ConfigError(
-                f"No refined-model directory at {directory}; pass the --out of `ebrm train`"
-            )
-        config_path = directory / CONFIG_NAME
-        config = read_config(config_path)
-        if config.get("format") != FORMAT_NAME:
-            raise IncompatibleArtifactError(
-                f"{config_path} is not an ebrm refined-model config (format "
-                f"{config.get('format')!r}, expected {FORMAT_NAME!r}); pass the directory "
-                "written by `ebrm train` or save_pretrained, not the base RM's"
-            )
-        if int(config.get("format_version", 0)) > FORMAT_VERSION:
-            raise IncompatibleArtifactError(
-                f"{config_path} has format version {config['format_version']} but this ebrm "
-                f"reads up to {FORMAT_VERSION}; upgrade ebrm"
-            )
-        unknown = sorted(set(config) - _KNOWN_KEYS)
-        if unknown:
-            logger.warning("ignoring unknown keys in %s: %s", config_path, unknown)
-        try:
-            head = EnergyHead(EnergyHeadConfig.from_dict(config["head"]))
-            normalizer = RewardNormalizer.from_dict(config["normalizer"])
-            refine_config = RefineConfig.from_dict(config.get("refine") or {})
-        except (KeyError, TypeError, ConfigError) as exc:
-            raise CorruptArtifactError(f"{config_path} is invalid: {exc}") from exc
-        weights_path = directory / WEIGHTS_NAME
-        expected = config.get("weights_sha256")
-        if (
-            expected is not None
-            and weights_path.is_file()
-            and sha256_file(weights_path) != expected
-        ):
-            raise CorruptArtifactError(
-                f"{weights_path} fails its checksum (config.json records sha256 {expected[:12]}…); "
-                "the file is damaged: re-save or re-train the model"
-            )
-        load_weights(head, weights_path)
-        head.to(resolve_device(device))
-        return cls(
-            head,
-            normalizer,
-            refine_config,
-            _resolve_base_rm_path(config.get("base_rm") or {}, directory),
-            config.get("train") or {},
-            base_rm=base_rm,
-            references=load_references(directory),
-        )
+        return io.load_pretrained(cls, directory, device=device, base_rm=base_rm)
 
     def __repr__(self) -> str:
         return (
@@ -486,48 +329,3 @@ def _refine_inputs(
             f"{base_raw.numel()} rows (first bad row: {int(bad[0])}); drop those rows"
         )
     return embeddings, base_raw
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """Plain JSON types; tensors/numpy become lists or numbers, non-finite floats None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _jsonable(value.tolist(), where)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise ConfigError(
-        f"{where} holds a {type(value).__name__}, which cannot be written to config.json; "
-        "store numbers, strings, lists or dicts"
-    )
-
-
-__all__ = ["EnergyRewardModel", "RefinedRewards"]
-
-
-def _with_relative_path(info: dict, directory: Path) -> dict:
-    """`info` plus `relative_path` (from the model directory) when the base RM is a local
-    directory saved beside the model (e.g. runs/rm and runs/ebrm), so that moving both
-    together keeps the model loadable."""
-    path = info.get("name_or_path")
-    if not path or not Path(path).is_dir():
-        return info
-    relative = os.path.relpath(Path(path).resolve(), Path(directory).resolve())
-    if relative.startswith(os.path.join(os.pardir, os.pardir)):
-        return info  # not beside the model: only the absolute path is meaningful
-    return {**info, "relative_path": relative}
-
-
-def _resolve_base_rm_path(info: dict, directory: Path) -> dict:
-    """`info` with `name_or_path` pointing at the base RM beside the model when it is there
-    (the recorded absolute path may have moved with the directories)."""
-    relative = info.get("relative_path")
-    if relative and (directory / relative / "config.json").is_file():
-        return {**info, "name_or_path": str((directory / relative).resolve())}
-    return info

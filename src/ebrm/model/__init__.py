@@ -1,0 +1,25 @@
+"""`EnergyRewardModel`: a frozen base RM's refinement, as one loadable artifact.
+
+It bundles the energy head, the reward normaliser, the refinement settings and the
+provenance of the base RM (name, revision, weight hash, ...) plus what training
+recorded. `refine()` works on stored features; `score()` embeds conversations with the
+base RM first. `save_pretrained` / `from_pretrained` read and write the refined-model
+directory of DESIGN §3 (config.json, energy_head.safetensors, README.md; no pickle).
+
+The class is `ebrm.model.refined`; the directory format `ebrm.model.io`; the checks and
+lazy loading of its base RM `ebrm.model.base_rm`.
+"""
+
+from ebrm.model.io import CARD_NAME, CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
+from ebrm.model.refined import EnergyRewardModel
+from ebrm.refine.results import RefinedRewards
+
+__all__ = [
+    "CARD_NAME",
+    "CONFIG_NAME",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "WEIGHTS_NAME",
+    "EnergyRewardModel",
+    "RefinedRewards",
+]
