@@ -11,8 +11,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from ebrm._device import resolve_device
 from ebrm._io import atomic_write_text, recover_replaced_directory, sha256_file
 from ebrm.energy.config import EnergyHeadConfig
@@ -24,6 +22,8 @@ from ebrm.references.io import TENSORS_NAME as REFERENCES_TENSORS
 from ebrm.refine.config import RefineConfig
 
 if TYPE_CHECKING:
+    import torch
+
     from ebrm.model.refined import EnergyRewardModel
 
 logger = logging.getLogger(__name__)
@@ -82,17 +82,11 @@ def save_pretrained(model: EnergyRewardModel, directory: str | os.PathLike) -> P
 def load_pretrained(
     cls: type[EnergyRewardModel],
     directory: str | os.PathLike,
-    *,
-    device: str | torch.device | None = None,
-    base_rm: Any = None,
+    device: str | torch.device | None,
+    base_rm: Any,
 ) -> EnergyRewardModel:
-    """`cls` loaded from a refined-model directory (`EnergyRewardModel.from_pretrained`).
-
-    Raises:
-        CorruptArtifactError: a file is missing or corrupt (names the file).
-        IncompatibleArtifactError: not an ebrm refined model, a newer format, or a
-            `base_rm` whose weights differ from the recorded ones (names both).
-    """
+    """`cls` read from a refined-model directory: `EnergyRewardModel.from_pretrained`,
+    which documents the arguments and errors."""
     from ebrm.energy.normalize import RewardNormalizer
     from ebrm.refine.io import load_weights, read_config
 

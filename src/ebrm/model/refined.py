@@ -302,7 +302,7 @@ class EnergyRewardModel:
             IncompatibleArtifactError: not an ebrm refined model, a newer format, or a
                 `base_rm` whose weights differ from the recorded ones (names both).
         """
-        return io.load_pretrained(cls, directory, device=device, base_rm=base_rm)
+        return io.load_pretrained(cls, directory, device, base_rm)
 
     def __repr__(self) -> str:
         return (
