@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,10 +81,35 @@ def json_finite(obj: Any) -> Any:
     return obj
 
 
+def swap_directory(new: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Move the complete directory `new` to `target`, replacing what is there.
+
+    A previous `target` stays untouched until `new` is in place: it is moved aside to
+    `.<name>.old-*` first (put back if the second rename fails) and deleted only after.
+    A kill between the two renames leaves it there, and `recover_replaced_directory`
+    moves it back.
+    """
+    new, target = Path(new), Path(target)
+    backup: Path | None = None
+    if target.exists():
+        backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        backup.rmdir()
+        os.replace(target, backup)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if backup is not None:
+            os.replace(backup, target)  # put the previous one back
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+    return target
+
+
 def recover_replaced_directory(path: str | os.PathLike) -> bool:
     """Undo a directory swap that was killed between its two renames.
 
-    `ebrm.refine.io.replace_directory` moves the previous directory to `.<name>.old-*`
+    `swap_directory` moves the previous directory to `.<name>.old-*`
     and then the new one into place; a kill between the two leaves nothing at `path`.
     When `path` is missing and such a backup exists, the newest backup is moved back
     (the previous model: the save that was cut short never completed).

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ebrm._io import atomic_write
+from ebrm._io import atomic_write, swap_directory
 from ebrm.errors import ConfigError, CorruptArtifactError
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,6 @@ def replace_directory(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the model directory is a normal one
-    backup: Path | None = None
     try:
         build(tmp)
         for entry in tmp.iterdir():
@@ -106,19 +105,8 @@ def replace_directory(
                     shutil.copytree(entry, tmp / entry.name)
                 else:
                     shutil.copy2(entry, tmp / entry.name)
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            backup.rmdir()
-            os.replace(target, backup)
-        try:
-            os.replace(tmp, target)
-        except BaseException:
-            if backup is not None:
-                os.replace(backup, target)  # put the previous model back
-                backup = None
-            raise
+        swap_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
     return target
