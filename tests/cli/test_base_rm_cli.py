@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
+import torch
 from tests.tiny_models import make_tiny_rm
 
 from ebrm.cli import main
@@ -41,4 +44,57 @@ def test_train_frozen_head_on_a_jsonl_file(tmp_path, capsys):
     assert rm.model_type == "bert"
     # a second run into the same directory is a user error (exit 2), not a traceback
     assert main(argv) == 2
-    assert "new or empty directory" in capsys.readouterr().err
+    assert "already holds a result; pass --overwrite" in capsys.readouterr().err
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_overwrite_replaces_the_rm_and_its_store_only_once_the_new_one_is_complete(
+    tmp_path, monkeypatch, capsys
+):
+    from ebrm.features import bt_store
+    from ebrm.features.store import FeatureStore
+
+    rows = [
+        {"prompt": f"q {i}", "chosen": f"a {i} good", "rejected": f"a {i} bad"} for i in range(12)
+    ]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    model = make_tiny_rm(tmp_path / "tiny", "bert", seed=0)
+    work = tmp_path / "runs"
+    out = work / "rm"
+    argv = ["base-rm", "train", "--model", str(model), "--data", str(data), "--out", str(out)]
+    argv += ["--freeze-encoder", "--max-length", "32", "--seed", "1"]
+    assert main(argv) == 0
+    first = _tree(out)
+    capsys.readouterr()
+
+    def broken(path, rm):
+        raise OSError(28, "No space left on device")
+
+    # a replacement that fails before it is complete leaves the previous RM and store as
+    # they were, and nothing of its own beside them
+    with monkeypatch.context() as patch:
+        patch.setattr(bt_store, "_relabel", broken)
+        assert main([*argv[:-1], "2", "--overwrite"]) == 1
+    assert _tree(out) == first
+    assert sorted(p.name for p in work.iterdir()) == ["rm"]
+
+    assert main([*argv[:-1], "2", "--overwrite"]) == 0
+    assert sorted(p.name for p in work.iterdir()) == ["rm"]
+    report = json.loads((out / "ebrm_base_rm.json").read_text())
+    assert report["config"]["seed"] == 2
+    rm = BaseRewardModel.from_pretrained(out, device="cpu", max_length=32)
+    store = FeatureStore.open(out / "features")
+    # the new store is the new RM's: its provenance, and its head's rewards on the rows
+    assert store.provenance["weights_hash"] == rm.weights_hash
+    assert store.provenance["name_or_path"] == str(out.resolve())
+    embeddings, rewards = store.load_rows()
+    torch.testing.assert_close(rewards, rm.head_reward(embeddings), rtol=0, atol=1e-5)
+    assert _tree(out) != first

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,9 +36,11 @@ def test_choices_are_the_librarys():
 def test_artifact_markers_are_the_librarys():
     from ebrm.features.store import FORMAT_NAME as STORE_FORMAT
     from ebrm.model import FORMAT_NAME as MODEL_FORMAT
+    from ebrm.rm.train_bt import REPORT_NAME as BASE_RM_REPORT
 
     assert _checks.EBRM_MODEL_FORMAT == MODEL_FORMAT
     assert _checks.FEATURE_STORE_FORMAT == STORE_FORMAT
+    assert _checks.BASE_RM_REPORT == BASE_RM_REPORT
 
 
 def test_help_lists_choices_and_cites_no_files_users_lack(capsys):
@@ -127,6 +130,18 @@ def test_cli_recovers_the_model_before_checking_it(tmp_path, tiny_rm_dir, capsys
     cands.write_text(json.dumps({"prompt": "Hi", "candidates": ["a", "b"]}) + "\n")
     argv = ["bon", "--model", str(model), "--candidates", str(cands), "--device", "cpu"]
     assert main([*argv, "--out", str(tmp_path / "best.jsonl")]) == 0
+
+
+def test_base_rm_train_recovers_its_rm_before_checking_it(tmp_path, tiny_rm_dir, capsys):
+    # what `base-rm train --overwrite` leaves when killed after moving the old RM aside
+    shutil.copytree(tiny_rm_dir, tmp_path / ".rm.old-abc")
+    (tmp_path / ".rm.old-abc" / "ebrm_base_rm.json").write_text("{}\n")
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(json.dumps({"prompt": "Hi?", "chosen": "Hello.", "rejected": "No."}) + "\n")
+    out = tmp_path / "rm"
+    assert main(["base-rm", "train", "--data", str(data), "--out", str(out)]) == 2
+    assert "already holds a result; pass --overwrite" in capsys.readouterr().err
+    assert (out / "ebrm_base_rm.json").is_file() and not (tmp_path / ".rm.old-abc").exists()
 
 
 SIGNAL_RUNNER = """

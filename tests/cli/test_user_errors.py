@@ -64,6 +64,9 @@ def world(tmp_path_factory, tiny_rm_dir):
     (root / "notes" / "todo.txt").write_text("mine\n")
     (root / "report").mkdir()
     (root / "report" / "metrics.json").write_text("{}\n")
+    # what `ebrm base-rm train` leaves: an HF model with its report beside it
+    shutil.copytree(tiny_rm_dir, root / "baserm")
+    (root / "baserm" / "ebrm_base_rm.json").write_text("{}\n")
     return {"root": root, "rm": tiny_rm_dir}
 
 
@@ -171,6 +174,16 @@ CASES = [
     ("base-rm --lr 0", "base-rm train --data {pairs} --out {root}/rm2 --lr 0", "--lr"),
     ("base-rm --features-out holds files", "base-rm train --data {pairs} --out {root}/rm2 "
      "--features-out {notes}", "--features-out {notes} is a directory that holds no model"),
+    ("base-rm --out holds its RM", "base-rm train --data {pairs} --out {baserm}",
+     "--out {baserm} already holds a result; pass --overwrite"),
+    ("base-rm --overwrite of an RM it did not write", "base-rm train --data {pairs} "
+     "--out {rm} --overwrite", "--out {rm} is a Hugging Face model directory (a base RM) that "
+     "`ebrm base-rm train` did not write"),
+    ("base-rm --overwrite of notes", "base-rm train --data {pairs} --out {notes} --overwrite",
+     "--out {notes} is a directory that holds no model and no feature store, which this "
+     "command does not replace"),
+    ("base-rm --features-out holds a store", "base-rm train --data {pairs} --out {root}/rm2 "
+     "--features-out {store}", "--features-out {store} already holds a result; pass --overwrite"),
     # ebrm extract --reuse
     ("extract --reuse is a model", "extract --rm {rm} --data {pairs} --out {root}/s2 "
      "--reuse {model}", "--reuse {model} is an ebrm refined-model directory"),
@@ -205,7 +218,7 @@ def test_user_error(case, argv, expected, world, tmp_path):
         "root": root, "rm": world["rm"], "model": root / "model", "store": root / "store",
         "pairs": root / "pairs.jsonl", "cands": root / "cands.jsonl", "afile": root / "afile",
         "scores": root / "scores.jsonl", "emptydir": root / "emptydir", "notes": root / "notes",
-        "report": root / "report", "port": busy.getsockname()[1],
+        "report": root / "report", "baserm": root / "baserm", "port": busy.getsockname()[1],
     }  # fmt: skip
     before = _tree(root)
     result_file = tmp_path / "result.json"

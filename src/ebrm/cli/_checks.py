@@ -22,6 +22,8 @@ from ebrm.errors import ConfigError
 # ebrm.features.layout.FORMAT_NAME, which import torch; a test keeps them equal).
 EBRM_MODEL_FORMAT = "ebrm-refined-model"
 FEATURE_STORE_FORMAT = "ebrm-feature-store"
+# what `ebrm base-rm train` writes beside the HF files (ebrm.rm.train_bt.REPORT_NAME)
+BASE_RM_REPORT = "ebrm_base_rm.json"
 
 MISSING = "missing"
 FILE = "file"
@@ -95,7 +97,7 @@ def need(path: str | Path, flag: str, expected: str) -> Path:
     """
     text = str(path)
     p = Path(text).expanduser()
-    if expected == EBRM_MODEL:
+    if expected in (EBRM_MODEL, HF_MODEL):
         recover_replaced_directory(p)  # a save killed between its two renames
     kind = artifact_kind(p)
     if kind == expected:

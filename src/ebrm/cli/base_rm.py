@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ebrm._io import recover_replaced_directory
 from ebrm.cli import _checks
 from ebrm.cli._options import (
     BatchSize,
@@ -14,6 +15,7 @@ from ebrm.cli._options import (
     Device,
     MaxLength,
     OutDir,
+    Overwrite,
     Progress,
     Seed,
     fraction,
@@ -99,30 +101,31 @@ def train(
             "embedding again). Default: OUT/features.",
         ),
     ] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Train a Bradley-Terry RM on preference pairs (TRL RewardTrainer, or head-only).
 
     Every text is embedded once, through a feature store of --data that is kept (default
     OUT/features, see --features-out): with --freeze-encoder the head is fitted on it.
+    --overwrite replaces an RM this command wrote at --out (and a feature store at
+    --features-out) once the new one is complete.
     """
     if model is not None:
         _checks.need(model, "--model", _checks.HF_MODEL)
     _checks.data_spec(data)
-    kind = _checks.artifact_kind(out)
-    if kind not in (_checks.MISSING, _checks.EMPTY_DIR):
+    recover_replaced_directory(out.expanduser())  # a replacement killed between its renames
+    kind = _checks.artifact_kind(out.expanduser())
+    if kind == _checks.HF_MODEL and not (out.expanduser() / _checks.BASE_RM_REPORT).is_file():
         raise ConfigError(
-            f"--out {out} {_checks.describe(kind)}; base-rm train writes a new model into a "
-            "new or empty directory (it never replaces one). Choose another --out."
+            f"--out {out} {_checks.describe(kind)} that `ebrm base-rm train` did not write "
+            f"(no {_checks.BASE_RM_REPORT}), which this command does not replace; choose a "
+            "new or empty directory."
         )
-    _checks.output_dir(out, "--out", overwrite=False)
+    _checks.output_dir(out, "--out", overwrite=overwrite, replaces=_checks.HF_MODEL)
     if features_out is not None:
-        kind = _checks.artifact_kind(features_out)
-        if kind not in (_checks.MISSING, _checks.EMPTY_DIR):
-            raise ConfigError(
-                f"--features-out {features_out} {_checks.describe(kind)}; base-rm train writes "
-                "a new feature store into a new or empty directory. Choose another one."
-            )
-        _checks.output_dir(features_out, "--features-out", overwrite=False)
+        _checks.output_dir(
+            features_out, "--features-out", overwrite=overwrite, replaces=_checks.FEATURE_STORE
+        )
 
     from ebrm.data import load_pairs
     from ebrm.features.bt_store import train_with_store
@@ -144,7 +147,7 @@ def train(
     pairs = load_pairs(data, limit=limit)
     result, store = train_with_store(
         model or _default_model(), pairs, out, config=config, data_spec=data,
-        features_out=features_out,
+        features_out=features_out, overwrite=overwrite,
     )  # fmt: skip
     val = "n/a" if result.validation_accuracy is None else f"{result.validation_accuracy:.4f}"
     typer.echo(

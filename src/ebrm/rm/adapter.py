@@ -147,13 +147,18 @@ class BaseRewardModel:
             self._weights_hash = weights_hash(self.name_or_path, self.revision, self.model)
         return self._weights_hash
 
-    def saved_as(self, directory: str | os.PathLike) -> BaseRewardModel:
+    def saved_as(
+        self, directory: str | os.PathLike, *, files_at: str | os.PathLike | None = None
+    ) -> BaseRewardModel:
         """This RM now stands for its copy saved at `directory` (`save_pretrained`): its
         name and weights hash become that directory's, as `from_pretrained(directory)`
-        would give them."""
+        would give them. `files_at`: where the saved files are until they are moved to
+        `directory` (a staging directory); the weights hash is then computed from them."""
         self.name_or_path = str(Path(directory).resolve())
         self.revision = None
         self._weights_hash = None
+        if files_at is not None:
+            self._weights_hash = weights_hash(str(files_at), None, self.model)
         return self
 
     def provenance(self) -> dict:

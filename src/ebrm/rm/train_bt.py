@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ebrm._config import check_bool, check_float, check_int, from_dict, to_dict
-from ebrm._io import atomic_write_json
+from ebrm._io import atomic_write_json, swap_directory
 from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError, DataFormatError
 from ebrm.rm.adapter import BaseRewardModel
@@ -251,13 +251,15 @@ def train_bradley_terry(
     config: BTTrainConfig | None = None,
     data_spec: str | None = None,
     embed_pairs: EmbedPairs | None = None,
+    overwrite: bool = False,
+    before_publish: Callable[[Path], None] | None = None,
 ) -> BTTrainResult:
     """Train a Bradley-Terry reward model and save it as an HF directory.
 
     Args:
         model_path: HF model directory or hub id (encoder or decoder LM).
         pairs: preference pairs; a seeded, prompt-grouped validation split is held out.
-        out: output directory; must not exist or be empty.
+        out: output directory; must not exist or be empty, unless `overwrite`.
         config: training options.
         data_spec: where the pairs came from (recorded in `ebrm_base_rm.json`).
         embed_pairs: `(rm, pairs) -> ((P, D) chosen, (P, D) rejected)` embeddings of all
@@ -265,17 +267,23 @@ def train_bradley_terry(
             encoder, after fine-tuning otherwise (the accuracies are computed from them).
             Default `embed_pair_texts`; `ebrm.features.bt_store` passes one that extracts a
             feature store.
+        overwrite: replace a non-empty `out`; the previous directory stays intact until
+            the new one is complete, then one rename swaps them (`ebrm._io.swap_directory`).
+        before_publish: called with the staged output directory once the RM is saved in it
+            (and stands for `out`, `BaseRewardModel.saved_as`), before it becomes `out`:
+            whatever it adds there appears together with the model.
 
     Returns:
         A `BTTrainResult` with accuracies (strict >) and counts.
 
     Raises:
-        ConfigError: bad options, unloadable model, or a non-empty `out`.
+        ConfigError: bad options, unloadable model, or a non-empty `out` (unless
+            `overwrite`).
         DataFormatError: no pairs.
     """
     config = config or BTTrainConfig()
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or (not overwrite and any(out.iterdir()))):
         raise ConfigError(f"--out {out} exists and is not empty; choose a new directory.")
     if not pairs:
         raise DataFormatError("No preference pairs to train on; check --data.")
@@ -320,7 +328,10 @@ def train_bradley_terry(
         num_flipped=len(flipped),
         seconds=time.perf_counter() - started,
     )
-    _save(rm, out, config, result, model_path=str(model_path), data_spec=data_spec)
+    _save(
+        rm, out, config, result, model_path=str(model_path), data_spec=data_spec,
+        before_publish=before_publish,
+    )  # fmt: skip
     return result
 
 
@@ -332,8 +343,10 @@ def _save(
     *,
     model_path: str,
     data_spec: str | None,
+    before_publish: Callable[[Path], None] | None = None,
 ) -> None:
-    """Write the HF directory beside `out`, then move it into place in one rename."""
+    """Write the HF directory beside `out`, then move it into place in one rename (a
+    previous `out` is swapped out only then)."""
     from ebrm._version import version_info
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -360,11 +373,11 @@ def _save(
             "versions": version_info(),
         }
         atomic_write_json(staging / REPORT_NAME, report)
-        if out.exists():
-            out.rmdir()  # checked empty above
-        staging.rename(out)
+        rm.saved_as(out, files_at=staging)
+        if before_publish is not None:
+            before_publish(staging)
+        swap_directory(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    rm.saved_as(out)
     logger.info("saved Bradley-Terry RM to %s", out)
