@@ -98,3 +98,27 @@ def test_overwrite_replaces_the_rm_and_its_store_only_once_the_new_one_is_comple
     embeddings, rewards = store.load_rows()
     torch.testing.assert_close(rewards, rm.head_reward(embeddings), rtol=0, atol=1e-5)
     assert _tree(out) != first
+
+
+def test_overwrite_replaces_a_features_out_elsewhere_and_refuses_out_itself(tmp_path, capsys):
+    from ebrm.features.store import FeatureStore
+
+    rows = [
+        {"prompt": f"q {i}", "chosen": f"a {i} good", "rejected": f"a {i} bad"} for i in range(12)
+    ]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    model = make_tiny_rm(tmp_path / "tiny", "bert", seed=0)
+    out, features = tmp_path / "rm", tmp_path / "feats"
+    argv = ["base-rm", "train", "--model", str(model), "--data", str(data), "--out", str(out)]
+    argv += ["--freeze-encoder", "--max-length", "32", "--features-out", str(features)]
+    assert main([*argv, "--seed", "1"]) == 0
+    assert main([*argv, "--seed", "2", "--overwrite"]) == 0
+    rm = BaseRewardModel.from_pretrained(out, device="cpu", max_length=32)
+    assert FeatureStore.open(features).provenance["weights_hash"] == rm.weights_hash
+    assert not (out / "features").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feats", "pairs.jsonl", "rm", "tiny"]
+    capsys.readouterr()
+    argv[argv.index(str(features))] = str(out)
+    assert main([*argv, "--overwrite"]) == 2
+    assert "--features-out" in capsys.readouterr().err
