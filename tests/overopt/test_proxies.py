@@ -6,6 +6,7 @@ import torch
 
 from ebrm.features import PairFeatures
 from ebrm.overopt.proxies import EBRMFamily, ReferenceFamily
+from ebrm.overopt.scorers import score_all
 
 
 def _train():
@@ -21,17 +22,26 @@ def _train():
 
 def test_ebrm_family_gives_refined_and_a_lower_conservative_reward():
     train, emb, base = _train()
-    out = EBRMFamily(max_steps=30, conservative_k=1.0).fit_score(train, emb[:10], base[:10])
+    scorers = EBRMFamily(max_steps=30, conservative_k=1.0).fit_scorers(train, None)
+    out = score_all(scorers, emb[:10])
     assert set(out) == {"refined", "conservative"}
     assert out["refined"].shape == (10,)
     assert bool((out["conservative"] <= out["refined"]).all())
-    k0 = EBRMFamily(max_steps=30, conservative_k=0.0).fit_score(train, emb[:10], base[:10])
+    k0 = score_all(EBRMFamily(max_steps=30, conservative_k=0.0).fit_scorers(train, None), emb)
     assert torch.allclose(k0["conservative"], k0["refined"])
+    # differentiable in the embeddings: autograd's gradient matches a finite difference
+    x = emb[:3].double().requires_grad_(True)
+    grad = torch.autograd.grad(scorers["conservative"](x).sum(), x)[0]
+    step = torch.zeros_like(x)
+    step[:, 0] = 1e-4
+    with torch.no_grad():
+        numeric = (scorers["conservative"](x + step) - scorers["conservative"](x - step)) / 2e-4
+    assert torch.allclose(grad[:, 0], numeric, rtol=1e-2, atol=1e-3)
 
 
 def test_reference_family_gives_means_and_conservative_forms():
     train, emb, base = _train()
-    out = ReferenceFamily(conservative_k=2.0).fit_score(train, emb, base)
+    out = score_all(ReferenceFamily(conservative_k=2.0).fit_scorers(train, None), emb)
     assert set(out) == {"laplace", "laplace_conservative", "ensemble", "ensemble_conservative"}
     for name in ("laplace", "ensemble"):
         assert bool((out[f"{name}_conservative"] <= out[name]).all())

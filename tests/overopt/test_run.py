@@ -10,7 +10,8 @@ import torch
 from ebrm.data.types import Conversation, PreferencePair
 from ebrm.errors import ConfigError
 from ebrm.overopt import OveroptConfig, run_overopt
-from ebrm.overopt.regimes import HeadSettings, regime_rewards
+from ebrm.overopt.regimes import HeadSettings, regime_scorers
+from ebrm.overopt.scorers import ShiftedScorer, score_all
 
 KEYS = {"gold_peak", "kl_at_peak", "gold_at_max_kl", "drop_from_peak", "drop_from_peak_se"}
 
@@ -20,9 +21,9 @@ class _Shifted:
 
     name = "shifted"
 
-    def fit_score(self, train, candidates, base):
-        assert train.rewards is base and candidates.shape[0] == base.shape[0]
-        return {"shifted": base + 1.0}
+    def fit_scorers(self, train, base):
+        assert torch.allclose(train.rewards, base(train.embeddings))
+        return {"shifted": ShiftedScorer(base, 1.0)}
 
 
 def _pairs(n):
@@ -42,17 +43,18 @@ def test_regime_rewards_flip_train_and_plug_in_families():
     gen = torch.Generator().manual_seed(0)
     emb = torch.randn(40, 4, generator=gen)
     chosen, rejected = torch.arange(20), torch.arange(20, 40)
-    out = regime_rewards(emb, chosen, rejected, label_noise=0.25, head=HeadSettings(epochs=2),
-                         families=[_Shifted()])  # fmt: skip
+    scorers = regime_scorers(emb, chosen, rejected, label_noise=0.25,
+                             head=HeadSettings(epochs=2), families=[_Shifted()])  # fmt: skip
+    out = score_all(scorers, emb)
     assert set(out) == {"base", "shifted"}
     assert torch.allclose(out["shifted"], out["base"] + 1.0)
     with pytest.raises(ValueError, match="reuses the name 'base'"):
 
         class _Clash(_Shifted):
-            def fit_score(self, train, candidates, base):
+            def fit_scorers(self, train, base):
                 return {"base": base}
 
-        regime_rewards(emb, chosen, rejected, label_noise=0.0, head=HeadSettings(epochs=1),
+        regime_scorers(emb, chosen, rejected, label_noise=0.0, head=HeadSettings(epochs=1),
                        families=[_Clash()])  # fmt: skip
 
 
@@ -63,7 +65,19 @@ def test_end_to_end_on_a_tiny_encoder(tmp_path, tiny_bert_rm_dir):
     summary = run_overopt(_pairs(40), tmp_path, encoder=str(tiny_bert_rm_dir), config=config,
                           families=[_Shifted()])  # fmt: skip
     on_disk = json.loads((tmp_path / "overopt_summary.json").read_text())
-    assert on_disk["regimes"].keys() == {"noise25"}
+    assert on_disk["regimes"].keys() == {"noise25", "embedding_noise25"}
+    ascent = on_disk["regimes"]["embedding_noise25"]
+    assert ascent["policy"] == "embedding_ascent" and set(ascent["proxies"]) == {
+        "base",
+        "shifted",
+        "gold",
+    }
+    for proxy in ascent["proxies"].values():
+        assert set(proxy) >= KEYS
+    # a shifted reward has the same gradient: the same path, a zero paired difference
+    same = ascent["paired_at_max_kl"]["shifted_minus_base"]["embedding_ascent"]
+    assert same["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert (tmp_path / "overopt-embedding_noise25.png").read_bytes()[:4] == b"\x89PNG"
     regime = on_disk["regimes"]["noise25"]
     assert set(regime["proxies"]) == {"base", "shifted", "gold"}
     for proxy in regime["proxies"].values():

@@ -93,16 +93,19 @@ def register(app: typer.Typer) -> None:
         summary = run_overopt(pairs, out, encoder=encoder, config=config,
                               data_name=" + ".join(data))  # fmt: skip
         for name, regime in summary["regimes"].items():
+            policy = regime.get("policy", "kl_regularised")
+            unit = "angle" if policy == "embedding_ascent" else "KL"
             typer.echo(f"regime {name} (proxy label noise {regime['label_noise']:.2f}), "
-                       "KL-regularised optimum:")  # fmt: skip
+                       f"{policy.replace('_', ' ')} (gold vs {unit}):")  # fmt: skip
             for proxy, s in regime["proxies"].items():
                 typer.echo(
-                    f"  {proxy:>22}: peak {s['gold_peak']:+.4f} at KL {s['kl_at_peak']:.2f}, "
-                    f"at KL {s['max_kl']:.2f} {s['gold_at_max_kl']:+.4f}, drop "
-                    f"{s['drop_from_peak']:.4f} ± {s['drop_from_peak_se']:.4f}"
+                    f"  {proxy:>22}: peak {s['gold_peak']:+.4f} at {unit} "
+                    f"{s['kl_at_peak']:.2f}, at {unit} {s['max_kl']:.2f} "
+                    f"{s['gold_at_max_kl']:+.4f}, drop {s['drop_from_peak']:.4f} ± "
+                    f"{s['drop_from_peak_se']:.4f}"
                 )
             for diff, d in regime["paired_at_max_kl"].items():
-                k = d["kl_regularised"]
-                typer.echo(f"  {diff:>34} at KL {k['kl']:.2f}: {k['mean']:+.4f} "
+                k = d[policy]
+                typer.echo(f"  {diff:>34} at {unit} {k['kl']:.2f}: {k['mean']:+.4f} "
                            f"[{k['ci95'][0]:+.4f}, {k['ci95'][1]:+.4f}]")  # fmt: skip
         typer.echo(f"wrote {out / 'overopt_summary.json'} ({summary['seconds']['total']:.0f} s)")

@@ -12,8 +12,8 @@ class OveroptConfig:
     """Options of `run_overopt` (defaults: the documented run, <= 30 min on 2 CPU cores)."""
 
     num_prompts: int = 200  # pool prompts (held out from every proxy)
-    num_candidates: int = 1500  # K candidates per prompt (best-of-n up to n = K)
-    edited: int = 600  # real responses also rewritten by every edit (the pools' own first)
+    num_candidates: int = 500  # K candidates per prompt (best-of-n up to n = K)
+    edited: int = 200  # real responses also rewritten by every edit (the pools' own first)
     label_noise: tuple[float, ...] = (0.25, 0.40)  # one regime per proxy label-noise level
     proxy_fraction: float = 0.1  # share of the non-pool pairs each proxy trains on
     conservative_k: float = 1.0  # conservative reward = mean - k * std
@@ -23,6 +23,10 @@ class OveroptConfig:
     kl_step: float = 0.5  # spacing of the matched KL targets [nats]
     pg_steps: int = 200  # steps of the policy-gradient run
     pg_beta: float = 0.02  # its KL penalty, in units of the proxy's within-prompt spread
+    ascent: bool = True  # also the embedding-space policy (ascent.py), one regime per level
+    ascent_max_angle: float = 1.0  # its largest angle budget [rad]
+    ascent_budget_step: float = 0.1  # spacing of its angle budgets [rad]
+    ascent_steps: int = 12  # its gradient steps per budget (warm-started)
     references: bool = True  # also the Laplace and ensemble references (ebrm.references)
     seed: int = 0  # seeds the split, the edits' sample, label flips, pools and training
     batch_size: int = 64  # texts per forward pass
@@ -47,6 +51,10 @@ class OveroptConfig:
         check_float(self, "kl_step", low=0.0, low_open=True)
         check_int(self, "pg_steps", low=1)
         check_float(self, "pg_beta", low=0.0, low_open=True)
+        check_bool(self, "ascent")
+        check_float(self, "ascent_max_angle", low=0.0, high=3.14159, low_open=True)
+        check_float(self, "ascent_budget_step", low=0.0, low_open=True)
+        check_int(self, "ascent_steps", low=1)
         check_bool(self, "references")
         check_int(self, "seed")
         check_int(self, "batch_size", low=1)

@@ -19,6 +19,7 @@ from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError
 from ebrm.features import PairFeatures
 from ebrm.overopt.proxies import ProxyFamily
+from ebrm.overopt.scorers import LinearScorer, Scorer, score_all
 from ebrm.rm.bt_head import fit_bt_head
 
 
@@ -84,12 +85,12 @@ class HeadSettings:
                            learning_rate=self.learning_rate)  # fmt: skip
 
 
-def fit_gold(emb: torch.Tensor, chosen, rejected, head: HeadSettings) -> torch.Tensor:
-    """(N,) gold rewards: a BT head on all pairs with clean labels."""
-    return head.fit(emb[chosen], emb[rejected]).reward(emb)
+def fit_gold(emb: torch.Tensor, chosen, rejected, head: HeadSettings) -> LinearScorer:
+    """Gold: a BT head on all pairs with clean labels."""
+    return LinearScorer(head.fit(emb[chosen], emb[rejected]).weight)
 
 
-def regime_rewards(
+def regime_scorers(
     emb: torch.Tensor,
     chosen: torch.Tensor,
     rejected: torch.Tensor,
@@ -97,20 +98,21 @@ def regime_rewards(
     label_noise: float,
     head: HeadSettings,
     families: Sequence[ProxyFamily],
-) -> dict[str, torch.Tensor]:
-    """{"base": (N,) proxy rewards, ...each family's rewards} for one noise level.
+) -> dict[str, Scorer]:
+    """{"base": the proxy BT head, ...each family's rewards} for one noise level, as
+    differentiable functions of embeddings.
 
     Args:
         emb: (N, D) embeddings of every candidate (the training pairs' responses included).
         chosen, rejected: (M,) candidate rows of the proxy's training pairs (clean labels).
     """
     noisy_c, noisy_r = flip(chosen, rejected, label_noise, seed=head.seed)
-    base = head.fit(emb[noisy_c], emb[noisy_r]).reward(emb)
-    out = {"base": base}
-    train = PairFeatures(emb, base, noisy_c, noisy_r)
+    base = LinearScorer(head.fit(emb[noisy_c], emb[noisy_r]).weight)
+    out: dict[str, Scorer] = {"base": base}
+    train = PairFeatures(emb, score_all({"base": base}, emb)["base"], noisy_c, noisy_r)
     for family in families:
-        for name, reward in family.fit_score(train, emb, base).items():
+        for name, scorer in family.fit_scorers(train, base).items():
             if name in out:
                 raise ValueError(f"proxy family {family.name!r} reuses the name {name!r}")
-            out[name] = reward.float()
+            out[name] = scorer
     return out

@@ -7,6 +7,8 @@
    (EBRM refined and conservative; the Laplace and ensemble references);
 3. `curves.py`: for every proxy, best-of-n (n up to K), the KL-regularised optimum at
    matched KL targets and a policy-gradient run, scored by gold per prompt;
+   `ascent.py`: the embedding-space policy (gradient ascent on each proxy from the pool
+   prompts' own responses, an angle budget as the KL analogue), regime `embedding_noiseNN`;
 4. `report.py`: `overopt_summary.json`, `overopt_curves.json`, one figure per regime.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ebrm.data.types import Conversation, PreferencePair
+from ebrm.overopt.ascent import angle, ascent_curve
 from ebrm.overopt.candidates import build_candidates, build_pools, response_pairs
 from ebrm.overopt.config import OveroptConfig
 from ebrm.overopt.curves import (
@@ -38,10 +41,11 @@ from ebrm.overopt.regimes import (
     HeadSettings,
     accuracy,
     fit_gold,
-    regime_rewards,
+    regime_scorers,
     split_prompts,
 )
-from ebrm.overopt.report import regime_summary, write_outputs
+from ebrm.overopt.report import ascent_summary, regime_summary, write_outputs
+from ebrm.overopt.scorers import score_all
 
 logger = logging.getLogger(__name__)
 
@@ -106,23 +110,64 @@ def embed_candidates(candidates, encoder: str | None, store: Path, config: Overo
     return encoder, emb
 
 
-def run_regime(data, noise: float, *, head, families, config: OveroptConfig):
-    """(summary, curves) of one proxy noise level.
+def ascent_budgets(config: OveroptConfig) -> list[float]:
+    """0, step, 2 step, ... up to the largest angle budget [rad]."""
+    return kl_targets(config.ascent_max_angle, config.ascent_budget_step)
+
+
+def typical_angle(emb: torch.Tensor, seed: int, samples: int = 4000) -> float:
+    """Median angle [rad] between two distinct random responses (the data's own scale)."""
+    generator = torch.Generator().manual_seed(seed)
+    a = torch.randint(emb.shape[0], (samples,), generator=generator)
+    b = torch.randint(emb.shape[0], (samples,), generator=generator)
+    keep = a != b
+    return float(angle(emb[a[keep]].double(), emb[b[keep]].double()).median())
+
+
+def ascent_regime(data, scorers: dict, gold, noise: float, config: OveroptConfig) -> tuple:
+    """(summary, curves) of the embedding-space policy (`ascent.py`) for every proxy.
 
     Args:
-        data: (emb (N, D), chosen (M,), rejected (M,), gold (N,), pool (P, K), pool-prompt
-            pair rows, proxy pair rows).
+        data: (emb (N, D), own: per pool prompt its real responses' rows).
     """
-    emb, chosen, rejected, gold, pool, held, proxy_rows = data
-    rewards = regime_rewards(emb, chosen[proxy_rows], rejected[proxy_rows],
+    emb, own = data
+    rows = torch.tensor([i for mine in own for i in mine], dtype=torch.long)
+    prompt = torch.tensor([p for p, mine in enumerate(own) for _ in mine], dtype=torch.long)
+    x0 = emb[rows].double()
+    budgets = ascent_budgets(config)
+    curves = {
+        name: ascent_curve(gold, scorer, x0, prompt, budgets, steps=config.ascent_steps)
+        for name, scorer in {**scorers, "gold": gold}.items()
+    }
+    info = {"starts": len(rows), "typical_angle_between_responses": typical_angle(emb, 0)}
+    return ascent_summary(curves, label_noise=noise, info=info), curves
+
+
+def run_regime(data, noise: float, *, head, families, config: OveroptConfig) -> dict:
+    """{regime name: (summary, curves)} of one proxy noise level: the pools and (unless
+    disabled) the embedding-space policy.
+
+    Args:
+        data: (emb (N, D), chosen (M,), rejected (M,), gold scorer, pool (P, K), own,
+            pool-prompt pair rows, proxy pair rows).
+    """
+    emb, chosen, rejected, gold, pool, own, held, proxy_rows = data
+    scorers = regime_scorers(emb, chosen[proxy_rows], rejected[proxy_rows],
                              label_noise=noise, head=head, families=families)  # fmt: skip
+    rewards = score_all({**scorers, "gold": gold}, emb)
+    gold_rewards = rewards.pop("gold")
     curves = regime_curves(
-        gold[pool].double(), {n: r[pool].double() for n, r in rewards.items()}, config
+        gold_rewards[pool].double(), {n: r[pool].double() for n, r in rewards.items()}, config
     )
     # the proxies never saw the pool prompts' pairs; gold trained on them (all pairs)
     accuracies = {n: accuracy(r, chosen[held], rejected[held])
-                  for n, r in {**rewards, "gold": gold}.items()}  # fmt: skip
-    return regime_summary(curves, label_noise=noise, accuracy_on_pool_pairs=accuracies), curves
+                  for n, r in {**rewards, "gold": gold_rewards}.items()}  # fmt: skip
+    name = f"noise{round(100 * noise)}"
+    out = {name: (regime_summary(curves, label_noise=noise,
+                                 accuracy_on_pool_pairs=accuracies), curves)}  # fmt: skip
+    if config.ascent:
+        out[f"embedding_{name}"] = ascent_regime((emb, own), scorers, gold, noise, config)
+    return out
 
 
 def run_overopt(
@@ -169,19 +214,21 @@ def run_overopt(
     head = HeadSettings(config.head_epochs, config.head_weight_decay, config.seed)
     gold = fit_gold(emb, chosen, rejected, head)
     say("gold", f"BT head on all {len(pairs)} clean pairs: train accuracy "
-        f"{accuracy(gold, chosen, rejected):.3f}")  # fmt: skip
+        f"{accuracy(score_all({'g': gold}, emb)['g'], chosen, rejected):.3f}")  # fmt: skip
     families = family_list(config) if families is None else list(families)
     proxy_rows = torch.tensor(split.proxy_pairs, dtype=torch.long)
     regimes = {}
     for noise in config.label_noise:
         t0, name = time.perf_counter(), f"noise{round(100 * noise)}"
-        data = (emb, chosen, rejected, gold, pool, held, proxy_rows)
-        regimes[name] = run_regime(data, noise, head=head, families=families, config=config)
+        data = (emb, chosen, rejected, gold, pool, own, held, proxy_rows)
+        regimes.update(run_regime(data, noise, head=head, families=families, config=config))
         seconds[name] = time.perf_counter() - t0
-        base = regimes[name][0]["proxies"]["base"]
-        say(name, f"base proxy: gold peak {base['gold_peak']:+.3f} at KL "
-            f"{base['kl_at_peak']:.2f}, drop {base['drop_from_peak']:.3f} ± "
-            f"{base['drop_from_peak_se']:.3f} ({seconds[name]:.0f} s)")  # fmt: skip
+        for regime in (name, f"embedding_{name}"):
+            if regime in regimes:
+                base = regimes[regime][0]["proxies"]["base"]
+                say(regime, f"base proxy: gold peak {base['gold_peak']:+.3f} at "
+                    f"{base['kl_at_peak']:.2f}, drop {base['drop_from_peak']:.3f} ± "
+                    f"{base['drop_from_peak_se']:.3f} ({seconds[name]:.0f} s)")  # fmt: skip
     seconds["total"] = time.perf_counter() - started
     info = {
         "data": data_name,
