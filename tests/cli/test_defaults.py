@@ -60,6 +60,9 @@ SOURCES = {
         ),
         "prompts": (OveroptConfig, "num_prompts"),
         "candidates": (OveroptConfig, "num_candidates"),
+        "gold_hidden": (OveroptConfig, "gold_hidden"),
+        "ascent": (OveroptConfig, "ascent"),
+        "max_angle": (OveroptConfig, "ascent_max_angle"),
     },
 }  # fmt: skip
 ROWS = [(cmd, opt, src) for cmd, opts in SOURCES.items() for opt, src in opts.items()]

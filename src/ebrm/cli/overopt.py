@@ -53,6 +53,18 @@ def register(app: typer.Typer) -> None:
         references: Annotated[
             bool, typer.Option("--references/--no-references", help="Laplace and ensemble.")
         ] = _d("references"),
+        gold_hidden: Annotated[
+            int,
+            typer.Option("--gold-hidden", min=0, help="Gold's hidden tanh units (0: linear)."),
+        ] = _d("gold_hidden"),
+        ascent: Annotated[
+            bool,
+            typer.Option("--ascent/--no-ascent", help="Also the embedding-space policy."),
+        ] = _d("ascent"),
+        max_angle: Annotated[
+            float,
+            typer.Option("--max-angle", help="Its largest angle budget [rad] (0 < a < pi)."),
+        ] = _d("ascent_max_angle"),
         encoder: Annotated[
             str | None, typer.Option("--encoder", help="Frozen encoder (default: MiniLM-L6).")
         ] = None,
@@ -67,10 +79,12 @@ def register(app: typer.Typer) -> None:
         """Gold reward of best-of-n, KL-regularised and policy-gradient policies optimising
         noisy proxies (base, EBRM refined and conservative, Laplace and ensemble references).
 
-        Gold = a BT head on a frozen encoder trained on all pairs with clean labels; each
-        regime's proxy = a BT head on --proxy-fraction of the pairs (no pool prompt) with
-        --label-noise of its labels flipped. Writes overopt_summary.json,
-        overopt_curves.json and one figure per regime into --out.
+        Gold = a BT head (an MLP of --gold-hidden units) on a frozen encoder trained on all
+        pairs with clean labels; each regime's proxy = a linear BT head on --proxy-fraction
+        of the pairs (no pool prompt) with --label-noise of its labels flipped. Per noise
+        level two regimes: pools of real and edited responses, and (--ascent) gradient
+        ascent on each proxy in the encoder's embedding space under an angle budget. Writes
+        overopt_summary.json, overopt_curves.json and one figure per regime into --out.
         """
         for spec in data:
             _checks.data_spec(spec)
@@ -78,12 +92,14 @@ def register(app: typer.Typer) -> None:
 
         noise = tuple(label_noise) if label_noise else _d("label_noise")
         flags = {"num_prompts": "--prompts", "num_candidates": "--candidates",
-                 "label_noise": "--label-noise", "proxy_fraction": "--proxy-fraction"}  # fmt: skip
+                 "label_noise": "--label-noise", "proxy_fraction": "--proxy-fraction",
+                 "ascent_max_angle": "--max-angle"}  # fmt: skip
         with _checks.flag_names(flags):
             config = OveroptConfig(
                 num_prompts=prompts, num_candidates=candidates, edited=edited,
                 label_noise=noise, proxy_fraction=proxy_fraction, conservative_k=conservative_k,
                 references=references, max_length=max_length, seed=seed,
+                gold_hidden=gold_hidden, ascent=ascent, ascent_max_angle=max_angle,
                 batch_size=batch_size, device=device,
             )  # fmt: skip
         from ebrm.data import load_pairs

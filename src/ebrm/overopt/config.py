@@ -18,15 +18,17 @@ class OveroptConfig:
     proxy_fraction: float = 0.1  # share of the non-pool pairs each proxy trains on
     conservative_k: float = 1.0  # conservative reward = mean - k * std
     max_length: int = 64  # tokens per response (left-truncated: its end is kept)
+    gold_hidden: int = 64  # gold's hidden tanh units (0: a linear head like the proxies)
     head_epochs: float = 30.0  # epochs of every BT head (batch 256, AdamW lr 1e-2)
     head_weight_decay: float = 0.0  # AdamW weight decay of the BT heads
     kl_step: float = 0.5  # spacing of the matched KL targets [nats]
     pg_steps: int = 200  # steps of the policy-gradient run
     pg_beta: float = 0.02  # its KL penalty, in units of the proxy's within-prompt spread
     ascent: bool = True  # also the embedding-space policy (ascent.py), one regime per level
-    ascent_max_angle: float = 1.0  # its largest angle budget [rad]
+    ascent_max_angle: float = 1.6  # its largest angle budget [rad] (a linear proxy's optimum
+    # lies ~pi/2 from the real responses: they are nearly orthogonal to every head's weights)
     ascent_budget_step: float = 0.1  # spacing of its angle budgets [rad]
-    ascent_steps: int = 12  # its gradient steps per budget (warm-started)
+    ascent_steps: int = 8  # its gradient steps per budget (warm-started)
     references: bool = True  # also the Laplace and ensemble references (ebrm.references)
     seed: int = 0  # seeds the split, the edits' sample, label flips, pools and training
     batch_size: int = 64  # texts per forward pass
@@ -46,6 +48,7 @@ class OveroptConfig:
         check_float(self, "proxy_fraction", low=0.0, high=1.0, low_open=True)
         check_float(self, "conservative_k", low=0.0)
         check_int(self, "max_length", low=8)
+        check_int(self, "gold_hidden", low=0)
         check_float(self, "head_epochs", low=0.0, low_open=True)
         check_float(self, "head_weight_decay", low=0.0)
         check_float(self, "kl_step", low=0.0, low_open=True)

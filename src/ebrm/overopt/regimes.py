@@ -2,10 +2,12 @@
 
 As in Gao et al. (2023) and Coste et al. (2024): **gold** is the strongest RM the budget
 allows, a Bradley-Terry head on the frozen encoder trained on *all* pairs with their clean
-labels; each regime's **proxy** is a BT head trained on a share of the pairs (none of the
-pool's prompts) with `label_noise` of its labels flipped (seeded). Proxy families
-(`proxies.py`) add rewards derived from the proxy and its training pairs (EBRM refined and
-conservative, references).
+labels, larger than the proxies (default a one-hidden-layer tanh MLP of 64 units: on the
+shared data 0.82 train accuracy against the linear head's 0.69, and nonlinear, so it can
+disagree with a linear proxy far from the data); each regime's **proxy** is a linear BT
+head trained on a share of the pairs (none of the pool's prompts) with `label_noise` of
+its labels flipped (seeded). Proxy families (`proxies.py`) add rewards derived from the
+proxy and its training pairs (EBRM refined and conservative, references).
 """
 
 from __future__ import annotations
@@ -79,15 +81,32 @@ class HeadSettings:
     batch_size: int = 256  # large batches: few steps on thousands of pairs
     learning_rate: float = 1e-2
 
-    def fit(self, e_chosen: torch.Tensor, e_rejected: torch.Tensor):
+    def fit(self, e_chosen: torch.Tensor, e_rejected: torch.Tensor, module=None):
         return fit_bt_head(e_chosen, e_rejected, epochs=self.epochs, seed=self.seed,
                            weight_decay=self.weight_decay, batch_size=self.batch_size,
-                           learning_rate=self.learning_rate)  # fmt: skip
+                           learning_rate=self.learning_rate, head=module)  # fmt: skip
 
 
-def fit_gold(emb: torch.Tensor, chosen, rejected, head: HeadSettings) -> LinearScorer:
-    """Gold: a BT head on all pairs with clean labels."""
-    return LinearScorer(head.fit(emb[chosen], emb[rejected]).weight)
+class ModuleScorer:
+    """A fitted torch module's reward of embeddings (its parameters frozen)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module.eval().requires_grad_(False)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.float()).reshape(-1).to(x.dtype)
+
+
+def fit_gold(emb: torch.Tensor, chosen, rejected, head: HeadSettings, *, hidden: int = 0):
+    """Gold: a BT head on all pairs with clean labels, linear or (hidden > 0) a one-hidden-
+    layer tanh MLP, seeded (`ModuleScorer`)."""
+    if hidden == 0:
+        return LinearScorer(head.fit(emb[chosen], emb[rejected]).weight)
+    torch.manual_seed(head.seed)  # the MLP's initialisation
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(emb.shape[1], hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)
+    )
+    return ModuleScorer(head.fit(emb[chosen], emb[rejected], module=mlp).head)
 
 
 def regime_scorers(

@@ -152,8 +152,10 @@ def run_regime(data, noise: float, *, head, families, config: OveroptConfig) -> 
             pool-prompt pair rows, proxy pair rows).
     """
     emb, chosen, rejected, gold, pool, own, held, proxy_rows = data
+    t0 = time.perf_counter()
     scorers = regime_scorers(emb, chosen[proxy_rows], rejected[proxy_rows],
                              label_noise=noise, head=head, families=families)  # fmt: skip
+    t1 = time.perf_counter()
     rewards = score_all({**scorers, "gold": gold}, emb)
     gold_rewards = rewards.pop("gold")
     curves = regime_curves(
@@ -163,10 +165,14 @@ def run_regime(data, noise: float, *, head, families, config: OveroptConfig) -> 
     accuracies = {n: accuracy(r, chosen[held], rejected[held])
                   for n, r in {**rewards, "gold": gold_rewards}.items()}  # fmt: skip
     name = f"noise{round(100 * noise)}"
-    out = {name: (regime_summary(curves, label_noise=noise,
-                                 accuracy_on_pool_pairs=accuracies), curves)}  # fmt: skip
+    summary = regime_summary(curves, label_noise=noise, accuracy_on_pool_pairs=accuracies)
+    t2 = time.perf_counter()
+    summary["seconds"] = {"fit_proxies": t1 - t0, "pools": t2 - t1}
+    out = {name: (summary, curves)}
     if config.ascent:
-        out[f"embedding_{name}"] = ascent_regime((emb, own), scorers, gold, noise, config)
+        ascent = ascent_regime((emb, own), scorers, gold, noise, config)
+        ascent[0]["seconds"] = {"ascent": time.perf_counter() - t2}
+        out[f"embedding_{name}"] = ascent
     return out
 
 
@@ -212,7 +218,7 @@ def run_overopt(
     pool = build_pools(candidates, own, num_candidates=config.num_candidates, seed=config.seed)
     held = torch.tensor([i for g in split.pool_groups for i in g], dtype=torch.long)
     head = HeadSettings(config.head_epochs, config.head_weight_decay, config.seed)
-    gold = fit_gold(emb, chosen, rejected, head)
+    gold = fit_gold(emb, chosen, rejected, head, hidden=config.gold_hidden)
     say("gold", f"BT head on all {len(pairs)} clean pairs: train accuracy "
         f"{accuracy(score_all({'g': gold}, emb)['g'], chosen, rejected):.3f}")  # fmt: skip
     families = family_list(config) if families is None else list(families)
