@@ -66,9 +66,10 @@ def main_table(rows: list[dict], noise: float = 0.0) -> list[str]:
     seeds = sorted(base_by_seed)
     base = [base_by_seed[s] for s in seeds]
     name = BASE_NAMES.get(base[0]["base"], base[0]["base"])
+    plural = "s" if len(seeds) != 1 else ""
     lines = [
-        f"| reward (noise {noise:.0%}, {len(seeds)} seeds) | HH test acc (%) | refined − base "
-        "(pts) | seeds: CI > 0 / ∋ 0 / < 0 | RM-Bench chat Δ | RM-Bench safety Δ |",
+        f"| reward (noise {noise:.0%}, {len(seeds)} seed{plural}) | HH test acc (%) | "
+        "refined − base (pts) | seeds: CI > 0 / ∋ 0 / < 0 | RM-Bench chat Δ | RM-Bench safety Δ |",
         "| --- | --- | --- | --- | --- | --- |",
         f"| base RM ({name}) | {_ms([r['hh']['base'] for r in base])} | | | "
         f"{_ms(_rmb(base, 'chat', 'base'))} (abs) | {_ms(_rmb(base, 'safety', 'base'))} (abs) |",
