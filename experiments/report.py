@@ -167,7 +167,8 @@ def _mean(values) -> float | None:
 def targets_section(rows: list[dict]) -> list[str]:
     """The issue's targets, checked on the means over seeds (per-seed intervals above)."""
     lines = ["| target | measured (mean over seeds) | met? |", "| --- | --- | --- |"]
-    for base in sorted({r["base"] for r in rows}):
+    for base in sorted({r["base"] for r in rows}, key=lambda b: (b != "minilm-frozen", b)):
+        name = BASE_NAMES.get(base, base)
         group = [r for r in rows if r["base"] == base and r["noise"] == 0]
         default = [r for r in group if r["label"] == DEFAULT]
         if default:
@@ -199,7 +200,8 @@ def targets_section(rows: list[dict]) -> list[str]:
                 f"| best mode ≥ +1.5 pts on HH test (frozen base) | {best}: "
                 f"{100 * best_delta:+.1f}{ref_text} | {'yes' if best_delta >= 0.015 else 'no'} |"
             )
-            lines += _calibration_target(default)
+        if default:
+            lines += _calibration_target(default, name)
         clean = {r["seed"]: r["hh"]["base"] for r in group}
         for noise in (0.25, 0.4):
             noisy = [r for r in rows if r["base"] == base and r["noise"] == noise]
@@ -211,20 +213,21 @@ def targets_section(rows: list[dict]) -> list[str]:
                     continue
                 share = gained / lost if lost > 0 else float("nan")
                 lines.append(
-                    f"| {noise:.0%} noise: {label} recovers ≥ 30% of the lost accuracy | lost "
+                    f"| {noise:.0%} noise: {label} recovers ≥ 30% of the lost accuracy, {name} "
+                    f"({len(sel)} seeds) | lost "
                     f"{100 * lost:.1f} pts, Δ {100 * gained:+.1f} pts ({100 * share:+.0f}%) | "
                     f"{'yes' if share >= 0.3 else 'no'} |"
                 )
     return lines
 
 
-def _calibration_target(default: list[dict]) -> list[str]:
+def _calibration_target(default: list[dict], name: str = "") -> list[str]:
     """ECE of the refined P against the calibrated base's, both temperature-scaled on the
     validation pairs (only cells that recorded the references can say)."""
     fair = [r for r in default if "uncertainty" in r["hh"]]
     if not fair:
         return [
-            "| ECE refined ≤ ECE base, both temperature-scaled (default, HH test) | not "
+            f"| ECE refined ≤ ECE base, both temperature-scaled (default, HH test), {name} | not "
             "measured like for like in these cells (the base sigmoid had no temperature) | ? |"
         ]
     metrics = [r["hh"]["uncertainty"]["metrics"] for r in fair]
@@ -237,8 +240,9 @@ def _calibration_target(default: list[dict]) -> list[str]:
     better = sum(o["candidate_vs_best_reference"]["outcome"] == "better" for o in outcomes)
     return [
         f"| ECE refined ≤ ECE base, both temperature-scaled (default, HH test, {len(fair)} "
-        f"seeds) | {ece_r:.3f} vs {ece_b:.3f} (Brier {brier_r:.3f} vs {brier_b:.3f}); vs the "
-        f"best reference per seed: {better} better, {worse} worse, the rest ∋ 0 | "
+        f"seeds), {name} | {ece_r:.3f} vs {ece_b:.3f} (Brier {brier_r:.3f} vs "
+        f"{brier_b:.3f}); vs the best reference per seed: {better} better, {worse} worse, "
+        "the rest ∋ 0 | "
         f"{'yes' if ece_r <= ece_b else 'no'} |"
     ]
 
