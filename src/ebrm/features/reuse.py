@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
-from ebrm.errors import CorruptArtifactError, IncompatibleArtifactError
+from ebrm.errors import IncompatibleArtifactError
 from ebrm.features.plan import text_key
 from ebrm.features.store import FeatureStore
 
@@ -130,14 +129,7 @@ class StoredRows:
         index = bisect.bisect_right(self._starts, row) - 1
         record = self._shards[index]
         if self._cached is None or self._cached[0] != record["start"]:
-            file = self.store.path / record["file"]
-            self.store._check_file(record["file"], record["sha256"])
-            try:
-                with safe_open(file, framework="pt") as handle:
-                    emb = handle.get_tensor("embeddings").to(torch.float32)
-                    rew = handle.get_tensor("rewards").to(torch.float32)
-            except Exception as exc:  # safetensors raises its own error types
-                raise CorruptArtifactError(f"{file} cannot be read as safetensors: {exc}") from exc
+            emb, rew = self.store.read_shard(record)
             self._cached = (int(record["start"]), emb, rew)
         return self._cached
 

@@ -148,22 +148,33 @@ class FeatureStore:
         """
         self._require_complete()
         for record in self._shards():
-            if verify:
-                self._check_file(record["file"], record["sha256"])
-            file = self.path / record["file"]
-            try:
-                with safe_open(file, framework="pt") as handle:
-                    emb = handle.get_tensor("embeddings").to(torch.float32)
-                    rew = handle.get_tensor("rewards").to(torch.float32)
-            except Exception as exc:  # safetensors raises its own error types
-                raise CorruptArtifactError(f"{file} cannot be read as safetensors: {exc}") from exc
-            n = record["end"] - record["start"]
-            if emb.shape != (n, self.dim) or rew.shape != (n,):
-                raise CorruptArtifactError(
-                    f"{file} holds embeddings {tuple(emb.shape)} / rewards {tuple(rew.shape)}; "
-                    f"{MANIFEST} says ({n}, {self.dim}) rows {record['start']}..{record['end']}."
-                )
+            emb, rew = self.read_shard(record, verify=verify)
             yield record["start"], emb, rew
+
+    def read_shard(
+        self, record: dict[str, Any], *, verify: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(embeddings (n, D) float32, rewards (n,) float32)` of one manifest shard record.
+
+        Raises:
+            CorruptArtifactError: the shard is missing, fails its checksum or has the wrong shape.
+        """
+        if verify:
+            self._check_file(record["file"], record["sha256"])
+        file = self.path / record["file"]
+        try:
+            with safe_open(file, framework="pt") as handle:
+                emb = handle.get_tensor("embeddings").to(torch.float32)
+                rew = handle.get_tensor("rewards").to(torch.float32)
+        except Exception as exc:  # safetensors raises its own error types
+            raise CorruptArtifactError(f"{file} cannot be read as safetensors: {exc}") from exc
+        n = record["end"] - record["start"]
+        if emb.shape != (n, self.dim) or rew.shape != (n,):
+            raise CorruptArtifactError(
+                f"{file} holds embeddings {tuple(emb.shape)} / rewards {tuple(rew.shape)}; "
+                f"{MANIFEST} says ({n}, {self.dim}) rows {record['start']}..{record['end']}."
+            )
+        return emb, rew
 
     def load_rows(self, *, verify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """All rows: `(embeddings (N, D) float32, rewards (N,) float32)`.
