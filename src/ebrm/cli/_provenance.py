@@ -7,15 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from ebrm._io import read_json_object
+from ebrm._provenance import EMBEDDING_SETTINGS, provenance_differences
 from ebrm.errors import ConfigError, IncompatibleArtifactError
 
-# (what, key in a base-RM provenance dict): what must agree for embeddings to be comparable
-_FIELDS = (
-    ("weights hash", "weights_hash"),
-    ("embedding size", "hidden_size"),
-    ("max length", "max_length"),
-    ("truncation side", "truncation_side"),
-)
+# what must agree for embeddings to be comparable here: every embedding setting but the
+# compute dtype
+_FIELDS = tuple(field for field in EMBEDDING_SETTINGS if field[1] != "dtype")
 
 
 def check_same_base_rm(
@@ -29,11 +26,7 @@ def check_same_base_rm(
         IncompatibleArtifactError: one line naming every differing field with both values
             and `fix`.
     """
-    differ = [
-        f"{what} {a.get(key)!r} vs {b.get(key)!r}"
-        for what, key in _FIELDS
-        if a.get(key) is not None and b.get(key) is not None and a.get(key) != b.get(key)
-    ]
+    differ = provenance_differences(a, b, fields=_FIELDS, missing_differs=False)
     if differ:
         raise IncompatibleArtifactError(
             f"{a_name} and {b_name} come from different base RMs or settings "

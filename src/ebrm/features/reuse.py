@@ -20,30 +20,12 @@ from typing import Any
 
 import torch
 
+from ebrm._provenance import provenance_differences
 from ebrm.errors import IncompatibleArtifactError
 from ebrm.features.plan import text_key
 from ebrm.features.store import FeatureStore
 
 logger = logging.getLogger(__name__)
-
-# (what, key in a base-RM provenance dict): identical, or a text's row is not reusable
-SAME_EMBEDDING = (
-    ("weights hash", "weights_hash"),
-    ("embedding size", "hidden_size"),
-    ("compute dtype", "dtype"),
-    ("max length", "max_length"),
-    ("truncation side", "truncation_side"),
-)
-
-
-def provenance_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """'max length 256 vs 512', ... for every `SAME_EMBEDDING` field on which a and b differ
-    (a field missing on one side counts as different: the rows cannot be vouched for)."""
-    return [
-        f"{what} {a.get(key)!r} vs {b.get(key)!r}"
-        for what, key in SAME_EMBEDDING
-        if str(a.get(key)) != str(b.get(key))
-    ]
 
 
 class StoredRows:
