@@ -213,18 +213,24 @@ def test_reference_rewards_get_their_own_side_and_paired_delta(tmp_path):
     )
 
 
-def test_rewardbench_runner_reports_calibration():
-    from tests.evaluation.test_rewardbench import ROWS
-
-    pairs = [
+def _rewardbench_pairs(rows) -> list[PreferencePair]:
+    """One RewardBench pair per (subset, chosen reward, rejected reward) row (FakeModel reads
+    the reward from the text)."""
+    return [
         PreferencePair(
             Conversation.from_prompt(f"p{i}", f"r={c} yes"),
             Conversation.from_prompt(f"p{i}", f"r={r} no"),
             id=str(i),
             subset=subset,
         )
-        for i, (subset, c, r) in enumerate(ROWS)
+        for i, (subset, c, r) in enumerate(rows)
     ]
+
+
+def test_rewardbench_runner_reports_calibration():
+    from tests.evaluation.test_rewardbench import ROWS
+
+    pairs = _rewardbench_pairs(ROWS)
     m = evaluate(FakeModel(), "reward-bench", pairs, None, n_boot=50, progress=False)
     p_base = [1 / (1 + math.exp(-(c - r))) for _, c, r in ROWS]
     assert m["base"]["ece"] == pytest.approx(expected_calibration_error(p_base))
@@ -271,15 +277,7 @@ def test_refine_and_evaluate_with_a_real_energy_model(tmp_path):
 def test_rewardbench_report_has_a_per_subset_table(tmp_path):
     from tests.evaluation.test_rewardbench import ROWS
 
-    pairs = [
-        PreferencePair(
-            Conversation.from_prompt(f"p{i}", f"r={c} yes"),
-            Conversation.from_prompt(f"p{i}", f"r={r} no"),
-            id=str(i),
-            subset=subset,
-        )
-        for i, (subset, c, r) in enumerate(ROWS)
-    ]
+    pairs = _rewardbench_pairs(ROWS)
     evaluate(FakeModel(), "reward-bench", pairs, tmp_path, n_boot=50, progress=False)
     report = (tmp_path / "report.md").read_text()
     assert "## Per subset" in report
