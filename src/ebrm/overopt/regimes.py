@@ -24,6 +24,7 @@ from ebrm.features import PairFeatures
 from ebrm.overopt.proxies import ProxyFamily
 from ebrm.overopt.scorers import LinearScorer, Scorer, score_all
 from ebrm.rm.bt_head import fit_bt_head
+from ebrm.rm.label_noise import flip_indices
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,9 @@ def split_prompts(
 
 
 def flip(chosen: torch.Tensor, rejected: torch.Tensor, fraction: float, *, seed: int):
-    """(chosen, rejected) with exactly round(fraction * M) seeded pairs swapped."""
-    m = chosen.shape[0]
-    flipped = torch.randperm(m, generator=torch.Generator().manual_seed(seed))
-    flipped = flipped[: round(fraction * m)]
+    """(chosen, rejected) with exactly round(fraction * M) seeded pairs swapped: the pairs
+    `ebrm base-rm train --label-noise` flips (`ebrm.rm.label_noise.flip_indices`)."""
+    flipped = torch.tensor(flip_indices(chosen.shape[0], fraction, seed=seed), dtype=torch.long)
     c, r = chosen.clone(), rejected.clone()
     c[flipped], r[flipped] = rejected[flipped], chosen[flipped]
     return c, r
