@@ -46,6 +46,7 @@ from ebrm.evaluation import (  # noqa: E402
 )
 from ebrm.features.table import PairFeatures  # noqa: E402
 from ebrm.model import EnergyRewardModel  # noqa: E402
+from ebrm.rm.label_noise import flip_indices  # noqa: E402
 
 logger = logging.getLogger("experiments")
 
@@ -118,14 +119,10 @@ def make_cell(base, noise, seed, hh_pairs, hh_f, rmb_f, rmb_labels, *, own_head=
         for k, v in (("train", train), ("validation", val), ("test", test))
     }
     c, r = hh_f.chosen.clone(), hh_f.rejected.clone()
-    # label noise: swap chosen/rejected of round(noise * n) seeded training pairs (as
-    # ebrm.rm.train_bt.flip_labels does); validation and test labels stay clean
-    n_tr = len(idx["train"])
-    flip = idx["train"][
-        torch.randperm(n_tr, generator=torch.Generator().manual_seed(seed))[
-            : int(round(noise * n_tr))
-        ]
-    ]
+    # label noise: swap chosen/rejected of round(noise * n) seeded training pairs (the pairs
+    # ebrm.rm.train_bt.flip_labels flips); validation and test labels stay clean
+    flipped = flip_indices(len(idx["train"]), noise, seed=seed)
+    flip = idx["train"][torch.tensor(flipped, dtype=torch.long)]
     c[flip], r[flip] = hh_f.rejected[flip], hh_f.chosen[flip]
     emb = hh_f.embeddings
     if own_head:

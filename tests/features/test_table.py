@@ -52,6 +52,21 @@ def test_without_prompt_hashes_the_split_is_the_random_split_by_pair():
     assert train.prompt_hashes is None and val.prompt_hashes is None
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_split_is_the_specified_split(seed):
+    # written plainly: distinct prompts in order of first appearance, permuted by
+    # torch.randperm(seed); validation takes whole prompts while short of round(0.3 * 40)
+    # pairs; both sides list pairs prompt by prompt in that order (what `ebrm train` trains on)
+    prompts = list(dict.fromkeys(PROMPTS))
+    order = torch.randperm(len(prompts), generator=torch.Generator().manual_seed(seed))
+    val, train = [], []
+    for g in order.tolist():
+        members = [i for i, p in enumerate(PROMPTS) if p == prompts[g]]
+        (val if len(val) < round(0.3 * 40) else train).extend(members)
+    got_train, got_val = _features(PROMPTS).split(validation_fraction=0.3, seed=seed)
+    assert got_val.chosen.tolist() == val and got_train.chosen.tolist() == train
+
+
 def test_subset_and_compact_keep_the_pairs_and_their_prompts():
     features = _features(PROMPTS)
     part = features.subset(torch.tensor([5, 2, 9]))

@@ -61,6 +61,23 @@ def test_response_pairs_index_the_candidates():
     assert [c.texts[i] for i in rejected] == ["bad 0", "bad 1", "bad 2"]
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_split_prompts_is_the_specified_split(seed):
+    # written plainly: one torch generator permutes the distinct prompts (first appearance
+    # order); the first 4 give the pools; it then permutes the other prompts' pairs (listed
+    # prompt by prompt in that order) and the first round(0.4 * len) train the proxies
+    pairs = _pairs(40)
+    prompts = list(dict.fromkeys(p.chosen.messages for p in pairs))
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(prompts), generator=generator).tolist()
+    members = [[i for i, p in enumerate(pairs) if p.chosen.messages == prompts[g]] for g in order]
+    rest = [i for group in members[4:] for i in group]
+    take = torch.randperm(len(rest), generator=generator)[: round(0.4 * len(rest))]
+    s = split_prompts(pairs, num_prompts=4, proxy_fraction=0.4, seed=seed)
+    assert s.pool_groups == members[:4]
+    assert s.proxy_pairs == sorted(rest[i] for i in take.tolist())
+
+
 def test_split_keeps_prompts_apart_and_flip_swaps_exactly():
     pairs = _pairs(40)  # 20 prompts of 2 pairs
     s = split_prompts(pairs, num_prompts=5, proxy_fraction=0.5, seed=0)

@@ -9,7 +9,7 @@ from ebrm.data.pairs import (
     load_rewardbench2,
     load_rmbench,
 )
-from ebrm.data.split import prompt_hash, split_pairs
+from ebrm.data.split import prompt_hash, split_indices, split_pairs
 from ebrm.data.template import format_conversation, render_plain
 from ebrm.data.types import Conversation, PreferencePair, RewardBench2Item, RMBenchItem
 
@@ -27,5 +27,6 @@ __all__ = [
     "load_rmbench",
     "prompt_hash",
     "render_plain",
+    "split_indices",
     "split_pairs",
 ]

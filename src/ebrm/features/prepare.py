@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ebrm._io import read_json_object, sha256_file
+from ebrm._provenance import provenance_differences
 from ebrm._version import __version__, version_info
 from ebrm.errors import ConfigError, IncompatibleArtifactError
 from ebrm.features import layout, partial
@@ -50,17 +51,24 @@ def run_settings(rm: EmbeddingModel, plan: ExtractionPlan, shard_size: int, stor
     }
 
 
-# (label, how to read it from a manifest): what must agree to continue an existing store.
+# (label, key in `_compared`): what must agree to continue an existing store.
 _COMPATIBILITY = (
-    ("base RM weights (weights_hash)", lambda m: m.get("base_rm", {}).get("weights_hash")),
-    ("base RM compute dtype", lambda m: str(m.get("base_rm", {}).get("dtype"))),
-    ("embedding dim", lambda m: m.get("embedding_dim")),
-    ("max_length", lambda m: m.get("max_length")),
-    ("truncation side", lambda m: m.get("truncation_side")),
-    ("storage dtype", lambda m: m.get("storage_dtype")),
-    ("shard size", lambda m: m.get("shard_size")),
-    ("data (plan hash of the formatted texts and pairs)", lambda m: m.get("plan_hash")),
+    ("base RM weights (weights_hash)", "weights_hash"),
+    ("base RM compute dtype", "dtype"),
+    ("embedding dim", "embedding_dim"),
+    ("max_length", "max_length"),
+    ("truncation side", "truncation_side"),
+    ("storage dtype", "storage_dtype"),
+    ("shard size", "shard_size"),
+    ("data (plan hash of the formatted texts and pairs)", "plan_hash"),
 )
+
+
+def _compared(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The `_COMPATIBILITY` fields of a manifest (or of this run's settings), one level."""
+    base_rm = manifest.get("base_rm", {})
+    out = {key: manifest.get(key) for _, key in _COMPATIBILITY}
+    return {**out, "weights_hash": base_rm.get("weights_hash"), "dtype": str(base_rm.get("dtype"))}
 
 
 def check_compatible(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -83,11 +91,12 @@ def check_compatible(out: Path, settings: dict[str, Any]) -> dict[str, Any] | No
             )
         return None
     manifest = layout.read_manifest(out)
-    differ = [
-        f"{label}: store has {get(manifest)!r}, this run has {get(settings)!r}"
-        for label, get in _COMPATIBILITY
-        if get(manifest) != get(settings)
-    ]
+    differ = provenance_differences(
+        _compared(manifest),
+        _compared(settings),
+        fields=_COMPATIBILITY,
+        template="{what}: store has {a!r}, this run has {b!r}",
+    )
     if differ:
         raise IncompatibleArtifactError(
             f"The feature store {out} was made with different settings, so its rows cannot be "

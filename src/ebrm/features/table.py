@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ebrm.data.split import split_indices
 from ebrm.errors import DataFormatError
 
 
@@ -99,22 +100,17 @@ class PairFeatures:
     def split(self, *, validation_fraction: float, seed: int) -> tuple[PairFeatures, PairFeatures]:
         """A seeded split of the pairs into (train, validation), grouped by prompt.
 
-        Prompt groups are shuffled with `seed`; validation takes whole groups until it holds
+        `ebrm.data.split_indices` with groups ordered by `torch.randperm` seeded with `seed`
+        (the order of earlier versions): validation takes whole groups until it holds
         at least ``round(validation_fraction * P)`` pairs, so no prompt is on both sides.
         Both sides keep the shuffled order. Without prompt hashes (every pair its own group)
         this is the plain random split by pair of earlier versions, pair for pair.
         """
         if not 0.0 <= validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1); got {validation_fraction}")
-        groups = self.prompt_groups()
+        keys = self.prompt_hashes or range(self.num_pairs)
         generator = torch.Generator().manual_seed(seed)
-        order = [groups[g] for g in torch.randperm(len(groups), generator=generator).tolist()]
-        target = int(round(self.num_pairs * validation_fraction))
-        val: list[int] = []
-        taken = 0
-        while taken < len(order) and len(val) < target:
-            val.extend(order[taken])
-            taken += 1
-        train = [i for group in order[taken:] for i in group]
+        permutation = lambda n: torch.randperm(n, generator=generator).tolist()  # noqa: E731
+        val, train = split_indices(keys, [validation_fraction], seed=permutation)
         as_index = lambda idx: torch.tensor(idx, dtype=torch.long)  # noqa: E731
         return self.subset(as_index(train)), self.subset(as_index(val))

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ebrm._provenance import provenance_differences
 from ebrm.errors import IncompatibleArtifactError
 
 logger = logging.getLogger(__name__)
@@ -20,32 +21,38 @@ def check_base_rm(info: dict, rm: Any, embedding_dim: int) -> None:
         IncompatibleArtifactError: weight hash, max length, truncation side or hidden
             size differ (names both).
     """
-    recorded = info.get("weights_hash")
-    given = getattr(rm, "weights_hash", None)
-    if recorded and given and recorded != given:
-        raise IncompatibleArtifactError(
-            f"The base reward model {getattr(rm, 'name_or_path', '?')!r} has weights hash "
-            f"{given} but this refined model was trained on "
-            f"{info.get('name_or_path', '?')!r} with weights hash {recorded}; "
-            "load the base RM it was trained with, or retrain the energy head"
+    name = getattr(rm, "name_or_path", "?")
+    recorded = {key: info.get(key) for key in ("max_length", "truncation_side")}
+    recorded |= {"weights_hash": info.get("weights_hash") or None, "hidden_size": embedding_dim}
+    given = {key: getattr(rm, key, None) for key in recorded}
+    given["weights_hash"] = given["weights_hash"] or None
+
+    def differences(fields, template):  # a value missing on either side is not compared
+        return provenance_differences(
+            recorded, given, fields=fields, missing_differs=False, template=template
         )
-    if not recorded:
+
+    if differ := differences((("weights hash", "weights_hash"),), "{b} (recorded: {a})"):
+        raise IncompatibleArtifactError(
+            f"The base reward model {name!r} has weights hash {differ[0]}, but this refined "
+            f"model was trained on {info.get('name_or_path', '?')!r}; load the base RM it "
+            "was trained with, or retrain the energy head"
+        )
+    if not recorded["weights_hash"]:
         logger.warning("no base RM weights hash recorded; cannot verify the attached RM")
-    for what, key in (("max length", "max_length"), ("truncation side", "truncation_side")):
-        recorded, given = info.get(key), getattr(rm, key, None)
-        if recorded is not None and given is not None and str(recorded) != str(given):
-            raise IncompatibleArtifactError(
-                f"The base reward model {getattr(rm, 'name_or_path', '?')!r} embeds with "
-                f"{what} {given!r} but this refined model's features were made with "
-                f"{recorded!r}; load it with {key}={recorded!r} (embeddings made otherwise "
-                "are not what the energy head was trained on), or retrain the energy head"
-            )
-    hidden = getattr(rm, "hidden_size", None)
-    if hidden is not None and int(hidden) != embedding_dim:
+    settings = (("max length", "max_length"), ("truncation side", "truncation_side"))
+    template = (
+        "{what} {b!r} but this refined model's features were made with {a!r}; "
+        "load it with {key}={a!r}"
+    )
+    if differ := differences(settings, template):
         raise IncompatibleArtifactError(
-            f"The base reward model has hidden size {hidden} but the energy head expects "
-            f"embeddings of dimension {embedding_dim}"
+            f"The base reward model {name!r} embeds with {differ[0]} (embeddings made "
+            "otherwise are not what the energy head was trained on), or retrain the energy head"
         )
+    template = "hidden size {b} but the energy head expects embeddings of dimension {a}"
+    if differ := differences((("hidden size", "hidden_size"),), template):
+        raise IncompatibleArtifactError(f"The base reward model has {differ[0]}")
 
 
 def load_base_rm(info: dict, device: torch.device) -> Any:

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ebrm.data.split import prompt_hash, split_indices
 from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError
 from ebrm.features import PairFeatures
 from ebrm.overopt.proxies import ProxyFamily
 from ebrm.overopt.scorers import LinearScorer, Scorer, score_all
 from ebrm.rm.bt_head import fit_bt_head
+from ebrm.rm.label_noise import flip_indices
 
 
 @dataclass(frozen=True)
@@ -36,29 +38,34 @@ class PromptSplit:
 def split_prompts(
     pairs: Sequence[PreferencePair], *, num_prompts: int, proxy_fraction: float, seed: int
 ) -> PromptSplit:
-    """Seeded: `num_prompts` prompt groups for the pools, a share of the rest for proxies."""
-    groups: dict[tuple, list[int]] = {}
-    for i, pair in enumerate(pairs):
-        groups.setdefault(pair.chosen.messages, []).append(i)
-    keys = list(groups)
-    if num_prompts >= len(keys):
+    """Seeded: `num_prompts` prompt groups for the pools, a share of the rest for proxies.
+
+    Both draws are `ebrm.data.split_indices` ordered by one seeded `torch.randperm`
+    generator: first the distinct prompts (`prompt_hash`), `num_prompts` of them for the
+    pools, then the rest's pairs one by one, `proxy_fraction` of them for the proxies.
+    """
+    keys = [prompt_hash(pair) for pair in pairs]
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    prompts = list(groups)
+    if num_prompts >= len(prompts):
         raise ConfigError(
-            f"--prompts {num_prompts} leaves no prompt to train the proxies on ({len(keys)} "
+            f"--prompts {num_prompts} leaves no prompt to train the proxies on ({len(prompts)} "
             "distinct prompts in --data); lower --prompts."
         )
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(keys), generator=generator).tolist()
-    pool = [groups[keys[g]] for g in order[:num_prompts]]
-    rest = [i for g in order[num_prompts:] for i in groups[keys[g]]]
-    take = torch.randperm(len(rest), generator=generator)[: round(proxy_fraction * len(rest))]
-    return PromptSplit(pool, sorted(rest[i] for i in take.tolist()))
+    permutation = lambda n: torch.randperm(n, generator=generator).tolist()  # noqa: E731
+    pool, others = split_indices(prompts, [num_prompts / len(prompts)], seed=permutation)
+    rest = [i for g in others for i in groups[prompts[g]]]
+    take, _ = split_indices(range(len(rest)), [proxy_fraction], seed=permutation)
+    return PromptSplit([groups[prompts[g]] for g in pool], sorted(rest[i] for i in take))
 
 
 def flip(chosen: torch.Tensor, rejected: torch.Tensor, fraction: float, *, seed: int):
-    """(chosen, rejected) with exactly round(fraction * M) seeded pairs swapped."""
-    m = chosen.shape[0]
-    flipped = torch.randperm(m, generator=torch.Generator().manual_seed(seed))
-    flipped = flipped[: round(fraction * m)]
+    """(chosen, rejected) with exactly round(fraction * M) seeded pairs swapped: the pairs
+    `ebrm base-rm train --label-noise` flips (`ebrm.rm.label_noise.flip_indices`)."""
+    flipped = torch.tensor(flip_indices(chosen.shape[0], fraction, seed=seed), dtype=torch.long)
     c, r = chosen.clone(), rejected.clone()
     c[flipped], r[flipped] = rejected[flipped], chosen[flipped]
     return c, r

@@ -35,6 +35,7 @@ from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError, DataFormatError
 from ebrm.rm.adapter import BaseRewardModel
 from ebrm.rm.bt_head import fit_bt_head
+from ebrm.rm.label_noise import flip_labels
 
 logger = logging.getLogger(__name__)
 
@@ -100,24 +101,6 @@ class BTTrainResult:
     num_validation: int
     num_flipped: int
     seconds: float
-
-
-def flip_labels(
-    pairs: list[PreferencePair], fraction: float, *, seed: int
-) -> tuple[list[PreferencePair], list[int]]:
-    """Swap chosen and rejected of exactly `round(fraction * len(pairs))` seeded pairs.
-
-    Returns:
-        (the pairs with those labels flipped, sorted indices of the flipped pairs).
-    """
-    n_flip = int(round(fraction * len(pairs)))
-    generator = torch.Generator().manual_seed(seed)
-    flipped = sorted(torch.randperm(len(pairs), generator=generator)[:n_flip].tolist())
-    out = list(pairs)
-    for i in flipped:
-        p = out[i]
-        out[i] = dataclasses.replace(p, chosen=p.rejected, rejected=p.chosen)
-    return out, flipped
 
 
 def load_trainable_rm(model_path: str | Path, config: BTTrainConfig) -> BaseRewardModel:
