@@ -5,7 +5,8 @@
 #   benchmarks/gpu_check.sh OUT_DIR --small    # the same steps end to end on a CPU, tiny model
 #
 # Steps (each under its own time limit; a failed step is recorded and the rest still run):
-#   1. the CUDA-marked tests (`pytest -m cuda`: every CUDA path against the CPU);
+#   1. the CUDA-marked tests (`pytest -m cuda`: every CUDA path against the CPU, including
+#      tests/rm/test_device_map.py's RM split across GPU and CPU by device_map);
 #   2. a randomly initialised Llama-architecture sequence-classification RM of ~1.0B
 #      parameters in bf16 (benchmarks/make_llama_rm.py; --small: a tiny one in fp32);
 #   3. bench_energy.py --device cuda (grid vs paper mode vs the published per-sample loop);

@@ -166,6 +166,19 @@ CASES = [
      "--max-length 512 differs from the max length 128"),
     ("serve --truncation-side", "serve --model {model} --truncation-side right",
      "drop --truncation-side"),
+    # --device-map and its companions (issue 23)
+    ("extract --device-map with --device", "extract --rm {rm} --data {pairs} --out {root}/s2 "
+     "--device-map auto --device cpu", "--device cpu and --device-map auto contradict"),
+    ("extract --max-memory without --device-map", "extract --rm {rm} --data {pairs} "
+     "--out {root}/s2 --max-memory cpu=1GiB", "--max-memory applies only with --device-map"),
+    ("eval --max-memory unreadable", "eval --model {model} --benchmark pairwise --data {pairs} "
+     "--out {root}/e --device-map auto --max-memory lots", "--max-memory 'lots': cannot read"),
+    ("bon --offload-folder without --device-map", "bon --model {model} --candidates {cands} "
+     "--out {root}/b.jsonl --offload-folder {root}/off", "--offload-folder applies only with"),
+    ("serve --offload-folder is a file", "serve --model {model} --device-map auto "
+     "--offload-folder {afile}", "--offload-folder {afile} is a file"),
+    ("serve --device-map", "serve --model {model} --device-map everywhere",
+     "--device-map: 'everywhere' is not one of"),
     # ebrm base-rm train
     ("base-rm --out holds a model", "base-rm train --model {rm} --data {pairs} --out {model}",
      "--out {model} is an ebrm refined-model directory"),

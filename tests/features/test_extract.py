@@ -217,3 +217,67 @@ def test_progress_of_killed_multi_process_run_is_merged_on_rerun(tmp_path):
     assert sum(len(call) for call in rm.calls) == again.num_rows - 16  # shards 0 and 1 kept
     assert not list(again.path.glob("progress-rank-*"))
     assert _equal(again.load(), reference)
+
+
+def test_two_ranks_write_the_single_process_store(tmp_path, monkeypatch):
+    """Two ranks (threads with accelerate's process-state seam), each embedding only its
+    own shards, write the store one process writes: same rows, order, keys and checksums."""
+    import threading
+
+    from ebrm.features import extract as extract_module
+
+    single = _extract(tmp_path / "one")
+    barrier = threading.Barrier(2)
+    local = threading.local()
+
+    class State:
+        num_processes = 2
+
+        def __init__(self, rank):
+            self.process_index = rank
+            self.is_main_process = rank == 0
+
+        def wait_for_everyone(self):
+            barrier.wait(timeout=60)
+
+    monkeypatch.setattr(extract_module, "process_state", lambda: State(local.rank))
+    rms, errors = [FakeRM(), FakeRM()], []
+
+    def rank(r):
+        local.rank = r
+        try:
+            _extract(tmp_path / "two", rms[r])
+        except BaseException as exc:  # reported below; a hung barrier would hide it
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    two = FeatureStore.open(tmp_path / "two" / "store")
+    # each rank embedded only its own shards' texts, and together every row once
+    texts = [[t for call in rm.calls for t in call] for rm in rms]
+    assert texts[0] and texts[1] and not set(texts[0]) & set(texts[1])
+    assert len(texts[0]) + len(texts[1]) == single.num_rows
+    for key in ("plan_hash", "num_rows", "num_pairs", "complete", "files"):
+        assert two.manifest.get(key) == single.manifest.get(key), key
+    strip = [{k: v for k, v in s.items() if k != "sha256"} for s in single.manifest["shards"]]
+    assert [{k: v for k, v in s.items() if k != "sha256"} for s in two.manifest["shards"]] == strip
+    # shard files hold the same tensors and metadata (safetensors orders metadata keys
+    # arbitrarily, so their bytes and checksums may differ even between two single runs)
+    for record in single.manifest["shards"]:
+        a, b = (_shard(store.path / record["file"]) for store in (single, two))
+        assert a[1] == b[1] and a[0].keys() == b[0].keys()
+        assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])
+    assert _equal(two.load(), single.load())
+
+
+def _shard(path):
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as f:
+        names = list(f.keys())
+        return {k: f.get_tensor(k) for k in names}, f.metadata()

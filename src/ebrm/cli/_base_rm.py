@@ -5,8 +5,9 @@ whose rows are read instead of embedding their texts again)."""
 from __future__ import annotations
 
 
-def load_base_rm(path: str, erm, device: str | None):
-    """The base RM at `path`, with the refined model's recorded extraction settings.
+def load_base_rm(path: str, erm, device: str | None, *, placement=None, revision=None):
+    """The base RM at `path`, with the refined model's recorded extraction settings
+    (`placement`: the device-map keywords of `ebrm.cli._placement`).
 
     `EnergyRewardModel.attach_base_rm` then checks it is the same RM (weights hash).
     """
@@ -19,6 +20,8 @@ def load_base_rm(path: str, erm, device: str | None):
         dtype=info.get("dtype", "float32"),
         max_length=info.get("max_length", 1024),
         truncation_side=info.get("truncation_side", "left"),
+        revision=revision,
+        **(placement or {}),
     )
 
 
@@ -48,10 +51,14 @@ def check_inputs(
         )  # fmt: skip
 
 
-def attach(erm, *, base_rm=None, features=None, device=None, max_length=None, truncation_side=None):
+def attach(
+    erm, *, base_rm=None, features=None, device=None, max_length=None, truncation_side=None,
+    placement=None,
+):  # fmt: skip
     """Give `erm` the base RM it embeds new texts with: --base-rm or the recorded one, with
     the recorded settings (or the explicit ones a model from before they were recorded
-    lacks), reading texts the --features store holds instead of embedding them again.
+    lacks), reading texts the --features store holds instead of embedding them again;
+    `placement` (--device-map ...) loads it split across devices.
 
     Raises:
         IncompatibleArtifactError: the RM or the store differs from the model's record.
@@ -59,10 +66,27 @@ def attach(erm, *, base_rm=None, features=None, device=None, max_length=None, tr
     for key, value in (("max_length", max_length), ("truncation_side", truncation_side)):
         if value is not None and erm.base_rm_info.get(key) is None:
             erm.base_rm_info[key] = value
-    rm = load_base_rm(base_rm, erm, device) if base_rm is not None else erm.base_rm
+    if base_rm is not None:
+        rm = load_base_rm(base_rm, erm, device, placement=placement)
+    elif placement:
+        revision = erm.base_rm_info.get("revision")
+        rm = load_base_rm(_recorded_path(erm), erm, None, placement=placement, revision=revision)
+    else:
+        rm = erm.base_rm
     if features is not None:
         from ebrm.features.reuse import ReusingRM, StoredRows
 
         rm = ReusingRM(rm, StoredRows.open(features), name="the model's base RM")
     erm.attach_base_rm(rm)
     return erm
+
+
+def _recorded_path(erm) -> str:
+    path = erm.base_rm_info.get("name_or_path")
+    if not path:
+        from ebrm.errors import ConfigError
+
+        raise ConfigError(
+            "--device-map: this refined model records no base RM path; pass --base-rm PATH."
+        )
+    return path

@@ -19,6 +19,7 @@ from ebrm.cli._options import (
     ReuseFeatures,
     RewardKind,
 )
+from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 
 
 def register(app: typer.Typer) -> None:
@@ -40,6 +41,9 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[RewardKind, typer.Option("--mode", help="Reward to rank by.")] = "refined",
         batch_size: BatchSize = 16,
         device: Device = None,
+        device_map: DeviceMap = None,
+        max_memory: MaxMemory = None,
+        offload_folder: OffloadFolder = None,
         base_rm: BaseRM = None,
         overwrite: Overwrite = False,
         features: ReuseFeatures = None,
@@ -57,13 +61,20 @@ def register(app: typer.Typer) -> None:
         _checks.output_file(out, "--out", overwrite=overwrite)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
         check_inputs(model, features=features, **settings)
+        where = placement(
+            device=device, device_map=device_map, max_memory=max_memory,
+            offload_folder=offload_folder,
+        )  # fmt: skip
 
         from ebrm.integrations.best_of_n import read_candidates, select_best, write_rows
         from ebrm.model import EnergyRewardModel
 
         rows = read_candidates(candidates)
         erm = EnergyRewardModel.from_pretrained(model, device=device)
-        attach(erm, base_rm=base_rm, features=features, device=device, **settings)
+        attach(
+            erm, base_rm=base_rm, features=features, device=device, placement=where,
+            **settings,
+        )  # fmt: skip
         chosen = select_best(erm, rows, mode=mode, batch_size=batch_size)
         write_rows(out, chosen)
         total = sum(len(r["candidates"]) for r in rows)

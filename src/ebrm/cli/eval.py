@@ -24,6 +24,7 @@ from ebrm.cli._options import (
     RewardKind,
     Seed,
 )
+from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +37,9 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchSize = 16,
         seed: Seed = 0,
         device: Device = None,
+        device_map: DeviceMap = None,
+        max_memory: MaxMemory = None,
+        offload_folder: OffloadFolder = None,
         base_rm: BaseRM = None,
         reward: Annotated[
             RewardKind, typer.Option("--reward", help="Which refined reward to evaluate.")
@@ -72,6 +76,10 @@ def register(app: typer.Typer) -> None:
         _checks.output_dir(out, "--out", overwrite=overwrite, result_file="metrics.json")
         settings = {"max_length": max_length, "truncation_side": truncation_side}
         check_inputs(model, features=features, **settings)
+        where = placement(
+            device=device, device_map=device_map, max_memory=max_memory,
+            offload_folder=offload_folder,
+        )  # fmt: skip
         from rich.console import Console
 
         from ebrm.cli._overlap import check_overlap
@@ -82,7 +90,10 @@ def register(app: typer.Typer) -> None:
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         rows = get_benchmark(benchmark).load(data, limit=limit)
         check_overlap(erm, rows, data=data, strict=strict)
-        attach(erm, base_rm=base_rm, features=features, device=device, **settings)
+        attach(
+            erm, base_rm=base_rm, features=features, device=device, placement=where,
+            **settings,
+        )  # fmt: skip
         metrics = evaluate(
             erm, benchmark, rows, out, batch_size=batch_size, seed=seed, progress=progress,
             n_boot=n_boot, kind=reward, make_figures=plots, data_name=data,

@@ -20,6 +20,7 @@ from ebrm.cli._options import (
     Progress,
     TruncationSide,
 )
+from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.errors import ConfigError
 
 # a store killed before its first manifest holds only these (see ebrm.features.extract)
@@ -62,6 +63,9 @@ def register(app: typer.Typer) -> None:
             ),
         ] = 60.0,
         device: Device = None,
+        device_map: DeviceMap = None,
+        max_memory: MaxMemory = None,
+        offload_folder: OffloadFolder = None,
         limit: Annotated[
             int | None, typer.Option("--limit", min=1, help="Use only the first N pairs.")
         ] = None,
@@ -87,9 +91,14 @@ def register(app: typer.Typer) -> None:
         Interrupted (Ctrl-C, SIGTERM, a kill), it keeps every finished shard and the rows
         of the unfinished one saved in the last --checkpoint-seconds; rerun the same command
         to resume. Run under `accelerate launch -m ebrm extract ...` to split the rows
-        across processes.
+        across processes, or with --device-map auto (one process) for an RM larger than one
+        device.
         """
         _checks.need(rm, "--rm", _checks.HF_MODEL)
+        where = placement(
+            device=device, device_map=device_map, max_memory=max_memory,
+            offload_folder=offload_folder,
+        )  # fmt: skip
         _checks.data_spec(data)
         _check_out(out, overwrite=overwrite)
         if reuse is not None:
@@ -108,6 +117,12 @@ def register(app: typer.Typer) -> None:
 
         started = time.perf_counter()
         state = process_state()
+        if where and state.num_processes > 1:
+            raise ConfigError(
+                f"--device-map splits one RM across this machine's devices, but "
+                f"{state.num_processes} processes were launched; run one process with "
+                "--device-map, or several without it (one device each)."
+            )
         if device is None and state.num_processes > 1:
             device = str(state.device)  # one device per rank
         pairs = load_pairs(data, limit=limit)
@@ -117,6 +132,7 @@ def register(app: typer.Typer) -> None:
             dtype=dtype,
             max_length=max_length,
             truncation_side=truncation_side,
+            **where,
         )
         stored = None if no_reuse else _stored_rows(reuse, rm, out, model, storage_dtype)
         store = extract_features(

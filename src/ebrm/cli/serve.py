@@ -10,6 +10,7 @@ import typer
 from ebrm.cli import _checks
 from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import BaseRM, Device, EmbedMaxLength, EmbedTruncationSide, RewardKind
+from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.errors import ConfigError, Interrupted
 
 # ServerConfig fields -> the flags that set them (for error messages)
@@ -63,6 +64,9 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         device: Device = None,
+        device_map: DeviceMap = None,
+        max_memory: MaxMemory = None,
+        offload_folder: OffloadFolder = None,
         base_rm: BaseRM = None,
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
@@ -80,6 +84,10 @@ def register(app: typer.Typer) -> None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
         check_inputs(model, **settings)
+        where = placement(
+            device=device, device_map=device_map, max_memory=max_memory,
+            offload_folder=offload_folder,
+        )  # fmt: skip
         sock = _bind(host, port)
 
         from ebrm.integrations import server
@@ -102,7 +110,7 @@ def register(app: typer.Typer) -> None:
                 **kwargs,
             )
         erm = EnergyRewardModel.from_pretrained(model, device=device)
-        attach(erm, base_rm=base_rm, device=device, **settings)  # loads it now, not on a request
+        attach(erm, base_rm=base_rm, device=device, placement=where, **settings)  # now, not later
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"serving {model} on http://{shown}:{bound} (mode {mode})")

@@ -1,11 +1,13 @@
 """Resumable, multi-process extraction of (embedding, reward) rows into a feature store.
 
 The work is fixed before anything runs: the *plan* is the ordered list of unique formatted
-texts plus the pair table, and its hash goes into the manifest. Shard `k` always holds the
-same rows, so a rerun keeps every verified shard and re-extracts only the missing ones, with
-any number of processes (`accelerate launch -m ebrm extract ...`; shards are dealt round-robin
-to the ranks, each rank writes its own shard files and a small progress file, and rank 0
-merges them into one manifest at the end). A shared file system is assumed across nodes.
+texts plus the pair table, and its hash goes into the manifest; it keeps keys, lengths and
+row indices only, and a rank formats the texts of its own shards as it extracts them. Shard
+`k` always holds the same rows, so a rerun keeps every verified shard and re-extracts only
+the missing ones, with any number of processes (`accelerate launch -m ebrm extract ...`;
+shards are dealt round-robin to the ranks, each rank writes its own shard files and a small
+progress file, and rank 0 merges them into one manifest at the end). A shared file system is
+assumed across nodes.
 """
 
 from __future__ import annotations

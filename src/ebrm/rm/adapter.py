@@ -18,7 +18,15 @@ from torch import nn
 
 from ebrm._progress import tqdm
 from ebrm.errors import ConfigError, DataFormatError, IncompatibleArtifactError
-from ebrm.rm.hf import clamp_to_positions, load_reward_model, weights_hash
+from ebrm.rm.hf import (
+    DeviceMap,
+    clamp_to_positions,
+    head_parameters,
+    input_device,
+    is_offloaded,
+    load_reward_model,
+    weights_hash,
+)
 from ebrm.rm.padding import choose_padding_side, setup_pad_token
 from ebrm.rm.pooling import find_score_head, pool_head_input
 
@@ -94,6 +102,9 @@ class BaseRewardModel:
         revision: str | None = None,
         padding_side: str | None = None,
         trust_remote_code: bool = False,
+        device_map: DeviceMap | None = None,
+        max_memory: dict[int | str, int | str] | None = None,
+        offload_folder: str | os.PathLike | None = None,
     ) -> BaseRewardModel:
         """Load a local directory or hub id as a frozen reward model.
 
@@ -106,6 +117,13 @@ class BaseRewardModel:
             revision: hub revision (branch, tag or commit).
             padding_side: "left"/"right"; None uses the tokenizer's own setting.
             trust_remote_code: allow custom model code from the hub.
+            device_map: "auto" (or "balanced", "balanced_low_0", "sequential", or a dict
+                of module name -> device): accelerate splits the layers across the GPUs,
+                then CPU, then disk, for an RM larger than one device; leave `device`
+                None. Embeddings, rewards and the weights hash equal one-device loading.
+            max_memory: with `device_map`, the memory each device may hold, e.g.
+                {0: "20GiB", "cpu": "60GiB"} (default: what is free).
+            offload_folder: with `device_map`, where layers placed on "disk" are written.
 
         Raises:
             ConfigError: the model cannot be loaded or has more than one output.
@@ -116,6 +134,9 @@ class BaseRewardModel:
             dtype=dtype,
             revision=revision,
             trust_remote_code=trust_remote_code,
+            device_map=device_map,
+            max_memory=max_memory,
+            offload_folder=offload_folder,
         )
         return cls(
             model,
@@ -130,7 +151,8 @@ class BaseRewardModel:
     # ------------------------------------------------------------------ properties
     @property
     def device(self) -> torch.device:
-        return self.head.weight.device
+        """Where inputs go (with a device map: the input embedding's execution device)."""
+        return input_device(self.model, self.head)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -302,7 +324,15 @@ class BaseRewardModel:
 
     def _check_identity(self, pooled: torch.Tensor, logits: torch.Tensor) -> None:
         """head(pooled) must reproduce the model's logits, or the pooling is not the model's."""
-        recomputed = self.head(pooled)
+        if is_offloaded(self.head):  # its weights are on disk or CPU: read them back
+            weight, bias = head_parameters(self.head)
+            recomputed = nn.functional.linear(
+                pooled,
+                weight.to(pooled.device, pooled.dtype),
+                None if bias is None else bias.to(pooled.device, pooled.dtype),
+            )
+        else:
+            recomputed = self.head(pooled)
         tol = 1e-4 if pooled.dtype == torch.float32 else 3e-2
         scale = 1.0 + float(logits.abs().max())
         if not torch.allclose(recomputed.float(), logits.float(), rtol=tol, atol=tol * scale):
@@ -328,7 +358,6 @@ class BaseRewardModel:
                 f"embeddings must have shape (N, {self.hidden_size}); "
                 f"got {tuple(embeddings.shape)}."
             )
-        weight = self.head.weight.detach().float().cpu()
-        bias = None if self.head.bias is None else self.head.bias.detach().float().cpu()
+        weight, bias = head_parameters(self.head)
         out = nn.functional.linear(embeddings.detach().float().cpu(), weight, bias)
         return out[:, 0]

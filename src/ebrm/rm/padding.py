@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ebrm.errors import ConfigError
+from ebrm.rm.hf import input_device
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def choose_padding_side(
 def _head_sees_all_tokens(model: nn.Module, head: nn.Linear, pad_token_id: int) -> bool:
     captured: list[torch.Tensor] = []
     handle = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-    ids = torch.full((1, 2), pad_token_id, dtype=torch.long, device=head.weight.device)
+    ids = torch.full((1, 2), pad_token_id, dtype=torch.long, device=input_device(model, head))
     try:
         model(input_ids=ids, attention_mask=torch.ones_like(ids))
     finally:
