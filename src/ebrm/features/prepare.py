@@ -35,13 +35,13 @@ def progress_file(out: Path, rank: int) -> Path:
 def run_settings(rm: EmbeddingModel, plan: ExtractionPlan, shard_size: int, storage_dtype: str):
     """The manifest fields that describe this run (RM provenance, sizes, plan hash)."""
     provenance = dict(rm.provenance())
+    for key in ("max_length", "truncation_side"):  # written once, here (format version 4)
+        provenance.setdefault(key, getattr(rm, key, None))
     return {
         "base_rm": provenance,
         "embedding_dim": int(rm.hidden_size),
         "storage_dtype": storage_dtype,
         "reward_dtype": "float32",
-        "max_length": provenance.get("max_length", getattr(rm, "max_length", None)),
-        "truncation_side": provenance.get("truncation_side", getattr(rm, "truncation_side", None)),
         "num_rows": plan.num_rows,
         "num_pairs": len(plan.ids),
         "shard_size": shard_size,
@@ -55,8 +55,8 @@ _COMPATIBILITY = (
     ("base RM weights (weights_hash)", lambda m: m.get("base_rm", {}).get("weights_hash")),
     ("base RM compute dtype", lambda m: str(m.get("base_rm", {}).get("dtype"))),
     ("embedding dim", lambda m: m.get("embedding_dim")),
-    ("max_length", lambda m: m.get("max_length")),
-    ("truncation side", lambda m: m.get("truncation_side")),
+    ("max_length", lambda m: layout.extraction_setting(m, "max_length")),
+    ("truncation side", lambda m: layout.extraction_setting(m, "truncation_side")),
     ("storage dtype", lambda m: m.get("storage_dtype")),
     ("shard size", lambda m: m.get("shard_size")),
     ("data (plan hash of the formatted texts and pairs)", lambda m: m.get("plan_hash")),
