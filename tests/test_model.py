@@ -154,7 +154,7 @@ def test_a_failed_save_leaves_the_previous_model_intact(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("ebrm.refine.card.render_model_card", broken)
+    monkeypatch.setattr("ebrm.model.card.render_model_card", broken)
     with pytest.raises(OSError, match="disk full"):
         model.save_pretrained(target)
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
@@ -195,7 +195,7 @@ def test_wrong_head_shape_and_foreign_config_are_rejected(tmp_path):
     with pytest.raises(CorruptArtifactError, match="does not match the head"):
         EnergyRewardModel.from_pretrained(target)
     (target / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    with pytest.raises(IncompatibleArtifactError, match="not an ebrm refined-model config"):
+    with pytest.raises(IncompatibleArtifactError, match="config.json is not an ebrm refined model"):
         EnergyRewardModel.from_pretrained(target)
 
 

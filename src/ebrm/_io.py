@@ -58,6 +58,79 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def write_versioned_json(path: str | os.PathLike, obj: dict[str, Any]) -> Path:
+    """Write a versioned JSON file atomically: sorted keys, 2-space indent, final newline.
+
+    `obj` carries its own `format` and `format_version` fields; `read_versioned_json` is
+    the reader. JSON has no NaN or infinity, so a non-finite float is refused (replace it
+    with None first, e.g. with `json_finite`).
+
+    Raises:
+        ValueError: `obj` holds a non-finite float or a value JSON cannot hold.
+    """
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return atomic_write_text(path, text)
+
+
+def read_versioned_json(
+    path: str | os.PathLike, *, format_name: str, max_version: int, fix: str
+) -> dict[str, Any]:
+    """The JSON object in `path`, checked to be format `format_name`, version <= `max_version`.
+
+    One reader for every versioned JSON file ebrm writes, so each fault raises the same
+    error class whichever file it is in; every message names the file, the field and the
+    fix. A file without `format_version` (none was ever written so) reads as version 0.
+
+    Args:
+        path: the file.
+        format_name: the expected value of its `format` field.
+        max_version: the newest `format_version` this ebrm reads.
+        fix: what the user should do about a missing, damaged or foreign file, completing
+            a sentence (e.g. "re-save the model with `ebrm train`").
+
+    Raises:
+        ArtifactFileMissingError: no file at `path`.
+        ArtifactJSONError: not UTF-8 JSON, not an object, or `format_version` not an int.
+        ArtifactFormatError: the `format` field is not `format_name`.
+        ArtifactVersionError: `format_version` is newer than `max_version`.
+    """
+    from ebrm.errors import (
+        ArtifactFileMissingError,
+        ArtifactFormatError,
+        ArtifactJSONError,
+        ArtifactVersionError,
+    )
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactFileMissingError(f"{path} is missing; {fix}")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactJSONError(f"{path} is not valid JSON ({exc}); {fix}") from exc
+    if not isinstance(obj, dict):
+        raise ArtifactJSONError(
+            f"{path} must hold a JSON object, got a {type(obj).__name__}; {fix}"
+        )
+    if obj.get("format") != format_name:
+        kind = format_name.removeprefix("ebrm-").replace("-", " ")
+        raise ArtifactFormatError(
+            f"{path} is not an ebrm {kind} file: field 'format' is {obj.get('format')!r}, "
+            f"expected {format_name!r}; {fix}"
+        )
+    version = obj.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ArtifactJSONError(
+            f"{path}: field 'format_version' must be an int, got {version!r}; {fix}"
+        )
+    if version > max_version:
+        raise ArtifactVersionError(
+            f"{path}: field 'format_version' is {version} but this ebrm reads versions up to "
+            f"{max_version}; upgrade ebrm (pip install -U ebrm)"
+        )
+    return obj
+
+
 def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 22) -> str:
     """Hex sha256 of a file, read in chunks (model and shard files can be large)."""
     digest = hashlib.sha256()

@@ -28,6 +28,27 @@ class CorruptArtifactError(EbrmError):
     """An artifact on disk is truncated, corrupted or fails its checksum."""
 
 
+class ArtifactFileMissingError(CorruptArtifactError):
+    """A file an artifact needs is not there (names the file and what writes it)."""
+
+
+class ArtifactJSONError(CorruptArtifactError):
+    """An artifact's JSON file is not UTF-8 JSON, not an object, or a field has the wrong
+    type (names the file and the field)."""
+
+
+class ArtifactFormatError(IncompatibleArtifactError):
+    """A JSON file's `format` field names another kind of file (names both)."""
+
+
+class ArtifactVersionError(IncompatibleArtifactError):
+    """A JSON file was written in a newer format version than this ebrm reads."""
+
+
+class ArtifactChecksumError(CorruptArtifactError):
+    """A binary file does not match the sha256 its JSON companion records."""
+
+
 class MissingDependencyError(EbrmError, ImportError):
     """An optional dependency is not installed; the message has the pip command."""
 

@@ -52,4 +52,4 @@ def test_extract_then_refuse_other_settings_then_overwrite(tmp_path, tiny_rm_dir
     assert (
         main([*argv, "--storage-dtype", "bf16", "--truncation-side", "right", "--overwrite"]) == 0
     )
-    assert FeatureStore.open(out).manifest["truncation_side"] == "right"
+    assert FeatureStore.open(out).provenance["truncation_side"] == "right"

@@ -58,7 +58,9 @@ def test_manifest_records_provenance_shards_and_checksums(tmp_path):
     assert m["format_version"] == store_format.FORMAT_VERSION
     assert m["base_rm"] == rm.provenance() and store.provenance == rm.provenance()
     assert m["complete"] is True
-    assert (m["max_length"], m["truncation_side"]) == (64, "left")
+    # written once (format version 4), in the provenance
+    assert (m["base_rm"]["max_length"], m["base_rm"]["truncation_side"]) == (64, "left")
+    assert "max_length" not in m and "truncation_side" not in m
     assert (m["embedding_dim"], m["storage_dtype"], m["num_pairs"]) == (8, "float32", 23)
     assert m["data"]["spec"] == "my/data.jsonl"
     ends = [0] + [s["end"] for s in m["shards"]]
@@ -281,3 +283,35 @@ def _shard(path):
     with safe_open(path, "pt") as f:
         names = list(f.keys())
         return {k: f.get_tensor(k) for k in names}, f.metadata()
+
+
+def test_tokenisation_settings_are_read_from_either_manifest_layout():
+    """Format 4 writes max_length/truncation_side once, in base_rm; a version <= 3 manifest
+    also has them at the top level, and one whose provenance lacked them only there."""
+    from ebrm.features.layout import extraction_setting
+
+    v4 = {"base_rm": {"max_length": 64, "truncation_side": "left"}}
+    v3 = {**v4, "max_length": 64, "truncation_side": "left"}
+    v3_bare = {"base_rm": {"name_or_path": "x"}, "max_length": 128, "truncation_side": "right"}
+    for manifest, expected in ((v4, (64, "left")), (v3, (64, "left")), (v3_bare, (128, "right"))):
+        got = (extraction_setting(manifest, "max_length"),
+               extraction_setting(manifest, "truncation_side"))  # fmt: skip
+        assert got == expected
+    assert extraction_setting({"base_rm": {}}, "max_length") is None
+
+
+def test_a_version_3_store_with_the_settings_twice_is_continued_and_rewritten_once(tmp_path):
+    first = _extract(tmp_path).manifest
+    path = tmp_path / "store" / "manifest.json"
+    old = {**first, "format_version": 3, "max_length": 64, "truncation_side": "left"}
+    path.write_text(json.dumps(old), encoding="utf-8")
+    rm = FakeRM()
+    again = _extract(tmp_path, rm).manifest
+    assert rm.calls == [] and again["shards"] == first["shards"]  # nothing re-embedded
+    assert again["format_version"] == store_format.FORMAT_VERSION == 4
+    assert "max_length" not in again and again["base_rm"]["max_length"] == 64
+    with pytest.raises(
+        IncompatibleArtifactError, match="max_length: store has 64, this run has 32"
+    ):
+        path.write_text(json.dumps(old), encoding="utf-8")
+        _extract(tmp_path, FakeRM(max_length=32))

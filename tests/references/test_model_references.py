@@ -9,8 +9,9 @@ from ebrm.energy.scoring import score_features
 from ebrm.errors import ConfigError
 from ebrm.features.table import PairFeatures
 from ebrm.model import EnergyRewardModel
+from ebrm.model.files import REFERENCES_META as META_NAME
+from ebrm.model.files import REFERENCES_TENSORS as TENSORS_NAME
 from ebrm.references import fit_references
-from ebrm.references.io import META_NAME, TENSORS_NAME
 from tests.test_model import DIM, data, make_model
 
 

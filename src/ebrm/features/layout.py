@@ -37,7 +37,10 @@ FORMAT_NAME = "ebrm-feature-store"
 # 3: rows.safetensors records each row's text key (`ebrm.features.plan.text_key`), so that
 # later commands reuse rows instead of embedding a text again. Version 2 stores still load;
 # their rows cannot be reused until the same `ebrm extract` is re-run (no re-embedding).
-FORMAT_VERSION = 3
+# 4: max_length and truncation_side are written once, in base_rm (the RM's provenance);
+# version <= 3 manifests also repeat them at the top level, and still load
+# (`extraction_setting` reads either).
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 PAIRS_TENSORS = "pairs.safetensors"
 PAIRS_META = "pairs.json"
@@ -141,6 +144,14 @@ def write_row_keys(directory: Path, keys: torch.Tensor) -> str:
     data = safetensors_save({"text_sha256": keys.to(torch.uint8).contiguous()})
     atomic_write_bytes(directory / ROWS, data)
     return hashlib.sha256(data).hexdigest()
+
+
+def extraction_setting(manifest: dict[str, Any], key: str) -> Any:
+    """A tokenisation setting ("max_length" or "truncation_side") of a manifest or of a
+    run's settings: from `base_rm`, or the top level where a version <= 3 manifest also has
+    it there (None if neither)."""
+    value = (manifest.get("base_rm") or {}).get(key)
+    return manifest.get(key) if value is None else value
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:

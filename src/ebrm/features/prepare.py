@@ -36,13 +36,13 @@ def progress_file(out: Path, rank: int) -> Path:
 def run_settings(rm: EmbeddingModel, plan: ExtractionPlan, shard_size: int, storage_dtype: str):
     """The manifest fields that describe this run (RM provenance, sizes, plan hash)."""
     provenance = dict(rm.provenance())
+    for key in ("max_length", "truncation_side"):  # written once, here (format version 4)
+        provenance.setdefault(key, getattr(rm, key, None))
     return {
         "base_rm": provenance,
         "embedding_dim": int(rm.hidden_size),
         "storage_dtype": storage_dtype,
         "reward_dtype": "float32",
-        "max_length": provenance.get("max_length", getattr(rm, "max_length", None)),
-        "truncation_side": provenance.get("truncation_side", getattr(rm, "truncation_side", None)),
         "num_rows": plan.num_rows,
         "num_pairs": len(plan.ids),
         "shard_size": shard_size,
@@ -68,7 +68,14 @@ def _compared(manifest: dict[str, Any]) -> dict[str, Any]:
     """The `_COMPATIBILITY` fields of a manifest (or of this run's settings), one level."""
     base_rm = manifest.get("base_rm", {})
     out = {key: manifest.get(key) for _, key in _COMPATIBILITY}
-    return {**out, "weights_hash": base_rm.get("weights_hash"), "dtype": str(base_rm.get("dtype"))}
+    return {
+        **out,
+        "weights_hash": base_rm.get("weights_hash"),
+        "dtype": str(base_rm.get("dtype")),
+        # written once, in base_rm, since store format 4 (top level before)
+        "max_length": layout.extraction_setting(manifest, "max_length"),
+        "truncation_side": layout.extraction_setting(manifest, "truncation_side"),
+    }
 
 
 def check_compatible(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,5 +1,7 @@
-"""The refined-model directory (DESIGN §3 [contract]): config.json, energy_head.safetensors,
-README.md and the references, written atomically and read back with every file checked.
+"""The refined-model directory (DESIGN §3 [contract]) as a whole: `save_pretrained` writes
+config.json, energy_head.safetensors, README.md and the references into a new directory and
+swaps it in; `load_pretrained` reads them back with every file checked. Each file's reader
+and writer, and its format checks, are in `ebrm.model.files`.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ebrm._device import resolve_device
-from ebrm._io import atomic_write_text, recover_replaced_directory, sha256_file
+from ebrm._io import atomic_write_text, recover_replaced_directory
 from ebrm.energy.config import EnergyHeadConfig
 from ebrm.energy.head import EnergyHead
-from ebrm.errors import ConfigError, CorruptArtifactError, IncompatibleArtifactError
-from ebrm.references import load_references, save_references
-from ebrm.references.io import META_NAME as REFERENCES_META
-from ebrm.references.io import TENSORS_NAME as REFERENCES_TENSORS
+from ebrm.errors import ArtifactJSONError, ConfigError
+from ebrm.model import files
+from ebrm.model.files import CARD_NAME, CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
 from ebrm.refine.config import RefineConfig
 
 if TYPE_CHECKING:
@@ -28,11 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "energy_head.safetensors"
-CARD_NAME = "README.md"
-FORMAT_NAME = "ebrm-refined-model"
-FORMAT_VERSION = 1
+__all__ = ["CARD_NAME", "CONFIG_NAME", "FORMAT_NAME", "FORMAT_VERSION", "WEIGHTS_NAME"]
 _KNOWN_KEYS = {"format", "format_version", "versions", "head", "normalizer", "refine"}
 _KNOWN_KEYS |= {"base_rm", "train", "weights_sha256"}
 
@@ -56,27 +53,21 @@ def config_dict(model: EnergyRewardModel) -> dict:
 
 def save_pretrained(model: EnergyRewardModel, directory: str | os.PathLike) -> Path:
     """Write the refined-model directory atomically (`EnergyRewardModel.save_pretrained`)."""
-    from ebrm.refine.card import render_model_card
-    from ebrm.refine.io import replace_directory, save_weights
+    from ebrm.model.card import render_model_card
 
     config = config_dict(model)  # validated before anything is written
     config["base_rm"] = _with_relative_path(config.get("base_rm") or {}, Path(directory))
     json.dumps(config, allow_nan=False)  # fail on NaN before anything is written
 
     def build(tmp: Path) -> None:
-        save_weights(model.head, tmp / WEIGHTS_NAME)
-        # the checksum lets from_pretrained detect a damaged weight file, which would
-        # otherwise load as plausible finite weights
-        with_checksum = {**config, "weights_sha256": sha256_file(tmp / WEIGHTS_NAME)}
-        text = json.dumps(with_checksum, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        atomic_write_text(tmp / CONFIG_NAME, text)
+        weights_sha256 = files.save_weights(model.head, tmp / WEIGHTS_NAME)
+        files.write_config(tmp / CONFIG_NAME, {**config, "weights_sha256": weights_sha256})
         report = None if model.references is None else model.references.report
         atomic_write_text(tmp / CARD_NAME, render_model_card(config, report))
         if model.references is not None:
-            save_references(tmp, model.references)
+            files.save_references(tmp, model.references)
 
-    ours = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, REFERENCES_META, REFERENCES_TENSORS)
-    return replace_directory(directory, build, ours=ours)
+    return files.replace_directory(directory, build, ours=files.OWN_FILES)
 
 
 def load_pretrained(
@@ -88,7 +79,6 @@ def load_pretrained(
     """`cls` read from a refined-model directory: `EnergyRewardModel.from_pretrained`,
     which documents the arguments and errors."""
     from ebrm.energy.normalize import RewardNormalizer
-    from ebrm.refine.io import load_weights, read_config
 
     directory = Path(directory)
     recover_replaced_directory(directory)  # a save killed between its two renames
@@ -97,35 +87,22 @@ def load_pretrained(
             f"No refined-model directory at {directory}; pass the --out of `ebrm train`"
         )
     config_path = directory / CONFIG_NAME
-    config = read_config(config_path)
-    if config.get("format") != FORMAT_NAME:
-        raise IncompatibleArtifactError(
-            f"{config_path} is not an ebrm refined-model config (format "
-            f"{config.get('format')!r}, expected {FORMAT_NAME!r}); pass the directory "
-            "written by `ebrm train` or save_pretrained, not the base RM's"
-        )
-    if int(config.get("format_version", 0)) > FORMAT_VERSION:
-        raise IncompatibleArtifactError(
-            f"{config_path} has format version {config['format_version']} but this ebrm "
-            f"reads up to {FORMAT_VERSION}; upgrade ebrm"
-        )
+    config = files.read_config(config_path)
     unknown = sorted(set(config) - _KNOWN_KEYS)
     if unknown:
         logger.warning("ignoring unknown keys in %s: %s", config_path, unknown)
+    field = "head"
     try:
         head = EnergyHead(EnergyHeadConfig.from_dict(config["head"]))
+        field = "normalizer"
         normalizer = RewardNormalizer.from_dict(config["normalizer"])
+        field = "refine"
         refine_config = RefineConfig.from_dict(config.get("refine") or {})
     except (KeyError, TypeError, ConfigError) as exc:
-        raise CorruptArtifactError(f"{config_path} is invalid: {exc}") from exc
-    weights_path = directory / WEIGHTS_NAME
-    expected = config.get("weights_sha256")
-    if expected is not None and weights_path.is_file() and sha256_file(weights_path) != expected:
-        raise CorruptArtifactError(
-            f"{weights_path} fails its checksum (config.json records sha256 {expected[:12]}…); "
-            "the file is damaged: re-save or re-train the model"
-        )
-    load_weights(head, weights_path)
+        raise ArtifactJSONError(
+            f"{config_path}: field {field!r} is invalid ({exc}); re-save or re-train the model"
+        ) from exc
+    files.load_weights(head, directory / WEIGHTS_NAME, sha256=config.get("weights_sha256"))
     head.to(resolve_device(device))
     return cls(
         head,
@@ -134,7 +111,7 @@ def load_pretrained(
         _resolve_base_rm_path(config.get("base_rm") or {}, directory),
         config.get("train") or {},
         base_rm=base_rm,
-        references=load_references(directory),
+        references=files.load_references(directory),
     )
 
 

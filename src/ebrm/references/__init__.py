@@ -5,7 +5,8 @@ for like"): the base RM's sigmoid with its own temperature, a last-layer Laplace
 of a Bradley-Terry head (`laplace`) and a bootstrap ensemble of BT heads (`ensemble`). The
 last two are linear in the embeddings, fitted in seconds, and offer a mean, a std,
 `P(a > b)` and the conservative `mean - k * std`. `ebrm train` stores them in the model
-directory (`references.safetensors` + `references.json`).
+directory (`references.safetensors` + `references.json`, written and read by `ebrm.model`
+from the parts `ebrm.references.serialize` makes).
 
 Layering: after `features`/`energy`/`refine` (it uses the temperature fit), before `model`.
 """
@@ -18,7 +19,6 @@ from ebrm.references.fit import (
     fit_references,
     fit_references_on,
 )
-from ebrm.references.io import load_references, save_references
 from ebrm.references.laplace import LaplaceReference, fit_laplace
 from ebrm.references.rewards import Reference, ReferenceRewards, reference_rewards
 
@@ -35,7 +35,5 @@ __all__ = [
     "fit_laplace",
     "fit_references",
     "fit_references_on",
-    "load_references",
     "reference_rewards",
-    "save_references",
 ]
