@@ -2,13 +2,14 @@
 
 Everything that summarises the grid posterior calls the functions here: `moments` (mean,
 std and log Z), `quantiles` and `half_width` (the spread). They are plain torch arithmetic
-on f evaluated at given grid points, so they are differentiable in f (and through it in the
-head's parameters and the embeddings). Their users differ only in where f is evaluated and
+on f evaluated at given grid points, so autograd flows through them to f (and through it to
+the head's parameters and the embeddings; the tests check the gradients of `moments` and
+`half_width` against finite differences). Their users differ only in where f is evaluated and
 in the quadrature weights: training (the `nce+bt` objective, differentiably, and checkpoint
 selection) uses the trapezoid rule on a shared grid; `ebrm.refine` adds polished modes,
 zoomed grids for narrow posteriors and end-corrected weights, and the over-optimisation
 harness differentiates refinement's result by evaluating f again on refinement's own
-grids (`ebrm.refine.grid.differentiable_posterior`).
+grids (`ebrm.refine.differentiable`).
 
 Integrals are done in log space: log Z = logsumexp(f + log w) with w the quadrature
 weights, so no exp(f) ever overflows. The trapezoid rule is spectrally accurate for smooth
