@@ -39,6 +39,28 @@ def test_ebrm_family_gives_refined_and_a_lower_conservative_reward():
     assert torch.allclose(grad[:, 0], numeric, rtol=1e-2, atol=1e-3)
 
 
+def test_ebrm_rewards_are_what_the_product_returns_for_the_same_embeddings():
+    """The harness's EBRM rewards are `EnergyRewardModel.refine`'s mean and conservative
+    (mean - k * spread, the model's k) in raw units, with and without autograd."""
+    train, emb, base = _train()
+    scorers = EBRMFamily(max_steps=30, conservative_k=2.0).fit_scorers(train, None)
+    model = scorers["refined"].model
+    assert model.refine_config.conservative_k == 2.0
+    refined = model.refine(emb, base)
+    mean_raw, conservative_raw = model.to_raw(refined.mean), model.to_raw(refined.conservative)
+    # k * spread, not k * std: the two differ on this head, so the test tells them apart
+    assert float((refined.std - refined.spread).abs().max()) > 1e-2
+    out = score_all(scorers, emb)
+    assert torch.equal(out["refined"], mean_raw)  # no autograd: refinement itself
+    assert torch.equal(out["conservative"], conservative_raw)
+    # with autograd (the ascent): f evaluated again on refinement's grids, float32 rounding
+    x = emb.double().requires_grad_(True)
+    for name, expected in (("refined", mean_raw), ("conservative", conservative_raw)):
+        got = scorers[name](x)
+        assert got.requires_grad
+        assert torch.allclose(got.detach().float(), expected, rtol=0, atol=1e-5), name
+
+
 def test_reference_family_gives_means_and_conservative_forms():
     train, emb, base = _train()
     out = score_all(ReferenceFamily(conservative_k=2.0).fit_scorers(train, None), emb)

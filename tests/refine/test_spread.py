@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from ebrm.energy.posterior import half_width
 from ebrm.refine.grid import grid_posterior
-from ebrm.refine.uncertainty import half_width
 from tests.refine.conftest import GaussianHead, gaussian_embeddings
 
 

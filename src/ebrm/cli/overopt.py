@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--proxy-fraction", help="Share of non-pool pairs per proxy.")
         ] = _d("proxy_fraction"),
         conservative_k: Annotated[
-            float, typer.Option("--conservative-k", help="Conservative reward: mean - k*std.")
+            float, typer.Option("--conservative-k", help="EBRM mean-k*spread, refs mean-k*std.")
         ] = _d("conservative_k"),
         references: Annotated[
             bool, typer.Option("--references/--no-references", help="Laplace and ensemble.")

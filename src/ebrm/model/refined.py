@@ -201,7 +201,7 @@ class EnergyRewardModel:
         post = self.posterior(embeddings, progress=progress)
         # the spread, not the std: the std of a head whose f flattens far from the data is
         # set by the grid's range (a floor of mass over the whole grid), see half_width
-        cons = uncertainty.conservative(post.mean, post.spread, cfg.conservative_k)
+        cons = uncertainty.spread_lower_bound(post.mean, post.spread, cfg.conservative_k)
         if method in ("paper", "ascent"):
             reward = paper_refine(
                 self.head,

@@ -16,7 +16,7 @@ class OveroptConfig:
     edited: int = 200  # real responses also rewritten by every edit (the pools' own first)
     label_noise: tuple[float, ...] = (0.25, 0.40)  # one regime per proxy label-noise level
     proxy_fraction: float = 0.1  # share of the non-pool pairs each proxy trains on
-    conservative_k: float = 1.0  # conservative reward = mean - k * std
+    conservative_k: float = 1.0  # k of EBRM mean - k*spread and the references' mean - k*std
     max_length: int = 64  # tokens per response (left-truncated: its end is kept)
     gold_hidden: int = 64  # gold's hidden tanh units (0: a linear head like the proxies)
     head_epochs: float = 30.0  # epochs of every BT head (batch 256, AdamW lr 1e-2)

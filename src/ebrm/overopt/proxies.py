@@ -3,8 +3,9 @@
 A `ProxyFamily` turns the proxy RM's training data (its noisy-label pairs, the base proxy's
 rewards) into one or more rewards, each a differentiable function of embeddings (a
 `Scorer`): the pools score their candidates with it, the embedding-space policy ascends
-it. The base proxy is always measured; `EBRMFamily` adds the refined posterior mean and
-the conservative mean - k * std, `ReferenceFamily` the Laplace and ensemble references.
+it. The base proxy is always measured; `EBRMFamily` adds the product's refined reward (the
+posterior mean) and its conservative reward (mean - k * spread), `ReferenceFamily` the
+Laplace and ensemble references (mean, and mean - k * std).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Protocol
 
 import torch
 
-from ebrm.energy.posterior import trapezoid_log_weights
 from ebrm.features import PairFeatures
 from ebrm.overopt.scorers import Scorer
+from ebrm.refine.differentiable import differentiable_posterior
+from ebrm.refine.uncertainty import spread_lower_bound, std_lower_bound
 
 
 class ProxyFamily(Protocol):
@@ -34,44 +36,38 @@ class ProxyFamily(Protocol):
 
 
 class EBRMScorer:
-    """EBRM's reward of embeddings through the grid posterior p(y | e) ∝ exp f(e, y), in the
-    base proxy's raw units: the posterior mean, or mean - k * std (`conservative_k`).
+    """The product's reward of embeddings, in the base proxy's raw units: what
+    `EnergyRewardModel.refine` returns as `mean` (the refined reward), or as
+    `conservative` (mean - k * spread, k the model's `refine_config.conservative_k`).
 
-    The moments are the trapezoid rule on the model's shared grid (`ebrm.energy.posterior`,
-    as in training), without `ebrm.refine`'s zoomed local grids and polished modes, so they
-    are differentiable in the embeddings. The std is that of the grid mass, as this
-    harness's conservative reward has been from the start.
+    Without autograd it is `model.posterior` itself; when the input requires grad (the
+    embedding-space ascent) the same statistics come from
+    `ebrm.refine.differentiable.differentiable_posterior`, which evaluates f again on
+    refinement's own grids and mode, so the values agree to float rounding and the
+    gradient is theirs.
     """
 
-    def __init__(self, model, conservative_k: float | None = None) -> None:
-        self.head = model.head.eval()
-        self.grid = model.refine_config.grid().to(torch.float64)
-        self.to_raw = model.to_raw
-        self.conservative_k = conservative_k
-
-    def moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and std (M,) in normalised units."""
-        param = next(self.head.parameters())
-        grid = self.grid.to(device=param.device, dtype=param.dtype)
-        emb_part = self.head.project_embeddings(x.to(device=param.device, dtype=param.dtype))
-        scores = self.head.forward_projected(emb_part, self.head.project_rewards(grid))
-        log_w = trapezoid_log_weights(grid).to(scores.dtype)
-        weights = torch.softmax(scores.double() + log_w.double(), dim=-1)  # (M, G)
-        y = grid.double()
-        mean = weights @ y
-        var = (weights @ y.square() - mean.square()).clamp_min(1e-12)
-        return mean.to(x.dtype), var.sqrt().to(x.dtype)
+    def __init__(self, model, *, conservative: bool = False) -> None:
+        self.model = model
+        self.model.head.eval()
+        self.conservative = conservative
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        mean, std = self.moments(x)
-        if self.conservative_k is not None:
-            mean = mean - self.conservative_k * std
-        return self.to_raw(mean)
+        config = self.model.refine_config
+        if torch.is_grad_enabled() and x.requires_grad:
+            post = differentiable_posterior(self.model.head, x, **config.grid_kwargs())
+        else:
+            post = self.model.posterior(x.detach())
+        reward = post.mean
+        if self.conservative:
+            reward = spread_lower_bound(post.mean, post.spread, config.conservative_k)
+        return self.model.to_raw(reward.to(device=x.device, dtype=x.dtype))
 
 
 @dataclass(frozen=True)
 class EBRMFamily:
-    """EBRM on the base proxy: refined (posterior mean) and conservative (mean - k std)."""
+    """EBRM on the base proxy: refined (posterior mean) and conservative (mean - k spread),
+    as `EnergyRewardModel.refine` defines them, with k = `conservative_k`."""
 
     conservative_k: float = 1.0
     seed: int = 0
@@ -94,11 +90,13 @@ class EBRMFamily:
             config = replace(config, max_steps=self.max_steps, min_steps=0)
         info = {"name_or_path": "overopt proxy (BT head on a frozen encoder)"}
         result = train_energy_head(train, config, progress=self.progress)
-        model = EnergyRewardModel.from_training(result, base_rm_info=info).to("cpu")
+        model = EnergyRewardModel.from_training(result, base_rm_info=info, references=False)
+        model = model.to("cpu")
+        model.refine_config = replace(model.refine_config, conservative_k=self.conservative_k)
         # back in the proxy's raw units (the normaliser is affine), one scale per regime
         return {
             "refined": EBRMScorer(model),
-            "conservative": EBRMScorer(model, self.conservative_k),
+            "conservative": EBRMScorer(model, conservative=True),
         }
 
 
@@ -111,7 +109,7 @@ class ReferenceScorer:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         mean, std = self.reference.predict(x)
         if self.conservative_k is not None:
-            mean = mean - self.conservative_k * std
+            mean = std_lower_bound(mean, std, self.conservative_k)
         return mean.to(x.dtype)
 
 

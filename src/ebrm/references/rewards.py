@@ -7,7 +7,7 @@ from typing import Protocol
 
 import torch
 
-from ebrm.refine.uncertainty import conservative
+from ebrm.refine.uncertainty import std_lower_bound as conservative
 
 
 class Reference(Protocol):

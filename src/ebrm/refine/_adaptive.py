@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from ebrm.refine import uncertainty
+from ebrm.energy import posterior
 
 COARSE_CELLS = 32  # cells of the coarse grid, and new points per unsettled row (power of 2)
 ZOOM_BELOW = 2.0  # a posterior narrower than this many cells is not resolved by them
@@ -35,7 +35,7 @@ AGREE = 2e-4  # settled: mean and std on h and 2h agree to this (normalised unit
 SUPPORT_NATS = 20.0  # the window holds all coarse points within this of the peak log mass
 CELL_TOL = 1e-6  # a pair of coarse cells whose mass on h and 2h differs more needs points
 _GREGORY = (-1 / 8, 1 / 6, -1 / 24)  # end corrections to the trapezoid weights, times h
-_EVEN = 1e-4  # gaps equal to this relative tolerance count as even (float32 linspace)
+_EVEN = posterior.EVEN_GAPS  # gaps equal to this relative tolerance count as even
 
 
 def integration_log_weights(grid: torch.Tensor) -> torch.Tensor:
@@ -59,62 +59,17 @@ def integration_log_weights(grid: torch.Tensor) -> torch.Tensor:
     return w.log()
 
 
-def moments(scores: torch.Tensor, grid: torch.Tensor) -> dict[str, torch.Tensor]:
-    """mean, std and log Z (each (n,) float64) with `integration_log_weights`."""
-    log_w = scores.to(torch.float64) + integration_log_weights(grid).to(scores.device)
-    log_z = torch.logsumexp(log_w, dim=-1)
-    mean, std = uncertainty.moments(log_w - log_z.unsqueeze(-1), grid)
-    return {"mean": mean, "std": std, "log_z": log_z}
-
-
-def quantiles(scores: torch.Tensor, grid: torch.Tensor, levels: list[float]) -> torch.Tensor:
-    """Posterior quantiles (n, L) from a fourth-order CDF.
-
-    The trapezoid CDF (`uncertainty.quantiles`) is O(h^2); here each cell's mass is the
-    integral of the cubic through its four nearest points, h (-d0 + 13 d1 + 13 d2 - d3) / 24,
-    where those are evenly spaced and the correction to the trapezoid is small (else the
-    trapezoid), so the CDF at the grid points is O(h^4) where the density is resolved.
-    Inside the crossing cell the density is taken as linear, as the trapezoid rule does,
-    with its mass scaled to the cell's corrected mass.
-    """
-    y = grid.to(device=scores.device, dtype=torch.float64).expand(scores.shape)  # (n, G)
-    f = scores.to(torch.float64)
-    d = (f - f.max(dim=-1, keepdim=True).values).exp()  # (n, G) unnormalised density
-    h = y[:, 1:] - y[:, :-1]  # (n, G-1)
-    trapezoid = h * (d[:, 1:] + d[:, :-1]) / 2  # (n, G-1) cell masses
-    correction = torch.zeros_like(trapezoid)
-    if d.shape[1] >= 4:
-        even = ((h[:, :-2] - h[:, 1:-1]).abs() <= _EVEN * h[:, 1:-1]) & (
-            (h[:, 2:] - h[:, 1:-1]).abs() <= _EVEN * h[:, 1:-1]
-        )  # (n, G-3): cells 1..G-3 with both neighbours of the same width
-        fix = -h[:, 1:-1] * (d[:, :-3] - d[:, 1:-2] - d[:, 2:-1] + d[:, 3:]) / 24
-        # only where the density is smooth on the grid's scale: across an unresolved
-        # peak the cubic overshoots, and the trapezoid is the safer of the two
-        smooth = even & (fix.abs() <= 0.25 * trapezoid[:, 1:-1])
-        correction[:, 1:-1] = torch.where(smooth, fix, 0.0)
-    cell = (trapezoid + correction).clamp_min(0)
-    cum = torch.cat([torch.zeros_like(cell[:, :1]), cell.cumsum(-1)], dim=-1)  # (n, G)
-    q = torch.tensor(levels, dtype=torch.float64, device=scores.device)
-    target = (q.unsqueeze(0) * cum[:, -1:]).contiguous()  # (n, L)
-    hi = torch.searchsorted(cum.contiguous(), target).clamp(1, y.shape[1] - 1)
-    lo = hi - 1
-    d0, d1, width = d.gather(-1, lo), d.gather(-1, hi), h.gather(-1, lo)
-    # the mass still needed, in the linear model's units (its cell mass is the trapezoid)
-    scale = trapezoid.gather(-1, lo) / cell.gather(-1, lo).clamp_min(1e-300)
-    rest = ((target - cum.gather(-1, lo)) * scale).clamp_min(0)
-    slope = (d1 - d0) / (2 * width)
-    root = (d0.square() + 4 * slope * rest).clamp_min(0).sqrt()
-    t = 2 * rest / (d0 + root).clamp_min(1e-300)
-    return y.gather(-1, lo) + torch.minimum(t, width)
-
-
 def statistics(
-    scores: torch.Tensor, grid: torch.Tensor, levels: tuple[float, ...]
+    scores: torch.Tensor, grid: torch.Tensor, levels: tuple[float, ...] = ()
 ) -> dict[str, torch.Tensor]:
-    """`moments` plus `quantiles` named q05, q50, ... (each (n,))."""
-    out = moments(scores, grid)
-    qs = quantiles(scores, grid, list(levels))
-    out.update({f"q{round(100 * q):02d}": qs[:, i] for i, q in enumerate(levels)})
+    """mean, std and log Z with `integration_log_weights`, plus the `posterior.quantiles`
+    named q05, q50, ... (each (n,) float64)."""
+    weights = integration_log_weights(grid).to(scores.device)
+    m = posterior.moments(scores.to(torch.float64), grid, log_weights=weights)
+    out = {"mean": m.mean, "std": m.std, "log_z": m.log_z}
+    if levels:
+        qs = posterior.quantiles(scores, grid, list(levels))
+        out.update({f"q{round(100 * q):02d}": qs[:, i] for i, q in enumerate(levels)})
     return out
 
 
@@ -142,7 +97,7 @@ def settled(
 ) -> torch.Tensor:
     """(n,) bool: rows whose coarse statistics are already accurate (see the module doc)."""
     spacing = float(coarse[1] - coarse[0])
-    half = moments(scores[:, ::2], coarse[::2])
+    half = statistics(scores[:, ::2], coarse[::2])
     agree = ((stats["mean"] - half["mean"]).abs() <= AGREE) & (
         (stats["std"] - half["std"]).abs() <= AGREE
     )
@@ -174,7 +129,7 @@ def window(
     pairs = torch.arange(cells // 2, device=scores.device)
     first = torch.where(flagged, 2 * pairs, cells).min(dim=1).values
     last = torch.where(flagged, 2 * pairs + 2, 0).max(dim=1).values
-    log_w = f + uncertainty.trapezoid_log_weights(coarse)
+    log_w = f + posterior.trapezoid_log_weights(coarse)
     inside = log_w >= log_w.max(dim=1, keepdim=True).values - SUPPORT_NATS  # (n, C + 1)
     index = torch.arange(cells + 1, device=scores.device)
     none = ~flagged.any(dim=1)

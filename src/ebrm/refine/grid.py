@@ -22,6 +22,7 @@ from torch import nn
 
 from ebrm._device import resolve_dtype
 from ebrm._progress import tqdm
+from ebrm.energy.posterior import check_grid, half_width
 from ebrm.refine import _adaptive, uncertainty
 from ebrm.refine._polish import polish_mode
 from ebrm.refine._scoring import joint_scores as _joint_scores
@@ -60,7 +61,7 @@ def _default_grid(grid: torch.Tensor | None) -> torch.Tensor:
         from ebrm.refine.config import RefineConfig
 
         return RefineConfig().grid()
-    return uncertainty.check_grid(grid)
+    return check_grid(grid)
 
 
 def grid_scores(
@@ -162,7 +163,7 @@ def _finish(
     res.mode, res.mode_score = polish_mode(
         head, emb_part, res.grid, res.scores, polish_steps, rescore=rescore
     )
-    res.stats["spread"] = uncertainty.half_width(res.scores, res.grid, res.mode_score)
+    res.stats["spread"] = half_width(res.scores, res.grid, res.mode_score)
     return res
 
 
@@ -194,12 +195,13 @@ def _resolve_coarse_to_fine(
     low: list[tuple[torch.Tensor, torch.Tensor]] | None,
     polish_steps: int,
     zoom_levels: int,
-) -> dict[str, torch.Tensor]:
-    """Posterior columns (n,) of one chunk: f first on every `stride`-th point of the
-    shared grid, then more points only where a row needs them (`ebrm.refine._adaptive`)."""
+) -> list[tuple[torch.Tensor, _Resolved]]:
+    """(rows, their posteriors) of one chunk, group by group: f first on every `stride`-th
+    point of the shared grid, then more points only where a row needs them
+    (`ebrm.refine._adaptive`)."""
     coarse = grid[::stride]
     scores = _scores_on_grid(head, emb_part, grid_part[::stride], grid_chunk, low)  # (n, C+1)
-    stats = _adaptive.moments(scores, coarse)
+    stats = _adaptive.statistics(scores, coarse)
     cells = coarse.numel() - 1
     # 0: settled on the coarse grid; 1: C new points in a window of <= C/4 coarse cells;
     # 2: the rest of the shared grid
@@ -208,7 +210,7 @@ def _resolve_coarse_to_fine(
     group = torch.where(_adaptive.settled(scores, coarse, stats), 0, 1 + wide.long())
     options = dict(polish_steps=polish_steps, zoom_levels=zoom_levels, rescore=low is not None)
     rest = (torch.arange(grid.numel(), device=grid.device) % stride != 0).nonzero().flatten()
-    columns: dict[str, torch.Tensor] = {}
+    groups = []
     for g in range(3):
         rows = (group == g).nonzero().flatten()
         if rows.numel() == 0:
@@ -224,13 +226,38 @@ def _resolve_coarse_to_fine(
             values[:, rest] = _scores_on_grid(head, part, grid_part[rest], grid_chunk, low)
         # moments are exact to ~exp(-2 pi^2 1.5^2) at 1.5 cells per std, and the quantiles'
         # fourth-order CDF is fine there too; p_better's trapezoid CDFs zoom below 2 cells
-        res = _finish(head, part, on, values, zoom_below=_ZOOM_BELOW_POSTERIOR, **options)
-        out = {"mode": res.mode, "mode_score": res.mode_score, **res.stats}
-        for name, value in out.items():
-            if name not in columns:
-                columns[name] = value.new_empty(scores.shape[0])
-            columns[name][rows] = value
-    return columns
+        groups.append(
+            (rows, _finish(head, part, on, values, zoom_below=_ZOOM_BELOW_POSTERIOR, **options))
+        )
+    return groups
+
+
+def _prepare(
+    head: nn.Module, grid: torch.Tensor, compute_dtype: str | torch.dtype, coarse_to_fine: bool
+) -> tuple[torch.Tensor, int | None, list[tuple[torch.Tensor, torch.Tensor]] | None]:
+    """The grid f is evaluated on (on the head's device and dtype), the coarse grid's stride
+    in it (None: no coarse-to-fine) and the low-precision layers (None: full precision)."""
+    device, dtype = head_placement(head)
+    grid_dev = grid.to(device=device, dtype=dtype)
+    adaptive = _adaptive.refined_grid(grid_dev) if coarse_to_fine else None
+    shared, stride = (grid_dev, None) if adaptive is None else adaptive
+    return shared, stride, _low_precision_layers(head, resolve_dtype(compute_dtype))
+
+
+def _resolve_chunk(
+    head: nn.Module,
+    emb_part: torch.Tensor,
+    shared: torch.Tensor,
+    shared_part: torch.Tensor,
+    stride: int | None,
+    **options,
+) -> list[tuple[torch.Tensor, _Resolved]]:
+    """(rows, their posteriors) of one chunk of projected embeddings (n, H1), in groups
+    of rows resolved the same way; no autograd."""
+    if stride is None:
+        rows = torch.arange(emb_part.shape[0], device=emb_part.device)
+        return [(rows, _resolve(head, emb_part, shared, shared_part, **options))]
+    return _resolve_coarse_to_fine(head, emb_part, shared, shared_part, stride, **options)
 
 
 def grid_posterior(
@@ -282,28 +309,24 @@ def grid_posterior(
     """
     grid = _default_grid(grid)
     embeddings = check_embeddings(head, embeddings)
-    device, dtype = head_placement(head)
-    grid_dev = grid.to(device=device, dtype=dtype)
-    adaptive = _adaptive.refined_grid(grid_dev) if coarse_to_fine else None
-    shared, stride = (grid_dev, 1) if adaptive is None else adaptive
+    shared, stride, low = _prepare(head, grid, compute_dtype, coarse_to_fine)
     n = embeddings.shape[0]
     columns: dict[str, list[torch.Tensor]] = {f.name: [] for f in fields(Posterior)}
     with eval_mode(head), torch.no_grad():
         shared_part = head.project_rewards(shared)  # (G, H1): the reward branch runs once
-        low = _low_precision_layers(head, resolve_dtype(compute_dtype))
         options = dict(
             grid_chunk=grid_chunk, low=low, polish_steps=polish_steps, zoom_levels=zoom_levels
         )
         starts = range(0, n, row_chunk)
         for start in tqdm(starts, desc="grid refine", disable=not progress, unit="chunk"):
             emb_part = head.project_embeddings(embeddings[start : start + row_chunk])  # (n, H1)
-            if adaptive is None:
-                res = _resolve(head, emb_part, shared, shared_part, **options)
-                values = {"mode": res.mode, "mode_score": res.mode_score, **res.stats}
-            else:
-                values = _resolve_coarse_to_fine(
-                    head, emb_part, shared, shared_part, stride, **options
-                )
+            values: dict[str, torch.Tensor] = {}
+            for rows, res in _resolve_chunk(head, emb_part, shared, shared_part, stride, **options):
+                out = {"mode": res.mode, "mode_score": res.mode_score, **res.stats}
+                for name, value in out.items():
+                    if name not in values:
+                        values[name] = value.new_empty(emb_part.shape[0])
+                    values[name][rows] = value
             for name, value in values.items():
                 columns[name].append(value.float().cpu())
     return Posterior(
