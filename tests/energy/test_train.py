@@ -342,3 +342,46 @@ def test_without_validation_pairs_the_model_keeps_the_defaults():
     assert result.validation_features is None and result.validation["pairs"] == 0
     model = EnergyRewardModel.from_training(result)
     assert (model.refine_config.method, model.refine_config.p_better_temperature) == ("mean", 1.0)
+
+
+def _trained(features, validation=None, **overrides):
+    config = TrainConfig(**{**FAST, "max_steps": 30, "eval_every": 10, "seed": 3, **overrides})
+    return train_energy_head(features, config, validation=validation, progress=False)
+
+
+def _same_training(a, b) -> None:
+    """Bit-equal heads, histories, normalisers and grids."""
+    sa, sb = a.head.state_dict(), b.head.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.history == b.history and a.reward_range == b.reward_range
+    assert (a.normalizer.mean_, a.normalizer.std_) == (b.normalizer.mean_, b.normalizer.std_)
+    assert a.validation == b.validation and a.filter_report == b.filter_report
+
+
+@pytest.mark.parametrize("storage_dtype", ["float16", "float32"])
+def test_training_on_memory_mapped_rows_equals_training_in_memory(tmp_path, storage_dtype):
+    from ebrm.features import extract_features
+    from ebrm.features.mapped import MappedRows
+    from tests.fakes import FakeRM, make_pairs
+
+    store = extract_features(
+        FakeRM(dim=8), make_pairs(60, duplicates=False), tmp_path / "s", shard_size=16,
+        storage_dtype=storage_dtype, progress=False,
+    )  # fmt: skip
+    mapped, in_memory = store.load(memory_map=True), store.load()
+    a, b = _trained(mapped), _trained(in_memory)
+    _same_training(a, b)
+    # the training pairs keep the store's rows (an index set), not a copy of them
+    assert a.train_features.embeddings is mapped.embeddings
+    assert isinstance(a.validation_features.embeddings, torch.Tensor)
+    assert isinstance(mapped.embeddings, MappedRows)
+
+
+def test_rows_no_training_pair_uses_do_not_change_training():
+    # what training saw when it copied the rows of its pairs (compact) before: the normaliser
+    # and the grid are fitted on the rows the training pairs use, not on the whole table
+    features = make_synthetic(120, dim=6, seed=5).features
+    train, val = features.split(validation_fraction=0.25, seed=0)
+    a = _trained(train, validation=val)
+    b = _trained(train.compact(), validation=val)
+    _same_training(a, b)

@@ -143,7 +143,8 @@ def _with_validation(store, validation_data: str | None):
     from ebrm.errors import DataFormatError
     from ebrm.features.store import FeatureStore
 
-    features = store.load()
+    # memory-mapped: training reads its mini-batches by index, never the whole table
+    features = store.load(memory_map=True)
     if validation_data is None:
         return features, None
     if _checks.artifact_kind(Path(validation_data)) == _checks.FEATURE_STORE:
@@ -153,7 +154,7 @@ def _with_validation(store, validation_data: str | None):
             f"--validation-data {validation_data}",
             fix="extract both with the same --rm and settings",
         )  # fmt: skip
-        return features, other.load()
+        return features, other.load(memory_map=True)
     import torch
 
     from ebrm.data import load_pairs, prompt_hash
