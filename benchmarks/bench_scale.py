@@ -206,8 +206,9 @@ def print_table(report: dict) -> None:
     print(" | ".join(head))
     for entry in report["results"]:
         print(_row(entry))
+    store = TARGET_ROWS * TARGET_DIM * 2 / GB
     print(f"\nextra peak RSS per extra store byte (smaller d), extrapolated to 1M x 4096 fp16 "
-          f"({TARGET_ROWS * TARGET_DIM * 2 / GB:.1f} GB store) against a 24 GB machine:")  # fmt: skip
+          f"({store:.1f} GB store) against a 24 GB machine:")  # fmt: skip
     for command, f in report["fits"].items():
         print(f"  {command:<14} slope {f['slope']:6.2f}  peak {f['peak_1m_x_4096_gb']:7.1f} GB  "
               f"{'fits' if f['fits_24gb'] else 'does NOT fit'}; up to "
@@ -218,8 +219,9 @@ def print_table(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=lambda s: [int(v) for v in s.split(",")],
-                        default=[16384, 32768, 65536], help="store sizes at --dim (rows)")  # fmt: skip
+    sizes = lambda s: [int(v) for v in s.split(",")]  # noqa: E731
+    parser.add_argument("--rows", type=sizes, default=[16384, 32768, 65536],
+                        help="store sizes at --dim (rows)")  # fmt: skip
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--big-dim", type=int, default=4096, help="d of the smallest store too")
     parser.add_argument("--steps", type=int, default=100, help="ebrm train --steps")
