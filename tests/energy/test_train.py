@@ -1,6 +1,7 @@
 """The trainer: config validation, bad input, determinism, learnability, objectives."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -385,3 +386,25 @@ def test_rows_no_training_pair_uses_do_not_change_training():
     a = _trained(train, validation=val)
     b = _trained(train.compact(), validation=val)
     _same_training(a, b)
+
+
+def test_large_data_preset_is_epochs_of_the_papers_batch():
+    large, paper = PRESETS["large-data"], PRESETS["paper"]
+    assert large.batch_size == paper.batch_size and large.max_steps is None
+    assert large.epochs >= 1  # every kept pair at least once, whatever the data size
+    # the budget follows the data: 1M kept pairs at 128 pairs a step, 2 passes
+    from ebrm.energy.train import _budget
+
+    assert _budget(large, 1_000_000) == (2 * math.ceil(1_000_000 / 128), math.ceil(1e6 / 128))
+
+
+def test_a_budget_under_one_epoch_warns_once(caplog):
+    features = make_synthetic(200, dim=6, seed=1).features
+    with caplog.at_level("WARNING", logger="ebrm.energy.train"):
+        _trained(features, max_steps=3)  # 3 steps x 32 pairs < the ~80 kept training pairs
+    lines = [r.getMessage() for r in caplog.records if "less than one epoch" in r.getMessage()]
+    assert len(lines) == 1 and "large-data" in lines[0] and "\n" not in lines[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ebrm.energy.train"):
+        _trained(features, max_steps=30)
+    assert not [r for r in caplog.records if "less than one epoch" in r.getMessage()]

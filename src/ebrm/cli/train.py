@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[
             PresetName,
             typer.Option(
-                "--preset", help="Training budget and sizes: small-data, or the paper's values."
+                "--preset",
+                help="Training budget and sizes: small-data, large-data (100k+ pairs: 2 "
+                "epochs of 128 pairs a step), or the paper's values.",
             ),
         ] = "small-data",
         objective: Annotated[

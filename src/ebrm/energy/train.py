@@ -206,6 +206,19 @@ def _warn_small_budget(config: TrainConfig, total_steps: int, num_pairs: int) ->
         )
 
 
+def _warn_under_one_epoch(
+    config: TrainConfig, total_steps: int, per_epoch: int, num_pairs: int
+) -> None:
+    if total_steps < per_epoch:
+        pairs_per_step = max(config.batch_size // 2, 1)
+        logger.warning(
+            "the budget of %d steps x %d pairs sees %.0f%% of the %d training pairs (less than "
+            "one epoch); for data this large use --preset large-data or raise --steps",
+            total_steps, pairs_per_step, 100 * total_steps * pairs_per_step / num_pairs,
+            num_pairs,
+        )  # fmt: skip
+
+
 def _batches(num: int, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Endless shuffled minibatches of indices in [0, num) (epoch after epoch)."""
     while True:
@@ -302,6 +315,7 @@ def _loop(head, train, y, kept, objective, validator, config, progress):
     pool = torch.arange(train.num_pairs) if objective.uses_dropped_pairs else kept.nonzero()[:, 0]
     total_steps, per_epoch = _budget(config, len(pool))
     _warn_small_budget(config, total_steps, len(pool))
+    _warn_under_one_epoch(config, total_steps, per_epoch, len(pool))
     eval_every = config.eval_every or per_epoch
     generator = torch.Generator().manual_seed(config.seed + 1)  # minibatches and negatives
     batches = _batches(len(pool), max(config.batch_size // 2, 1), generator)
