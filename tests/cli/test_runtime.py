@@ -46,7 +46,7 @@ def test_artifact_markers_are_the_librarys():
 def test_help_lists_choices_and_cites_no_files_users_lack(capsys):
     assert main(["train", "--help"]) == 0
     text = capsys.readouterr().out
-    assert "<small-data|paper>" in text and "<nce+|nce+bt|nce+margin>" in text
+    assert "<small-data|paper|large-data>" in text and "<nce+|nce+bt|nce+margin>" in text
     assert "--progress / --no-progress" in text and "<bool>" not in text
     for command in (["demo"], ["extract"], ["eval"], ["score"], ["serve"], ["bon"],
                     ["overopt"], ["base-rm", "train"]):  # fmt: skip

@@ -1,6 +1,7 @@
 """The trainer: config validation, bad input, determinism, learnability, objectives."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -342,3 +343,68 @@ def test_without_validation_pairs_the_model_keeps_the_defaults():
     assert result.validation_features is None and result.validation["pairs"] == 0
     model = EnergyRewardModel.from_training(result)
     assert (model.refine_config.method, model.refine_config.p_better_temperature) == ("mean", 1.0)
+
+
+def _trained(features, validation=None, **overrides):
+    config = TrainConfig(**{**FAST, "max_steps": 30, "eval_every": 10, "seed": 3, **overrides})
+    return train_energy_head(features, config, validation=validation, progress=False)
+
+
+def _same_training(a, b) -> None:
+    """Bit-equal heads, histories, normalisers and grids."""
+    sa, sb = a.head.state_dict(), b.head.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.history == b.history and a.reward_range == b.reward_range
+    assert (a.normalizer.mean_, a.normalizer.std_) == (b.normalizer.mean_, b.normalizer.std_)
+    assert a.validation == b.validation and a.filter_report == b.filter_report
+
+
+@pytest.mark.parametrize("storage_dtype", ["float16", "float32"])
+def test_training_on_memory_mapped_rows_equals_training_in_memory(tmp_path, storage_dtype):
+    from ebrm.features import extract_features
+    from ebrm.features.mapped import MappedRows
+    from tests.fakes import FakeRM, make_pairs
+
+    store = extract_features(
+        FakeRM(dim=8), make_pairs(60, duplicates=False), tmp_path / "s", shard_size=16,
+        storage_dtype=storage_dtype, progress=False,
+    )  # fmt: skip
+    mapped, in_memory = store.load(memory_map=True), store.load()
+    a, b = _trained(mapped), _trained(in_memory)
+    _same_training(a, b)
+    # the training pairs keep the store's rows (an index set), not a copy of them
+    assert a.train_features.embeddings is mapped.embeddings
+    assert isinstance(a.validation_features.embeddings, torch.Tensor)
+    assert isinstance(mapped.embeddings, MappedRows)
+
+
+def test_rows_no_training_pair_uses_do_not_change_training():
+    # what training saw when it copied the rows of its pairs (compact) before: the normaliser
+    # and the grid are fitted on the rows the training pairs use, not on the whole table
+    features = make_synthetic(120, dim=6, seed=5).features
+    train, val = features.split(validation_fraction=0.25, seed=0)
+    a = _trained(train, validation=val)
+    b = _trained(train.compact(), validation=val)
+    _same_training(a, b)
+
+
+def test_large_data_preset_is_epochs_of_the_papers_batch():
+    large, paper = PRESETS["large-data"], PRESETS["paper"]
+    assert large.batch_size == paper.batch_size and large.max_steps is None
+    assert large.epochs >= 1  # every kept pair at least once, whatever the data size
+    # the budget follows the data: 1M kept pairs at 128 pairs a step, 2 passes
+    from ebrm.energy.train import _budget
+
+    assert _budget(large, 1_000_000) == (2 * math.ceil(1_000_000 / 128), math.ceil(1e6 / 128))
+
+
+def test_a_budget_under_one_epoch_warns_once(caplog):
+    features = make_synthetic(200, dim=6, seed=1).features
+    with caplog.at_level("WARNING", logger="ebrm.energy.train"):
+        _trained(features, max_steps=3)  # 3 steps x 32 pairs < the ~80 kept training pairs
+    lines = [r.getMessage() for r in caplog.records if "less than one epoch" in r.getMessage()]
+    assert len(lines) == 1 and "large-data" in lines[0] and "\n" not in lines[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ebrm.energy.train"):
+        _trained(features, max_steps=30)
+    assert not [r for r in caplog.records if "less than one epoch" in r.getMessage()]

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import typer
 
-PresetName = Literal["small-data", "paper"]  # ebrm.energy.presets.PRESETS
+PresetName = Literal["small-data", "paper", "large-data"]  # ebrm.energy.presets.PRESETS
 ObjectiveName = Literal["nce+", "nce+bt", "nce+margin"]  # ebrm.energy.objectives.OBJECTIVES
 BenchmarkName = Literal[
     "pairwise", "rm-bench", "reward-bench", "reward-bench-2"

@@ -32,11 +32,11 @@ def register(app: typer.Typer) -> None:
             fix="score features extracted with the RM the model was trained on",
         )  # fmt: skip
 
-        from ebrm.energy.scoring import score_features, write_scores
-        from ebrm.features.store import load_features
+        from ebrm.energy.scoring import score_store
+        from ebrm.features.store import FeatureStore
         from ebrm.model import EnergyRewardModel
 
         erm = EnergyRewardModel.from_pretrained(model, device=device)
-        rows = score_features(erm, load_features(features), progress=progress)
-        write_scores(rows, out)
-        typer.echo(f"wrote {_checks.plural(len(rows), 'row')} to {out}")
+        # shard by shard, the JSONL written as it goes and moved into place at the end
+        written = score_store(erm, FeatureStore.open(features), out, progress=progress)
+        typer.echo(f"wrote {_checks.plural(written, 'row')} to {out}")

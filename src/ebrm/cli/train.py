@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[
             PresetName,
             typer.Option(
-                "--preset", help="Training budget and sizes: small-data, or the paper's values."
+                "--preset",
+                help="Training budget and sizes: small-data, large-data (100k+ pairs: 2 "
+                "epochs of 128 pairs a step), or the paper's values.",
             ),
         ] = "small-data",
         objective: Annotated[
@@ -143,7 +145,8 @@ def _with_validation(store, validation_data: str | None):
     from ebrm.errors import DataFormatError
     from ebrm.features.store import FeatureStore
 
-    features = store.load()
+    # memory-mapped: training reads its mini-batches by index, never the whole table
+    features = store.load(memory_map=True)
     if validation_data is None:
         return features, None
     if _checks.artifact_kind(Path(validation_data)) == _checks.FEATURE_STORE:
@@ -153,7 +156,7 @@ def _with_validation(store, validation_data: str | None):
             f"--validation-data {validation_data}",
             fix="extract both with the same --rm and settings",
         )  # fmt: skip
-        return features, other.load()
+        return features, other.load(memory_map=True)
     import torch
 
     from ebrm.data import load_pairs, prompt_hash

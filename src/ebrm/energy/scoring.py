@@ -5,27 +5,35 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ebrm._io import atomic_write_text
+import torch
+
+from ebrm._io import atomic_write, atomic_write_text
+from ebrm._progress import tqdm
 from ebrm.errors import IncompatibleArtifactError
+from ebrm.features.store import FeatureStore
 from ebrm.features.table import PairFeatures
 
 SCORE_FIELDS = ("base", "refined", "mean", "std", "spread", "q05", "q95", "conservative")
+# Rows refined at a time when streaming a store: a multiple of the grid posterior's row
+# chunk (64), so that every row is refined in the same company as from one whole table.
+STREAM_ROWS = 4096
 
 
-def score_features(model, features: PairFeatures, *, progress: bool = False) -> list[dict]:
-    """One dict per feature row: `row` and SCORE_FIELDS, in normalised units, plus the
-    stored references' columns ("laplace", "laplace_std", "laplace_conservative",
-    "ensemble", ...; in their own log-odds units) when the model has them.
-
-    Raises:
-        IncompatibleArtifactError: the store's embedding width differs from the head's.
-    """
-    if features.dim != model.embedding_dim:
+def _check_dim(model, dim: int) -> None:
+    if dim != model.embedding_dim:
         raise IncompatibleArtifactError(
-            f"the features have embedding dimension {features.dim} but the energy head was "
+            f"the features have embedding dimension {dim} but the energy head was "
             f"trained on {model.embedding_dim}; use features extracted with the same base RM"
         )
-    refined = model.refine(features.embeddings, features.rewards, progress=progress)
+
+
+def score_rows(
+    model, embeddings: torch.Tensor, rewards: torch.Tensor, *, first_row: int = 0,
+    progress: bool = False,
+) -> list[dict]:  # fmt: skip
+    """One dict per row of (n, D) `embeddings` / (n,) raw `rewards`: `row` (`first_row` +
+    i) and SCORE_FIELDS, in normalised units, plus the stored references' columns."""
+    refined = model.refine(embeddings, rewards, progress=progress)
     columns = {
         "base": refined.base,
         "refined": refined.reward,
@@ -38,9 +46,66 @@ def score_features(model, features: PairFeatures, *, progress: bool = False) -> 
         **refined.references,
     }
     values = {k: v.tolist() for k, v in columns.items()}
-    return [{"row": i, **{k: col[i] for k, col in values.items()}} for i in range(len(refined))]
+    return [
+        {"row": first_row + i, **{k: col[i] for k, col in values.items()}}
+        for i in range(len(refined))
+    ]
+
+
+def score_features(model, features: PairFeatures, *, progress: bool = False) -> list[dict]:
+    """One dict per feature row: `row` and SCORE_FIELDS, in normalised units, plus the
+    stored references' columns ("laplace", "laplace_std", "laplace_conservative",
+    "ensemble", ...; in their own log-odds units) when the model has them.
+
+    Raises:
+        IncompatibleArtifactError: the store's embedding width differs from the head's.
+    """
+    _check_dim(model, features.dim)
+    return score_rows(model, features.embeddings, features.rewards, progress=progress)
+
+
+def _lines(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
 
 
 def write_scores(rows: list[dict], path: str | Path) -> Path:
     """Write rows as JSON Lines, atomically."""
-    return atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return atomic_write_text(path, _lines(rows))
+
+
+def score_store(
+    model, store: FeatureStore, path: str | Path, *, progress: bool = False,
+    verify: bool = True,
+) -> int:  # fmt: skip
+    """`score_features` of every row of `store`, written to `path` as JSON Lines while
+    reading: one shard in memory at a time, `STREAM_ROWS` rows refined at a time, the file
+    moved into place only when complete (atomic). The lines are `score_features`'s.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        IncompatibleArtifactError: the store is incomplete, or of another embedding width.
+        CorruptArtifactError: a shard is missing, damaged or of the wrong shape.
+    """
+    _check_dim(model, store.dim)
+    store._require_complete()  # before creating the output: names the fix
+    bar = tqdm(total=store.num_rows, desc="score", disable=not progress, unit="row")
+    written = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal written
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for start, emb, rew in store.iter_shards(verify=verify):
+                for at in range(0, len(rew), STREAM_ROWS):
+                    part = slice(at, at + STREAM_ROWS)
+                    rows = score_rows(model, emb[part], rew[part], first_row=start + at)
+                    handle.write(_lines(rows))
+                    written += len(rows)
+                    bar.update(len(rows))
+
+    try:
+        atomic_write(path, write)
+    finally:
+        bar.close()
+    return written

@@ -59,7 +59,8 @@ class TrainResult:
     info: dict  # what the model records as its training (config, objective, prompts, ...)
     reward_range: tuple[float, float]  # grid range over the normalised training rewards
     validation_features: PairFeatures | None = None  # the pairs validated on (None: none)
-    train_features: PairFeatures | None = None  # the pairs trained on, before the filter
+    # the pairs trained on, before the filter; their rows are the input's (not copied)
+    train_features: PairFeatures | None = None
     config: TrainConfig = field(default_factory=TrainConfig)
 
     def save_history(self, out_dir) -> None:
@@ -78,7 +79,9 @@ def train_energy_head(
     """Train an energy head with NCE+ (or a preference-aware objective) on stored features.
 
     Args:
-        features: embeddings and raw base rewards of the responses, and the pairs.
+        features: embeddings and raw base rewards of the responses, and the pairs. The
+            embeddings may be memory-mapped (`FeatureStore.load(memory_map=True)`): steps
+            read their mini-batch rows by index, so the table is never copied.
         config: training settings (default: the `small-data` preset).
         validation: the pairs to select the checkpoint on (then all of `features` trains).
             None: hold out `config.validation_fraction` of `features`, grouped by prompt
@@ -114,7 +117,8 @@ def train_energy_head(
 def _split(
     features: PairFeatures, validation: PairFeatures | None, config: TrainConfig
 ) -> tuple[PairFeatures, PairFeatures]:
-    """(train, validation) pairs, each compacted to the rows it uses."""
+    """(train, validation) pairs: the training pairs an index set into `features`' rows
+    (no copy), the validation pairs compacted to the rows they use (a tensor)."""
     if validation is not None:
         if validation.num_pairs:
             check_features(validation)
@@ -125,7 +129,7 @@ def _split(
                 f"the validation features have embedding dimension {validation.dim} but the "
                 f"training features {features.dim}; extract both with the same base RM"
             )
-        return features.compact(), validation.compact()
+        return features, validation.compact()
     if features.prompt_hashes is None and config.validation_fraction > 0:
         logger.info("the features record no prompt hashes: validation is split by pair")
     train, val = features.split(validation_fraction=config.validation_fraction, seed=config.seed)
@@ -135,7 +139,7 @@ def _split(
             f"{features.num_pairs} pairs (whole prompts) for validation; provide more pairs, "
             "lower the fraction, or pass validation pairs explicitly"
         )
-    return train.compact(), val.compact()
+    return train, val.compact()
 
 
 def _filter(train: PairFeatures, config: TrainConfig) -> tuple[torch.Tensor, FilterReport]:
@@ -202,6 +206,19 @@ def _warn_small_budget(config: TrainConfig, total_steps: int, num_pairs: int) ->
         )
 
 
+def _warn_under_one_epoch(
+    config: TrainConfig, total_steps: int, per_epoch: int, num_pairs: int
+) -> None:
+    if total_steps < per_epoch:
+        pairs_per_step = max(config.batch_size // 2, 1)
+        logger.warning(
+            "the budget of %d steps x %d pairs sees %.0f%% of the %d training pairs (less than "
+            "one epoch); for data this large use --preset large-data or raise --steps",
+            total_steps, pairs_per_step, 100 * total_steps * pairs_per_step / num_pairs,
+            num_pairs,
+        )  # fmt: skip
+
+
 def _batches(num: int, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Endless shuffled minibatches of indices in [0, num) (epoch after epoch)."""
     while True:
@@ -235,10 +252,11 @@ class _Validator:
 
 def _train(train, val, config, device, objective, progress) -> TrainResult:
     started = time.time()
-    normalizer = RewardNormalizer(scale=config.reward_scale).fit(train.rewards)
+    used = torch.unique(torch.cat([train.chosen, train.rejected]))  # (U,) rows, sorted
+    normalizer = RewardNormalizer(scale=config.reward_scale).fit(train.rewards[used])
     y = normalizer.transform(train.rewards.double()).float()  # (N,) normalised targets
     kept, report = _filter(train, config)
-    lo, hi = grid_range(y)
+    lo, hi = grid_range(y[used])
     objective = _objective(
         config, objective, torch.linspace(lo, hi, config.train_grid_size, device=device)
     )
@@ -297,10 +315,11 @@ def _loop(head, train, y, kept, objective, validator, config, progress):
     pool = torch.arange(train.num_pairs) if objective.uses_dropped_pairs else kept.nonzero()[:, 0]
     total_steps, per_epoch = _budget(config, len(pool))
     _warn_small_budget(config, total_steps, len(pool))
+    _warn_under_one_epoch(config, total_steps, per_epoch, len(pool))
     eval_every = config.eval_every or per_epoch
     generator = torch.Generator().manual_seed(config.seed + 1)  # minibatches and negatives
     batches = _batches(len(pool), max(config.batch_size // 2, 1), generator)
-    emb, y = train.embeddings.to(device=device, dtype=torch.float32), y.to(device)
+    rows_of, y = _row_reader(train.embeddings, device), y.to(device)
     chosen, rejected, kept = train.chosen.to(device), train.rejected.to(device), kept.to(device)
     history: list[dict] = []
     best = Checkpoint(-1.0, copy.deepcopy(head.state_dict()), 0, validator.right)
@@ -310,7 +329,7 @@ def _loop(head, train, y, kept, objective, validator, config, progress):
     for step in range(1, total_steps + 1):
         pick = pool[next(batches)].to(device)
         rows_c, rows_r = chosen[pick], rejected[pick]
-        batch = PairBatch(emb[rows_c], emb[rows_r], y[rows_c], y[rows_r], kept[pick])
+        batch = PairBatch(rows_of(rows_c), rows_of(rows_r), y[rows_c], y[rows_r], kept[pick])
         out = objective(head, batch, generator=generator)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -343,6 +362,18 @@ def _loop(head, train, y, kept, objective, validator, config, progress):
     bar.close()
     last = Checkpoint(score, copy.deepcopy(head.state_dict()), step, validator.right)
     return history, best, last
+
+
+def _row_reader(embeddings, device: torch.device):
+    """index (B,) on `device` -> rows (B, D) float32 on `device`.
+
+    A tensor table moves to the device once; memory-mapped rows (`MappedRows`) are read and
+    cast per mini-batch, so only a batch of them is ever in memory as float32.
+    """
+    if isinstance(embeddings, torch.Tensor):
+        table = embeddings.to(device=device, dtype=torch.float32)
+        return lambda index: table[index]
+    return lambda index: embeddings[index.cpu()].to(device)
 
 
 def _seen_prompts(train: PairFeatures, val: PairFeatures) -> dict | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ebrm.errors import DataFormatError
+from ebrm.features.mapped import MappedRows
 from ebrm.features.table import PairFeatures
 from ebrm.stats import mcnemar_exact
 
@@ -18,14 +19,23 @@ def check_features(features: PairFeatures) -> None:
             "the feature table holds no preference pairs; extract features from a non-empty "
             "data set first"
         )
-    for name, tensor in (("embeddings", features.embeddings), ("rewards", features.rewards)):
-        finite = torch.isfinite(tensor)
-        if not finite.all():
-            bad_rows = (~finite).reshape(tensor.shape[0], -1).any(dim=1).nonzero()[:, 0]
+    for name, values in (("embeddings", features.embeddings), ("rewards", features.rewards)):
+        bad_rows = _nonfinite_rows(values)
+        if len(bad_rows):
             raise DataFormatError(
                 f"{len(bad_rows)} feature rows have NaN or infinite {name} (first: row "
                 f"{int(bad_rows[0])}); re-extract them (e.g. in float32) or drop those pairs"
             )
+
+
+def _nonfinite_rows(values: torch.Tensor | MappedRows) -> torch.Tensor:
+    """Rows of `values` holding a NaN or infinity; memory-mapped rows a chunk at a time."""
+    chunks = values.chunks() if isinstance(values, MappedRows) else [(0, values)]
+    bad = [
+        start + (~torch.isfinite(chunk)).reshape(chunk.shape[0], -1).any(dim=1).nonzero()[:, 0]
+        for start, chunk in chunks
+    ]
+    return torch.cat(bad)
 
 
 def pairwise_accuracy(

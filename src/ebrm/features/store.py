@@ -35,6 +35,7 @@ from ebrm.features.layout import (
     write_row_keys,
     write_shard,
 )
+from ebrm.features.mapped import MappedRows, map_tensor
 from ebrm.features.table import PairFeatures
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,8 @@ class FeatureStore:
     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """Yield `(start, embeddings (n, D) float32, rewards (n,) float32)` per shard, in order.
 
-        Shards are memory-mapped (`safe_open`), so only one shard is in memory at a time.
+        Each shard is read, cast and released in turn, so only one shard is in memory at a
+        time.
         """
         self._require_complete()
         for record in self._shards():
@@ -201,6 +203,39 @@ class FeatureStore:
                 "re-run `ebrm extract` with --overwrite."
             )
         return embeddings, rewards
+
+    def mapped_rows(self, *, verify: bool = True) -> tuple[MappedRows, torch.Tensor]:
+        """All rows without reading them: `(embeddings (N, D) memory-mapped in the storage
+        dtype, read as float32 by index; rewards (N,) float32 in memory)`.
+
+        Raises:
+            IncompatibleArtifactError: the store is incomplete.
+            CorruptArtifactError: a shard is missing, fails its checksum, has the wrong shape,
+                or the shards do not cover the rows once.
+        """
+        self._require_complete()
+        parts, rewards, covered = [], [], 0
+        for record in self._shards():
+            if verify:
+                self._check_file(record["file"], record["sha256"])
+            file = self.path / record["file"]
+            emb, rew = map_tensor(file, "embeddings"), map_tensor(file, "rewards")
+            n = record["end"] - record["start"]
+            if record["start"] != covered or emb.shape != (n, self.dim) or rew.shape != (n,):
+                raise CorruptArtifactError(
+                    f"{file} holds embeddings {tuple(emb.shape)} / rewards {tuple(rew.shape)} "
+                    f"for rows {record['start']}..{record['end']}; {MANIFEST} says ({n}, "
+                    f"{self.dim}) after row {covered}. Re-run `ebrm extract` with --overwrite."
+                )
+            parts.append(emb)
+            rewards.append(rew.to(torch.float32).clone())  # (n,): small, read now
+            covered = record["end"]
+        if covered != self.num_rows or not parts:
+            raise CorruptArtifactError(
+                f"{self.path / MANIFEST}: shards cover {covered} of {self.num_rows} rows; "
+                "re-run `ebrm extract` with --overwrite."
+            )
+        return MappedRows(parts), torch.cat(rewards)
 
     def pair_table(self, *, verify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """`(chosen (P,), rejected (P,))` int64 row indices."""
@@ -280,18 +315,24 @@ class FeatureStore:
             )
         return keys
 
-    def load(self, *, verify: bool = True) -> PairFeatures:
+    def load(self, *, verify: bool = True, memory_map: bool = False) -> PairFeatures:
         """The whole store as `PairFeatures` (float32, whatever the storage dtype).
 
         Args:
             verify: check sha256 checksums first (default). `False` skips hashing, for
                 trusted stores read many times.
+            memory_map: keep the embeddings memory-mapped in their storage dtype (a
+                `MappedRows`, read as float32 by index: `mapped_rows`) instead of one float32
+                tensor in memory. Training takes either; a store larger than memory needs this.
 
         Raises:
             IncompatibleArtifactError: the store is incomplete.
             CorruptArtifactError: a file is missing, damaged or inconsistent with the manifest.
         """
-        embeddings, rewards = self.load_rows(verify=verify)
+        if memory_map:
+            embeddings, rewards = self.mapped_rows(verify=verify)
+        else:
+            embeddings, rewards = self.load_rows(verify=verify)
         chosen, rejected = self.pair_table(verify=verify)
         if chosen.shape != (self.num_pairs,):
             raise CorruptArtifactError(
@@ -310,6 +351,8 @@ class FeatureStore:
         return PairFeatures(embeddings, rewards, chosen, rejected, hashes)
 
 
-def load_features(path: str | Path, *, verify: bool = True) -> PairFeatures:
+def load_features(
+    path: str | Path, *, verify: bool = True, memory_map: bool = False
+) -> PairFeatures:
     """Read a complete feature store as `PairFeatures` (see `FeatureStore.load`)."""
-    return FeatureStore.open(path).load(verify=verify)
+    return FeatureStore.open(path).load(verify=verify, memory_map=memory_map)

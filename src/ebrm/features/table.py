@@ -8,6 +8,7 @@ import torch
 
 from ebrm.data.split import split_indices
 from ebrm.errors import DataFormatError
+from ebrm.features.mapped import MappedRows
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,13 @@ class PairFeatures:
     (`ebrm.data.prompt_hash` of each pair) say which pairs share a prompt; stores written
     before they were recorded load with None, and splits then treat every pair as its own
     prompt.
+
+    `embeddings` is a float32 tensor, or a store's `MappedRows` (memory-mapped, read as
+    float32 by index: `FeatureStore.load(memory_map=True)`); `subset` and `split` share it,
+    `compact` reads the rows it keeps into a tensor.
     """
 
-    embeddings: torch.Tensor  # (N, D) float32, one row per unique response
+    embeddings: torch.Tensor | MappedRows  # (N, D) float32, one row per unique response
     rewards: torch.Tensor  # (N,) float32, the base RM's raw reward of that row
     chosen: torch.Tensor  # (P,) int64, row of each pair's chosen response
     rejected: torch.Tensor  # (P,) int64, row of each pair's rejected response
@@ -78,7 +83,8 @@ class PairFeatures:
         )
 
     def compact(self) -> PairFeatures:
-        """The same pairs with only the rows they use (refining them then costs only those)."""
+        """The same pairs with only the rows they use (refining them then costs only those),
+        read into a float32 tensor."""
         rows, inverse = torch.unique(torch.cat([self.chosen, self.rejected]), return_inverse=True)
         n = self.num_pairs
         return PairFeatures(

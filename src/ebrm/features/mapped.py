@@ -1,0 +1,114 @@
+"""`MappedRows`: a feature store's embeddings, memory-mapped in their storage dtype.
+
+Training and scoring never need the whole (N, D) table in float32: a step reads a mini-batch
+of rows, a scorer a chunk. `MappedRows` maps every shard's embeddings (one numpy memmap a
+shard, no copy) and hands out float32 rows by index, cast per call, so a 1M x 4096 fp16
+store costs the pages that are touched, not 16 GB of float32.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ebrm.errors import CorruptArtifactError
+
+# safetensors dtype names -> (numpy dtype the bytes are mapped as, torch dtype they are)
+_DTYPES = {
+    "F32": (np.float32, torch.float32),
+    "F16": (np.float16, torch.float16),
+    "BF16": (np.int16, torch.bfloat16),  # numpy has no bfloat16: map the bits, view in torch
+}
+
+
+def map_tensor(file: Path, name: str) -> torch.Tensor:
+    """The tensor `name` of the safetensors `file`, memory-mapped read-only (no copy).
+
+    Raises:
+        CorruptArtifactError: the file is not safetensors, or lacks `name`, or its dtype is
+            not one a feature store stores.
+    """
+    try:
+        with open(file, "rb") as handle:
+            (size,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(size))
+        info = header[name]
+        np_dtype, torch_dtype = _DTYPES[info["dtype"]]
+        begin, end = (int(v) for v in info["data_offsets"])
+        shape = tuple(int(v) for v in info["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        if end - begin != count * np.dtype(np_dtype).itemsize:
+            raise ValueError(f"{name} holds {end - begin} bytes for shape {shape}")
+        # copy-on-write ("c"): a writable view torch accepts; nothing ever writes to it
+        array = np.memmap(file, dtype=np_dtype, mode="c", offset=8 + size + begin, shape=shape)
+    except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
+        raise CorruptArtifactError(f"{file} cannot be read as safetensors: {exc}") from exc
+    return torch.from_numpy(array).view(torch_dtype)
+
+
+class MappedRows:
+    """(N, D) rows kept in parts (one a shard), read as float32 by index.
+
+    Indexing with a 1-D index tensor (or list, or slice) returns a new float32 tensor of
+    those rows, like indexing a float32 tensor of the whole table would, with the same
+    values: the storage dtype widens to float32 exactly.
+
+    Example:
+        >>> rows = FeatureStore.open("features/").mapped_rows()  # doctest: +SKIP
+        >>> batch = rows[torch.tensor([3, 17, 4])]  # (3, D) float32
+    """
+
+    dtype = torch.float32  # what indexing returns
+
+    def __init__(self, parts: Sequence[torch.Tensor]) -> None:
+        if not parts:
+            raise ValueError("MappedRows needs at least one part")
+        dims = {int(p.shape[1]) for p in parts}
+        if len(dims) != 1 or any(p.ndim != 2 for p in parts):
+            raise ValueError("every part must be a 2-D (rows, D) tensor of the same D")
+        self.parts = list(parts)
+        sizes = torch.tensor([int(p.shape[0]) for p in parts], dtype=torch.long)
+        self.starts = torch.cumsum(sizes, 0) - sizes  # (S,) first row of each part
+        self.shape = torch.Size([int(sizes.sum()), dims.pop()])
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    @property
+    def storage_dtype(self) -> torch.dtype:
+        return self.parts[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, slice):
+            index = torch.arange(len(self))[index]
+        index = torch.as_tensor(index, dtype=torch.long)
+        flat = index.reshape(-1)
+        if flat.numel() and (int(flat.min()) < -len(self) or int(flat.max()) >= len(self)):
+            raise IndexError(f"row index out of range for {len(self)} rows")
+        flat = torch.where(flat < 0, flat + len(self), flat)
+        out = torch.empty(flat.numel(), self.shape[1], dtype=torch.float32)  # (B, D)
+        part = torch.searchsorted(self.starts, flat, right=True) - 1  # (B,) part of each row
+        for p in part.unique().tolist():
+            where = (part == p).nonzero()[:, 0]
+            out[where] = self.parts[p][flat[where] - self.starts[p]].to(torch.float32)
+        return out.reshape(*index.shape, self.shape[1])
+
+    def chunks(self, size: int = 4096) -> Iterator[tuple[int, torch.Tensor]]:
+        """`(start, rows (n, D) float32)` in order, at most `size` rows at a time."""
+        for p, part in enumerate(self.parts):
+            first = int(self.starts[p])
+            for at in range(0, int(part.shape[0]), size):
+                yield first + at, part[at : at + size].to(torch.float32)
+
+    def to(self, *args, **kwargs) -> torch.Tensor:
+        """The whole table as one tensor (`torch.Tensor.to` arguments), in memory."""
+        return self[:].to(*args, **kwargs)
