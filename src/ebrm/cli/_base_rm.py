@@ -5,23 +5,6 @@ whose rows are read instead of embedding their texts again)."""
 from __future__ import annotations
 
 
-def load_base_rm(path: str, erm, device: str | None):
-    """The base RM at `path`, with the refined model's recorded extraction settings.
-
-    `EnergyRewardModel.attach_base_rm` then checks it is the same RM (weights hash).
-    """
-    from ebrm.rm.adapter import BaseRewardModel
-
-    info = erm.base_rm_info
-    return BaseRewardModel.from_pretrained(
-        str(path),
-        device=device,
-        dtype=info.get("dtype", "float32"),
-        max_length=info.get("max_length", 1024),
-        truncation_side=info.get("truncation_side", "left"),
-    )
-
-
 def check_inputs(
     model, *, features=None, max_length: int | None = None, truncation_side: str | None = None
 ) -> None:
@@ -59,7 +42,12 @@ def attach(erm, *, base_rm=None, features=None, device=None, max_length=None, tr
     for key, value in (("max_length", max_length), ("truncation_side", truncation_side)):
         if value is not None and erm.base_rm_info.get(key) is None:
             erm.base_rm_info[key] = value
-    rm = load_base_rm(base_rm, erm, device) if base_rm is not None else erm.base_rm
+    if base_rm is None:
+        rm = erm.base_rm
+    else:  # the recorded settings, this path; attach_base_rm checks its weights hash
+        from ebrm.model.base_rm import load_base_rm
+
+        rm = load_base_rm(erm.base_rm_info, device, path=str(base_rm))
     if features is not None:
         from ebrm.features.reuse import ReusingRM, StoredRows
 

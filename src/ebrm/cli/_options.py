@@ -1,31 +1,20 @@
 """Options shared by several commands, defined once so their names and help agree.
 
-Options with a fixed set of values are `Literal`s, so `--help` lists the choices and a
-wrong value is refused while parsing, before any heavy import. The choices mirror the
-library's own tuples (a test keeps them equal); they are spelled out here because those
-modules import torch.
+Options with a fixed set of values are the library's own `Literal`s (imported from its
+torch-free `names`/`kinds` modules), so `--help` lists the choices and a wrong value is
+refused while parsing, before any heavy import. Defaults come from the library too: no
+option spells out a value of its own.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
-PresetName = Literal["small-data", "paper"]  # ebrm.energy.presets.PRESETS
-ObjectiveName = Literal["nce+", "nce+bt", "nce+margin"]  # ebrm.energy.objectives.OBJECTIVES
-BenchmarkName = Literal[
-    "pairwise", "rm-bench", "reward-bench", "reward-bench-2"
-]  # ebrm.evaluation BENCHMARKS
-# ebrm.refine.results.RewardKind
-RewardKind = Literal[
-    "refined", "mean", "mode", "median", "conservative", "base",
-    "laplace", "laplace-conservative", "ensemble", "ensemble-conservative",
-]  # fmt: skip
-DTypeName = Literal["float32", "bfloat16", "float16", "fp32", "bf16", "fp16"]
-TruncationSide = Literal["left", "right"]
+from ebrm.rm.names import DTypeName, TruncationSide
 
 _DEVICE = re.compile(r"(cpu|cuda|mps|xpu|meta)(:\d+)?")
 

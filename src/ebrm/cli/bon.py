@@ -17,8 +17,9 @@ from ebrm.cli._options import (
     EmbedTruncationSide,
     Overwrite,
     ReuseFeatures,
-    RewardKind,
 )
+from ebrm.refine.kinds import DEFAULT_REWARD, RewardKind
+from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 
 def register(app: typer.Typer) -> None:
@@ -37,8 +38,10 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option("--out", help="Output JSONL: rows + best_index, best, rewards.")
         ],
-        mode: Annotated[RewardKind, typer.Option("--mode", help="Reward to rank by.")] = "refined",
-        batch_size: BatchSize = 16,
+        mode: Annotated[
+            RewardKind, typer.Option("--mode", help="Reward to rank by.")
+        ] = DEFAULT_REWARD,
+        batch_size: BatchSize = DEFAULT_BATCH_SIZE,
         device: Device = None,
         base_rm: BaseRM = None,
         overwrite: Overwrite = False,

@@ -7,10 +7,18 @@ from typing import Annotated
 
 import typer
 
+from ebrm._config import default
 from ebrm.cli import _checks
 from ebrm.cli._base_rm import attach, check_inputs
-from ebrm.cli._options import BaseRM, Device, EmbedMaxLength, EmbedTruncationSide, RewardKind
+from ebrm.cli._options import BaseRM, Device, EmbedMaxLength, EmbedTruncationSide
 from ebrm.errors import ConfigError, Interrupted
+from ebrm.integrations.server_config import ServerConfig
+from ebrm.refine.kinds import RewardKind
+
+
+def _d(name: str):
+    return default(ServerConfig, name)
+
 
 # ServerConfig fields -> the flags that set them (for error messages)
 _FLAGS = {"token": "--token", "max_batch_size": "--max-batch-size",
@@ -24,8 +32,10 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Path, typer.Option("--model", help="Refined-model directory.")],
         host: Annotated[
             str, typer.Option("--host", help="Interface to bind (loopback unless you expose it).")
-        ] = "127.0.0.1",
-        port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+        ] = _d("host"),
+        port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = _d(
+            "port"
+        ),
         token: Annotated[
             str | None,
             typer.Option(
@@ -33,27 +43,27 @@ def register(app: typer.Typer) -> None:
                 envvar="EBRM_SERVER_TOKEN",
                 help="Require 'Authorization: Bearer TOKEN' (or set EBRM_SERVER_TOKEN).",
             ),
-        ] = None,
-        mode: Annotated[RewardKind, typer.Option("--mode", help="Default reward.")] = "refined",
+        ] = _d("token"),
+        mode: Annotated[RewardKind, typer.Option("--mode", help="Default reward.")] = _d("mode"),
         max_batch_size: Annotated[
             int, typer.Option("--max-batch-size", min=1, help="Most responses per forward pass.")
-        ] = 64,
+        ] = _d("max_batch_size"),
         forward_batch_size: Annotated[
             int,
             typer.Option(
                 "--forward-batch-size", min=1, help="Responses per base-RM forward within a batch."
             ),
-        ] = 16,
+        ] = _d("forward_batch_size"),
         max_wait_ms: Annotated[
             float,
             typer.Option("--max-wait-ms", min=0, help="Longest wait for a batch to fill (ms)."),
-        ] = 5.0,
+        ] = _d("max_wait_ms"),
         max_queue: Annotated[
             int, typer.Option("--max-queue", min=1, help="Most queued responses; then 503.")
-        ] = 4096,
+        ] = _d("max_queue"),
         max_body_bytes: Annotated[
             int, typer.Option("--max-body-bytes", min=1, help="Largest request body; then 413.")
-        ] = 8 * 1024 * 1024,
+        ] = _d("max_body_bytes"),
         special_tokens: Annotated[
             str | None,
             typer.Option(
@@ -89,7 +99,7 @@ def register(app: typer.Typer) -> None:
             "special_tokens": tuple(t for t in special_tokens.split(",") if t)
         }  # fmt: skip
         with _checks.flag_names(_FLAGS):
-            config = server.ServerConfig(
+            config = ServerConfig(
                 host=host,
                 port=port,
                 token=token,

@@ -19,9 +19,11 @@ from ebrm._config import (
     invalid,
     to_dict,
 )
-from ebrm.energy.objectives import OBJECTIVES
+from ebrm.energy.config import EnergyHeadConfig
+from ebrm.energy.names import DEFAULT_PRESET, OBJECTIVES, PresetName
 
 _REFERENCE_SCALE = 4.0  # noise_std is given at this reward scale and scaled with it
+_PAPER_HEAD = EnergyHeadConfig(embedding_dim=1)  # the paper's architecture (DESIGN §1.4)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class TrainConfig:
     patience: int | None = None  # evals without improvement before stopping; None = never
     validation_fraction: float = 0.1  # pairs held out to select the checkpoint
     filter_conflicts: bool = True  # keep only pairs with r(chosen) > r(rejected)
-    reward_widths: tuple[int, ...] = (16, 32, 64)  # energy head reward branch
+    reward_widths: tuple[int, ...] = _PAPER_HEAD.reward_widths  # energy head reward branch
     joint_widths: tuple[int, ...] = (128, 64)  # energy head joint MLP
     dropout: float = 0.0  # energy head dropout (training only)
     seed: int = 0  # seeds the split, the init, the negatives and dropout
@@ -91,7 +93,7 @@ class TrainConfig:
         return from_dict(cls, data)
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> TrainConfig:
+    def preset(cls, name: PresetName | str, **overrides) -> TrainConfig:
         """A named preset (`paper` or `small-data`) with some fields replaced.
 
         Raises:
@@ -102,9 +104,7 @@ class TrainConfig:
         return replace(PRESETS[name], **overrides)
 
 
-DEFAULT_PRESET = "small-data"  # what `ebrm train` and the pipeline use unless told
-
-PRESETS: dict[str, TrainConfig] = {
+PRESETS: dict[str, TrainConfig] = {  # keyed by PRESET_NAMES (ebrm.energy.names)
     # DESIGN §1.5 reference values, exactly (the paper's, for ~100k pairs)
     "paper": TrainConfig(
         reward_scale=4.0,
@@ -120,9 +120,9 @@ PRESETS: dict[str, TrainConfig] = {
         eval_every=None,
         min_steps=0,
         patience=None,
-        reward_widths=(16, 32, 64),
-        joint_widths=(1024, 512),
-        dropout=0.5,
+        reward_widths=_PAPER_HEAD.reward_widths,
+        joint_widths=_PAPER_HEAD.joint_widths,
+        dropout=_PAPER_HEAD.dropout,
     ),
     # the default: trains on ~1k pairs in about a minute on 2 CPU cores
     # Measured on HH-RLHF (frozen MiniLM BT base, 3 seeds): 1000 steps with dropout 0.1 and
@@ -131,3 +131,5 @@ PRESETS: dict[str, TrainConfig] = {
     # (correlation >= 0.997) and was within -0.4..+1.1 points of it.
     "small-data": TrainConfig(),  # the dataclass defaults
 }
+
+__all__ = ["DEFAULT_PRESET", "PRESETS", "TrainConfig"]

@@ -25,11 +25,14 @@ from ebrm.errors import ConfigError, DataFormatError
 from ebrm.evaluation.benchmark import BASE, REFINED, Benchmark
 from ebrm.evaluation.calibration import bt_probability
 from ebrm.evaluation.fair import BASE_CALIBRATED, calibration_block, reference_rewards_of
+from ebrm.evaluation.names import DEFAULT_N_BOOT, DEFAULT_SEED
 from ebrm.evaluation.protocols import RefiningModel, TextRefiningModel
 from ebrm.evaluation.registry import get_benchmark
 from ebrm.evaluation.report import write_outputs
 from ebrm.evaluation.units import PBetter, Reward, Units, UnitScores, gather
-from ebrm.refine.results import REFERENCE_KINDS, RefinedRewards, RewardKind, check_reward_kind
+from ebrm.refine.kinds import REFERENCE_KINDS, RewardKind, check_reward_kind
+from ebrm.refine.results import RefinedRewards
+from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -240,10 +243,10 @@ def evaluate(
     data_spec: str | Path | Sequence[Any],
     out_dir: str | Path | None = None,
     *,
-    batch_size: int = 16,
-    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = DEFAULT_SEED,
     progress: bool = True,
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     limit: int | None = None,
     kind: RewardKind | str = "refined",
     make_figures: bool = True,

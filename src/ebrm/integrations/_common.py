@@ -13,11 +13,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import torch
-
 from ebrm.data.types import Conversation
 from ebrm.errors import ConfigError, DataFormatError
-from ebrm.refine.results import RewardKind, check_reward_kind
+from ebrm.refine.kinds import RewardKind, check_reward_kind
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +66,8 @@ def score_safely(scorer: Scorer, convs: list[Conversation], *, batch_size: int) 
     caller such as TRL may hold `torch.inference_mode()`, whose tensors can never join
     autograd, so inference mode is switched off here and the scorer decides about grads.
     """
+    import torch  # here, so that the server's options and text cleaning load without it
+
     with torch.inference_mode(False), torch.no_grad():
         return scorer.score(convs, batch_size=batch_size)
 

@@ -28,6 +28,7 @@ from ebrm.integrations._common import (
     score_safely,
     to_conversation,
 )
+from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 
 def _log_comb(a: torch.Tensor, n: int) -> torch.Tensor:
@@ -103,7 +104,7 @@ def select_best(
     rows: Sequence[dict[str, Any]],
     *,
     mode: str = "refined",
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> list[dict[str, Any]]:
     """Score every candidate of every row and pick the best per row.
 

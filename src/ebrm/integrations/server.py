@@ -33,7 +33,8 @@ from ebrm.integrations._http import Guard, ServerMetrics
 from ebrm.integrations.batcher import MicroBatcher, QueueFullError, plan_forward_batches
 from ebrm.integrations.openrlhf import query_to_conversation
 from ebrm.integrations.server_config import ServerConfig
-from ebrm.refine.results import REWARD_KINDS, RefinedRewards, RewardKind
+from ebrm.refine.kinds import REWARD_KINDS, RewardKind
+from ebrm.refine.results import RefinedRewards
 
 try:
     from fastapi import FastAPI, Request

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ebrm._config import check_choice, check_float, check_int, from_dict, invalid, to_dict
 from ebrm.integrations.openrlhf import DEFAULT_SPECIAL_TOKENS
-from ebrm.refine.results import REWARD_KINDS
+from ebrm.refine.kinds import REWARD_KINDS
 
 
 @dataclass

@@ -16,6 +16,7 @@ from ebrm._io import atomic_write_text, recover_replaced_directory, sha256_file
 from ebrm.energy.config import EnergyHeadConfig
 from ebrm.energy.head import EnergyHead
 from ebrm.errors import ConfigError, CorruptArtifactError, IncompatibleArtifactError
+from ebrm.model.names import CARD_NAME, CONFIG_NAME, FORMAT_NAME, WEIGHTS_NAME
 from ebrm.references import load_references, save_references
 from ebrm.references.io import META_NAME as REFERENCES_META
 from ebrm.references.io import TENSORS_NAME as REFERENCES_TENSORS
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "energy_head.safetensors"
-CARD_NAME = "README.md"
-FORMAT_NAME = "ebrm-refined-model"
 FORMAT_VERSION = 1
 _KNOWN_KEYS = {"format", "format_version", "versions", "head", "normalizer", "refine"}
 _KNOWN_KEYS |= {"base_rm", "train", "weights_sha256"}

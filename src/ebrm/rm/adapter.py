@@ -19,6 +19,7 @@ from torch import nn
 from ebrm._progress import tqdm
 from ebrm.errors import ConfigError, DataFormatError, IncompatibleArtifactError
 from ebrm.rm.hf import clamp_to_positions, load_reward_model, weights_hash
+from ebrm.rm.names import DEFAULT_DTYPE, DEFAULT_MAX_LENGTH, DEFAULT_TRUNCATION_SIDE
 from ebrm.rm.padding import choose_padding_side, setup_pad_token
 from ebrm.rm.pooling import find_score_head, pool_head_input
 
@@ -88,9 +89,9 @@ class BaseRewardModel:
         name_or_path: str | os.PathLike,
         *,
         device: str | torch.device | None = None,
-        dtype: str | torch.dtype = "float32",
-        max_length: int = 1024,
-        truncation_side: str = "left",
+        dtype: str | torch.dtype = DEFAULT_DTYPE,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        truncation_side: str = DEFAULT_TRUNCATION_SIDE,
         revision: str | None = None,
         padding_side: str | None = None,
         trust_remote_code: bool = False,
