@@ -104,8 +104,13 @@ def test_choices_are_the_librarys_literals():
     assert choices("train", "objective") == OBJECTIVES
     assert choices("eval", "benchmark") == BENCHMARKS
     assert choices("extract", "dtype") == choices("extract", "storage_dtype") == DTYPE_NAMES
-    for command, name in (("eval", "reward"), ("serve", "mode"), ("bon", "mode")):
-        assert set(choices(command, name)) >= set(REWARD_KINDS), command
+    for command in ("eval", "serve", "bon"):
+        option = _params(command)["reward"]
+        assert option.metavar == f"<{'|'.join(REWARD_KINDS)}>", command
+        for kind in REWARD_KINDS:
+            assert option.callback(None, option, kind) == kind
+        with pytest.raises(typer.BadParameter, match="'best' is not one of refined, mean"):
+            option.callback(None, option, "best")
 
 
 def test_the_librarys_names_are_its_implementations():

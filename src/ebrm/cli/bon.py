@@ -1,4 +1,4 @@
-"""`ebrm bon`: best-of-n selection over candidate sets with any reward mode."""
+"""`ebrm bon`: best-of-n selection over candidate sets with any reward."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
     BatchSize,
+    DeprecatedMode,
     Device,
     EmbedMaxLength,
     EmbedTruncationSide,
     Overwrite,
     ReuseFeatures,
+    reward_option,
+    reward_or_mode,
 )
-from ebrm.refine.kinds import DEFAULT_REWARD, RewardKind
+from ebrm.refine.kinds import DEFAULT_REWARD
 from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 
@@ -38,9 +41,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option("--out", help="Output JSONL: rows + best_index, best, rewards.")
         ],
-        mode: Annotated[
-            RewardKind, typer.Option("--mode", help="Reward to rank by.")
-        ] = DEFAULT_REWARD,
+        reward: Annotated[str, reward_option("Reward to rank by.")] = DEFAULT_REWARD,
         batch_size: BatchSize = DEFAULT_BATCH_SIZE,
         device: Device = None,
         base_rm: BaseRM = None,
@@ -48,9 +49,11 @@ def register(app: typer.Typer) -> None:
         features: ReuseFeatures = None,
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
+        mode: DeprecatedMode = None,
     ) -> None:
         """Pick the best candidate response per prompt (candidates in --features are read
         from it, the others embedded once)."""
+        reward = reward_or_mode(reward, mode)
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _checks.input_file(candidates, "--candidates", "a JSONL file of prompts and candidates")
         if base_rm is not None:
@@ -67,10 +70,10 @@ def register(app: typer.Typer) -> None:
         rows = read_candidates(candidates)
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         attach(erm, base_rm=base_rm, features=features, device=device, **settings)
-        chosen = select_best(erm, rows, mode=mode, batch_size=batch_size)
+        chosen = select_best(erm, rows, reward=reward, batch_size=batch_size)
         write_rows(out, chosen)
         total = sum(len(r["candidates"]) for r in rows)
         typer.echo(
             f"scored {_checks.plural(total, 'candidate')} of {_checks.plural(len(rows), 'prompt')} "
-            f"({mode}); wrote {out}"
+            f"(reward {reward}); wrote {out}"
         )

@@ -21,9 +21,10 @@ from ebrm.cli._options import (
     Progress,
     ReuseFeatures,
     Seed,
+    reward_option,
 )
 from ebrm.evaluation.names import DEFAULT_N_BOOT, DEFAULT_SEED, METRICS_FILE, BenchmarkName
-from ebrm.refine.kinds import DEFAULT_REWARD, RewardKind
+from ebrm.refine.kinds import DEFAULT_REWARD
 from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 
@@ -38,9 +39,7 @@ def register(app: typer.Typer) -> None:
         seed: Seed = DEFAULT_SEED,
         device: Device = None,
         base_rm: BaseRM = None,
-        reward: Annotated[
-            RewardKind, typer.Option("--reward", help="Which refined reward to evaluate.")
-        ] = DEFAULT_REWARD,
+        reward: Annotated[str, reward_option("Which refined reward to evaluate.")] = DEFAULT_REWARD,
         limit: Annotated[
             int | None, typer.Option("--limit", min=1, help="Evaluate only the first N rows.")
         ] = None,
@@ -86,7 +85,7 @@ def register(app: typer.Typer) -> None:
         attach(erm, base_rm=base_rm, features=features, device=device, **settings)
         metrics = evaluate(
             erm, benchmark, rows, out, batch_size=batch_size, seed=seed, progress=progress,
-            n_boot=n_boot, kind=reward, make_figures=plots, data_name=data,
+            n_boot=n_boot, reward=reward, make_figures=plots, data_name=data,
         )  # fmt: skip
         console = Console()
         title = f"{benchmark}: {_checks.plural(metrics['n'], 'row')} of {data}"

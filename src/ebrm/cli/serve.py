@@ -10,10 +10,17 @@ import typer
 from ebrm._config import default
 from ebrm.cli import _checks
 from ebrm.cli._base_rm import attach, check_inputs
-from ebrm.cli._options import BaseRM, Device, EmbedMaxLength, EmbedTruncationSide
+from ebrm.cli._options import (
+    BaseRM,
+    DeprecatedMode,
+    Device,
+    EmbedMaxLength,
+    EmbedTruncationSide,
+    reward_option,
+    reward_or_mode,
+)
 from ebrm.errors import ConfigError, Interrupted
 from ebrm.integrations.server_config import ServerConfig
-from ebrm.refine.kinds import RewardKind
 
 
 def _d(name: str):
@@ -44,7 +51,7 @@ def register(app: typer.Typer) -> None:
                 help="Require 'Authorization: Bearer TOKEN' (or set EBRM_SERVER_TOKEN).",
             ),
         ] = _d("token"),
-        mode: Annotated[RewardKind, typer.Option("--mode", help="Default reward.")] = _d("mode"),
+        reward: Annotated[str, reward_option("Default reward of a request.")] = _d("reward"),
         max_batch_size: Annotated[
             int, typer.Option("--max-batch-size", min=1, help="Most responses per forward pass.")
         ] = _d("max_batch_size"),
@@ -76,6 +83,7 @@ def register(app: typer.Typer) -> None:
         base_rm: BaseRM = None,
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
+        mode: DeprecatedMode = None,
     ) -> None:
         """Serve refined rewards over HTTP, micro-batching concurrent requests.
 
@@ -85,6 +93,7 @@ def register(app: typer.Typer) -> None:
         if token is not None and not token:
             raise ConfigError("--token is empty (or EBRM_SERVER_TOKEN is set but empty); "
                               "give a non-empty token, or none.")  # fmt: skip
+        reward = reward_or_mode(reward, mode)
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
@@ -103,7 +112,7 @@ def register(app: typer.Typer) -> None:
                 host=host,
                 port=port,
                 token=token,
-                mode=mode,
+                reward=reward,
                 max_batch_size=max_batch_size,
                 forward_batch_size=forward_batch_size,
                 max_wait_ms=max_wait_ms,
@@ -115,7 +124,7 @@ def register(app: typer.Typer) -> None:
         attach(erm, base_rm=base_rm, device=device, **settings)  # loads it now, not on a request
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        typer.echo(f"serving {model} on http://{shown}:{bound} (mode {mode})")
+        typer.echo(f"serving {model} on http://{shown}:{bound} (reward {reward})")
         try:
             server.run_server(server.create_app(erm, config), config, sockets=[sock])
         except Interrupted:
