@@ -23,12 +23,12 @@ def main() -> None:
     parser.add_argument("--ebrm", required=True, help="refined-model directory (ebrm train)")
     parser.add_argument("--policy", required=True, help="causal LM to train (HF id or path)")
     parser.add_argument("--dataset", required=True, help="HF dataset with a 'prompt' column")
-    parser.add_argument("--mode", default="conservative", help="refined|mean|conservative|base")
+    parser.add_argument("--reward", default="conservative", help="refined|mean|conservative|base")
     parser.add_argument("--out", default="runs/grpo-ebrm")
     parser.add_argument("--max-steps", type=int, default=200)
     args = parser.parse_args()
 
-    reward = EBRMRewardFunction(args.ebrm, mode=args.mode, batch_size=32)
+    reward = EBRMRewardFunction(args.ebrm, reward=args.reward, batch_size=32)
     trainer = GRPOTrainer(
         model=args.policy,
         reward_funcs=[reward],  # logged as rewards/ebrm_<mode>/mean

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     scored = httpx.post(f"{url}/score", json={"items": items}, timeout=60).json()
     for item, row in zip(items, scored["results"], strict=True):
         print(
-            f"{row['reward']:+.3f} (base {row['base_reward']:+.3f}, std {row['std']:.3f}, "
+            f"{row['reward']:+.3f} (base {row['base']:+.3f}, std {row['std']:.3f}, "
             f"90% [{row['q05']:+.3f}, {row['q95']:+.3f}])  {item['response']}"
         )
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     prompt = "<|im_start|>user\nHow do I boil an egg?<|im_end|>\n<|im_start|>assistant\n"
     query = prompt + "Simmer it for 9 minutes, then cool it.<|im_end|>"
     openrlhf = httpx.post(
-        f"{url}/get_reward?mode=conservative",
+        f"{url}/get_reward?reward=conservative",
         json={"query": [query], "prompts": [prompt], "labels": [""]},
         timeout=60,
     ).json()

@@ -248,11 +248,11 @@ def evaluate_model(model, cell: Cell, evals, n_boot: int) -> list[dict]:
     for label, method, kind in evals:
         hh = refine_and_evaluate(
             model, "pairwise", test_units(cell), cell.test.embeddings, cell.test.rewards,
-            kind=kind, method=method, **opts,
+            reward=kind, method=method, **opts,
         ).metrics  # fmt: skip
         rmb = refine_and_evaluate(
             model, "rm-bench", rmb_units(cell), cell.rmb.embeddings, cell.rmb.rewards,
-            kind=kind, method=method, **opts,
+            reward=kind, method=method, **opts,
         ).metrics  # fmt: skip
         rows.append(
             {

@@ -5,8 +5,9 @@ fake cannot drift from the real thing: when a Protocol gains a parameter, that t
 here instead of a production module bending to a stale fake.
 
 Scorers (what the integrations call):
-  `FakeScorer` (+ `FakeRewards`): `ebrm.integrations._common.Scorer`, i.e.
-  `EnergyRewardModel.score`; used by the server, TRL, verl and best-of-n tests.
+  `FakeScorer`: `ebrm.integrations._common.Scorer`, i.e. `EnergyRewardModel.score`,
+  returning a real `RefinedRewards` with known values (`fake_rewards`); used by the server,
+  TRL, verl and best-of-n tests.
 Base RMs:
   `FakeRM`: `ebrm.features.plan.EmbeddingModel` (`BaseRewardModel` for extraction);
   `SeededRM`: what `EnergyRewardModel` needs of its base RM (`EmbeddingRM` + provenance);
@@ -21,7 +22,6 @@ import hashlib
 import re
 import threading
 import time
-from dataclasses import dataclass
 
 import torch
 
@@ -38,34 +38,23 @@ def text_value(conv: Conversation) -> float:
     return (sum((i + 1) * ord(ch) for i, ch in enumerate(text)) % 1000) / 100.0 - 5.0
 
 
-@dataclass(frozen=True)
-class FakeRewards:
-    reward: torch.Tensor
-    base: torch.Tensor
-    base_raw: torch.Tensor
-    mean: torch.Tensor
-    std: torch.Tensor
-    q05: torch.Tensor
-    q95: torch.Tensor
-    conservative: torch.Tensor
-
-    def reward_for(self, kind: str) -> torch.Tensor:
-        field = {"refined": "reward", "mean": "mean", "conservative": "conservative"}
-        return getattr(self, field.get(kind, kind))
-
-
-def fake_rewards(convs: list[Conversation]) -> FakeRewards:
+def fake_rewards(convs: list[Conversation]) -> RefinedRewards:
+    """Every column a deterministic function of `text_value`, each kind distinct."""
     base = torch.tensor([text_value(c) for c in convs], dtype=torch.float32)
     mean = 0.5 * base + 0.25
     std = 0.1 + 0.05 * base.abs()
-    return FakeRewards(
+    return RefinedRewards(
         reward=0.5 * base + 1.0,
         base=base,
         base_raw=base * 2.0 + 3.0,
         mean=mean,
         std=std,
+        spread=0.5 * std,
         q05=mean - 1.645 * std,
+        q50=mean + 0.01,
         q95=mean + 1.645 * std,
+        mode=mean - 0.02,
+        log_z=torch.zeros_like(base),
         conservative=mean - std,
     )
 
@@ -86,7 +75,7 @@ class FakeScorer:
     def __setstate__(self, state):
         self.__dict__.update(state, _lock=threading.Lock())
 
-    def score(self, convs: list[Conversation], *, batch_size: int = 16) -> FakeRewards:
+    def score(self, convs: list[Conversation], *, batch_size: int = 16) -> RefinedRewards:
         with self._lock:
             self.batch_sizes.append(len(convs))
             self.seen.extend(convs)

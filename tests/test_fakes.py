@@ -9,7 +9,6 @@ real classes are held to the same Protocols, so the three cannot drift apart.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from typing import Any, Protocol
 
@@ -19,9 +18,8 @@ from ebrm.evaluation.protocols import EmbeddingRM, RefiningModel, TextRefiningMo
 from ebrm.features.plan import EmbeddingModel
 from ebrm.integrations._common import Scorer
 from ebrm.model import EnergyRewardModel
-from ebrm.refine.results import RefinedRewards
 from ebrm.rm.adapter import BaseRewardModel
-from tests.fakes import FakeModel, FakeRewards, FakeRM, FakeScorer, ParsingRM, SeededRM
+from tests.fakes import FakeModel, FakeRM, FakeScorer, ParsingRM, SeededRM
 
 _SKIP = {object, Protocol}
 
@@ -113,13 +111,6 @@ def test_each_fake_implements_its_protocol(fake, protocol):
 )
 def test_the_real_classes_implement_the_same_protocols(cls, protocol):
     assert not conformance(cls, protocol)
-
-
-def test_fake_rewards_are_a_subset_of_refined_rewards():
-    real = {f.name for f in dataclasses.fields(RefinedRewards)}
-    fake = {f.name for f in dataclasses.fields(FakeRewards)}
-    assert fake <= real, fake - real
-    assert not call_mismatches(RefinedRewards.reward_for, FakeRewards.reward_for)
 
 
 def test_the_check_catches_a_drifted_fake():

@@ -56,7 +56,10 @@ def test_refine_matches_the_refinement_functions():
     torch.testing.assert_close(model.to_raw(out.base), raw, atol=1e-5, rtol=0)
     records = out.to_records()
     assert len(records) == 20 and records[3]["mean"] == pytest.approx(float(post.mean[3]))
-    with pytest.raises(ConfigError, match="Unknown reward kind 'best'"):
+    # each kind under its name, with the value `reward_for` gives
+    for kind in ("refined", "mean", "mode", "median", "conservative", "base"):
+        assert records[3][kind] == pytest.approx(float(out.reward_for(kind)[3])), kind
+    with pytest.raises(ConfigError, match="Unknown reward 'best'"):
         out.reward_for("best")
 
 

@@ -190,8 +190,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
 def default(source: type | Callable[..., Any], name: str) -> Any:
     """The default of field `name` of config class `source`, or of keyword `name` of a function.
 
-    The one source of truth for a default: the CLI's spelled-out option defaults (the CLI
-    must start without importing torch) are checked against it by tests/cli/test_defaults.py.
+    The one source of truth for a default: the CLI's options take theirs from it (configs
+    importable without torch), so no command spells a default out.
 
     Raises:
         KeyError: no such field/keyword, or it has no default.

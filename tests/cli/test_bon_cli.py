@@ -13,7 +13,7 @@ from ebrm.data.types import Conversation
 def test_help(capsys):
     assert main(["bon", "--help"]) == 0
     text = capsys.readouterr().out
-    assert "--candidates" in text and "--mode" in text
+    assert "--candidates" in text and "--reward" in text and "--mode " not in text
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def tiny_model(tmp_path_factory, tiny_rm_dir):
     return make_tiny_ebrm(tmp_path_factory.mktemp("bon-cli") / "model", tiny_rm_dir)
 
 
-def test_picks_the_best_candidate_by_the_chosen_mode(tmp_path, tiny_model):
+def test_picks_the_best_candidate_by_the_chosen_reward(tmp_path, tiny_model):
     from ebrm.model import EnergyRewardModel
 
     rows = [
@@ -43,7 +43,7 @@ def test_picks_the_best_candidate_by_the_chosen_mode(tmp_path, tiny_model):
         str(src),
         "--out",
         str(out),
-        "--mode",
+        "--reward",
         "conservative",
         "--device",
         "cpu",
@@ -57,6 +57,8 @@ def test_picks_the_best_candidate_by_the_chosen_mode(tmp_path, tiny_model):
         assert result["rewards"] == pytest.approx(values, abs=1e-5)
         assert result["best_index"] == values.index(max(values))
         assert result["best"] == row["candidates"][result["best_index"]]
+        assert result["reward"] == "conservative"
+        assert [s["conservative"] for s in result["scores"]] == result["rewards"]
 
 
 def test_bad_input_is_a_user_error(tmp_path, capsys, tiny_model):

@@ -37,8 +37,8 @@ def test_end_to_end_on_a_tiny_encoder(tmp_path, tiny_bert_rm_dir, capsys):
     assert main(argv) == 0
     summary = json.loads((out / "overopt_summary.json").read_text())
     regime = summary["regimes"]["noise25"]
-    expected = {"base", "refined", "conservative", "laplace", "laplace_conservative",
-                "ensemble", "ensemble_conservative", "gold"}  # fmt: skip
+    expected = {"base", "refined", "conservative", "laplace", "laplace_lcb",
+                "ensemble", "ensemble_lcb", "gold"}  # fmt: skip
     assert set(regime["proxies"]) == expected
     assert set(regime["paired_at_max_kl"]) == {
         f"{p}_minus_base" for p in expected - {"base", "gold"}

@@ -1,5 +1,5 @@
 """What happens around the commands: interrupts, progress output, the server's port, a
-model save recovered at load time, choices that mirror the library, flag names in errors."""
+model save recovered at load time, flag names in errors."""
 
 from __future__ import annotations
 
@@ -11,36 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
 
-from ebrm.cli import _checks, _options, main
+from ebrm.cli import _checks, main
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_choices_are_the_librarys():
-    from ebrm.energy.objectives import OBJECTIVES
-    from ebrm.energy.presets import PRESETS
-    from ebrm.evaluation import BENCHMARKS
-    from ebrm.refine.results import REWARD_KINDS
-
-    assert set(typing.get_args(_options.PresetName)) == set(PRESETS)
-    assert typing.get_args(_options.ObjectiveName) == OBJECTIVES
-    assert typing.get_args(_options.BenchmarkName) == BENCHMARKS
-    assert typing.get_args(_options.RewardKind) == REWARD_KINDS
-
-
-def test_artifact_markers_are_the_librarys():
-    from ebrm.features.store import FORMAT_NAME as STORE_FORMAT
-    from ebrm.model import FORMAT_NAME as MODEL_FORMAT
-    from ebrm.rm.train_bt import REPORT_NAME as BASE_RM_REPORT
-
-    assert _checks.EBRM_MODEL_FORMAT == MODEL_FORMAT
-    assert _checks.FEATURE_STORE_FORMAT == STORE_FORMAT
-    assert _checks.BASE_RM_REPORT == BASE_RM_REPORT
 
 
 def test_help_lists_choices_and_cites_no_files_users_lack(capsys):

@@ -47,7 +47,7 @@ def test_options_reach_the_server_config(monkeypatch, tiny_model):
         "5000",
         "--special-tokens",
         "<END>,<PAD>",
-        "--mode",
+        "--reward",
         "conservative",
         "--device",
         "cpu",
@@ -58,7 +58,7 @@ def test_options_reach_the_server_config(monkeypatch, tiny_model):
     assert (config.max_batch_size, config.max_wait_ms, config.max_queue) == (8, 2.0, 100)
     assert config.forward_batch_size == 4
     assert config.max_body_bytes == 5000 and config.special_tokens == ("<END>", "<PAD>")
-    assert config.mode == "conservative" and app.fastapi.state.config is config
+    assert config.reward == "conservative" and app.fastapi.state.config is config
     monkeypatch.setenv("EBRM_SERVER_TOKEN", "from-env")
     assert main(["serve", "--model", str(tiny_model), "--device", "cpu", "--port", "0"]) == 0
     assert calls[-1][1].token == "from-env"
@@ -70,5 +70,5 @@ def test_user_errors_exit_2(tmp_path, capsys, monkeypatch, tiny_model):
     monkeypatch.setattr(server, "run_server", lambda *a, **k: pytest.fail("must not run"))
     assert main(["serve", "--model", str(tmp_path / "nope")]) == 2
     assert "nope does not exist; expected a refined-model directory" in capsys.readouterr().err
-    assert main(["serve", "--model", str(tiny_model), "--mode", "best"]) == 2
-    assert "--mode: 'best' is not one of" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tiny_model), "--reward", "best"]) == 2
+    assert "--reward: 'best' is not one of refined, mean" in capsys.readouterr().err

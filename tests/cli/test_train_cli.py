@@ -79,7 +79,7 @@ def test_train_then_score_a_feature_store(tmp_path, capsys):
     features = load_features(store)
     assert len(rows) == features.embeddings.shape[0]
     assert {"base", "refined", "mean", "std", "q05", "q95"} <= set(rows[0])
-    assert {"laplace", "laplace_std", "ensemble", "ensemble_conservative"} <= set(rows[0])
+    assert {"laplace", "laplace_std", "ensemble", "ensemble_lcb"} <= set(rows[0])
     # base is the stored reward in normalised units, refined is the posterior mean
     norm = config["normalizer"]
     expected = norm["scale"] * (features.rewards[1] - norm["mean"]) / (norm["std"] + 1e-8)

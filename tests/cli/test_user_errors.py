@@ -135,7 +135,7 @@ CASES = [
     ("serve --port in use", "serve --model {model} --port {port}",
      "--port {port} cannot be bound"),
     ("serve --model missing", "serve --model {root}/nope", "--model {root}/nope does not exist"),
-    ("serve --mode", "serve --model {model} --mode best", "--mode: 'best' is not one of"),
+    ("serve --reward", "serve --model {model} --reward best", "--reward: 'best' is not one of"),
     ("serve --token empty", "serve --model {model} --token=", "--token is empty"),
     # ebrm bon
     ("bon --candidates is a directory", "bon --model {model} --candidates {emptydir} "

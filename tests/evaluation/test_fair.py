@@ -83,7 +83,7 @@ def test_conservative_kind_scores_references_by_mean_minus_k_std(model_with_refe
     pairs, rows = _pairs()
     m = evaluate(
         model_with_references, "pairwise", pairs, None, n_boot=50, progress=False,
-        kind="conservative",
+        reward="conservative",
     )  # fmt: skip
     ens = model_with_references.references.rewards["ensemble"]
     k = model_with_references.refine_config.conservative_k

@@ -88,14 +88,14 @@ def test_other_reward_kinds_are_evaluated():
     pairs, spec = _pairs()
     # conservative = refined - 1 for every response: same ordering as refined.
     m = evaluate(
-        FakeModel(), "pairwise", pairs, None, n_boot=50, progress=False, kind="conservative"
+        FakeModel(), "pairwise", pairs, None, n_boot=50, progress=False, reward="conservative"
     )
     assert m["refined"]["accuracy"] == pytest.approx(
         np.mean([cr + cb > rr + rb for cr, cb, rr, rb in spec])
     )
     assert m["model"]["refined_reward"] == "conservative"
-    with pytest.raises(ConfigError, match="Unknown refined reward kind 'best'"):
-        evaluate(FakeModel(), "pairwise", pairs, None, kind="best")
+    with pytest.raises(ConfigError, match="Unknown reward 'best'"):
+        evaluate(FakeModel(), "pairwise", pairs, None, reward="best")
 
 
 def _items():

@@ -77,7 +77,7 @@ def test_select_best_picks_the_highest_reward_per_prompt():
         {"prompt": "Q1", "candidates": ["a", "bb", "ccc"], "id": 7},
         {"prompt": [{"role": "user", "content": "Q2"}], "candidates": ["x"]},
     ]
-    out = select_best(FakeScorer(), rows, mode="conservative")
+    out = select_best(FakeScorer(), rows, reward="conservative")
     for row, got in zip(rows, out, strict=True):
         prompt = row["prompt"] if isinstance(row["prompt"], str) else "Q2"
         convs = [Conversation.from_prompt(prompt, c) for c in row["candidates"]]

@@ -58,7 +58,7 @@ def test_grpo_two_steps_with_ebrm_rewards(tmp_path, tiny_ebrm_dir):
 
     model, tokenizer = _tiny_policy()
     prompts = [[{"role": "user", "content": f"Tell me about topic {i}."}] for i in range(8)]
-    reward = Counting(str(tiny_ebrm_dir), mode="conservative", batch_size=8, device="cpu")
+    reward = Counting(str(tiny_ebrm_dir), reward="conservative", batch_size=8, device="cpu")
     args = GRPOConfig(
         output_dir=str(tmp_path / "grpo"),
         use_cpu=True,

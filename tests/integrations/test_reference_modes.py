@@ -1,4 +1,4 @@
-"""The server scores a model's reference rewards by mode, and refuses them when it has none."""
+"""The server scores a model's reference rewards by name, and refuses them when it has none."""
 
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ def test_reference_modes_over_http(model_and_data):  # noqa: F811
     model = model_and_data[0]
     items = [{"prompt": "Hi?", "response": "Hello."}, {"prompt": "Q", "response": "A longer one"}]
     with running_server(create_app(_Scorer(model), ServerConfig(max_wait_ms=5))) as url:
-        body = httpx.post(f"{url}/score?mode=laplace", json=items).json()
+        body = httpx.post(f"{url}/score?reward=laplace", json=items).json()
         expected = _Scorer(model).score([_conv(i) for i in items]).reward_for("laplace")
         assert [r["reward"] for r in body["results"]] == pytest.approx(expected.tolist(), abs=1e-5)
     bare = model.__class__(model.head, model.normalizer, model.refine_config)  # no references
     with running_server(create_app(_Scorer(bare), ServerConfig(max_wait_ms=5))) as url:
-        resp = httpx.post(f"{url}/score", json={"items": items, "mode": "ensemble-conservative"})
+        resp = httpx.post(f"{url}/score", json={"items": items, "reward": "ensemble_lcb"})
         assert resp.status_code == 422 and "reference heads" in resp.text
 
 

@@ -41,14 +41,16 @@ def test_score_returns_every_field_in_order(server):
     ]
     ref = fake_rewards(convs)
     body = resp.json()
-    assert body["mode"] == "refined"
+    assert body["reward"] == "refined"
     for i, row in enumerate(body["results"]):
         assert row["reward"] == pytest.approx(ref.reward[i].item())
-        assert row["base_reward"] == pytest.approx(ref.base[i].item())
-        for key in ("mean", "std", "q05", "q95", "conservative", "base_raw"):
+        assert row["refined"] == row["reward"] and row["method"] == ref.method
+        assert row["base"] == pytest.approx(ref.base[i].item())
+        assert row["median"] == pytest.approx(ref.q50[i].item())
+        for key in ("mean", "std", "q05", "q95", "conservative", "base_raw", "mode", "spread"):
             assert row[key] == pytest.approx(getattr(ref, key)[i].item())
-    # a bare list works too, and the mode can be chosen per request
-    resp = httpx.post(f"{url}/score?mode=conservative", json=items[:1])
+    # a bare list works too, and the reward can be chosen per request
+    resp = httpx.post(f"{url}/score?reward=conservative", json=items[:1])
     assert resp.json()["results"][0]["reward"] == pytest.approx(ref.conservative[0].item())
     assert httpx.post(f"{url}/score", json={"items": []}).json()["results"] == []
 
@@ -111,7 +113,7 @@ def test_validation_errors_are_422_with_a_clear_message(server):
         (b'{"items": [{"prompt": "a"}]}', "items.0.response: Field required"),
         (b'{"items": [{"prompt": 1, "response": "b"}]}', "items.0.prompt"),
         (b'{"items": "x"}', "items: Input should be a valid list"),
-        (b'{"items": [], "mode": "best"}', "mode"),
+        (b'{"items": [], "reward": "best"}', "Unknown reward 'best'"),
         (b'"\\ud800"', "invalid request"),
         (b"\xff\xfe", "not valid JSON"),
         (b"[" * 5000 + b"]" * 5000, "request"),
@@ -124,8 +126,8 @@ def test_validation_errors_are_422_with_a_clear_message(server):
         assert message in resp.json()["detail"], resp.text
     resp = httpx.post(f"{url}/get_reward", json={"query": ["a", "b"], "prompts": ["a"]})
     assert resp.status_code == 422 and "'prompts' has 1 entries" in resp.json()["detail"]
-    resp = httpx.post(f"{url}/get_reward?mode=nope", json={"query": []})
-    assert resp.status_code == 422 and "unknown mode" in resp.json()["detail"]
+    resp = httpx.post(f"{url}/get_reward?reward=nope", json={"query": []})
+    assert resp.status_code == 422 and "Unknown reward 'nope'" in resp.json()["detail"]
 
 
 def test_odd_unicode_is_scored_not_crashed(server):
@@ -212,8 +214,8 @@ def test_config_validation_and_default_bind():
         match=r"The 'max_batch_size' parameter of ServerConfig must be an int >= 1\. Got 0",
     ):
         ServerConfig(max_batch_size=0)
-    with pytest.raises(ConfigError, match="'mode' parameter of ServerConfig must be one of"):
-        ServerConfig(mode="x")
+    with pytest.raises(ConfigError, match="Unknown reward 'x'; choose one of refined, mean"):
+        ServerConfig(reward="x")
     with pytest.raises(ConfigError, match="'token' parameter .* Give a non-empty token"):
         ServerConfig(token="")
     with pytest.raises(ConfigError, match=r"'port' parameter .* int in \[0, 65535\]"):
@@ -281,6 +283,6 @@ def test_micro_batches_are_split_by_length_and_results_keep_input_order():
     config = ServerConfig(forward_overhead_tokens=1e9, forward_batch_size=4)
     records = batch_scorer(scorer, config)(convs)
     assert scorer.batch_sizes == [4, 4]  # the fewest forwards: one short text pads to long
-    assert [r["reward"] for r in records] == pytest.approx(ref.reward.tolist())
+    assert [r["refined"] for r in records] == pytest.approx(ref.reward.tolist())
     with pytest.raises(ConfigError, match="forward_overhead_tokens"):
         ServerConfig(forward_overhead_tokens=-1)

@@ -23,7 +23,7 @@ item = st.fixed_dictionaries(
     optional={"prompt": text | st.lists(message, max_size=3) | scalars, "response": text | scalars},
 )
 score_bodies = (
-    st.fixed_dictionaries({"items": st.lists(item, max_size=4)}, optional={"mode": text})
+    st.fixed_dictionaries({"items": st.lists(item, max_size=4)}, optional={"reward": text})
     | st.lists(item, max_size=4)
     | json_values
 )

@@ -88,7 +88,7 @@ def test_real_model_over_http_matches_direct_scoring(tiny_ebrm_dir):
         query = [it["prompt"] + " " + it["response"] for it in items]
         prompts = [it["prompt"] + " " for it in items]
         openrlhf = httpx.post(
-            f"{url}/get_reward?mode=conservative",
+            f"{url}/get_reward?reward=conservative",
             json={"query": query, "prompts": prompts},
             timeout=60,
         ).json()

@@ -1,4 +1,4 @@
-"""The TRL reward function: plain and conversational inputs, modes, pickling, inference mode."""
+"""The TRL reward function: plain and conversational inputs, rewards, pickling, inference mode."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ def expected(convs, kind):
     return fake_rewards(convs).reward_for(kind).tolist()
 
 
-@pytest.mark.parametrize("mode", ["refined", "mean", "conservative", "base"])
-def test_plain_text_rewards_match_the_scorer(mode):
-    fn = EBRMRewardFunction(FakeScorer(), mode=mode)
+@pytest.mark.parametrize("reward", ["refined", "mean", "conservative", "base"])
+def test_plain_text_rewards_match_the_scorer(reward):
+    fn = EBRMRewardFunction(FakeScorer(), reward=reward)
     got = fn(prompts=PROMPTS, completions=COMPLETIONS, trainer_state=None, completion_ids=[[1]])
     convs = [Conversation.from_prompt(p, c) for p, c in zip(PROMPTS, COMPLETIONS, strict=True)]
-    assert got == pytest.approx(expected(convs, mode))
-    assert fn.__name__ == f"ebrm_{mode}"
+    assert got == pytest.approx(expected(convs, reward))
+    assert fn.__name__ == f"ebrm_{reward}"
 
 
 def test_conversational_inputs_keep_every_turn():
@@ -70,18 +70,18 @@ def test_empty_batch_and_length_mismatch():
 
 
 def test_bad_mode_and_bad_message_are_user_errors():
-    with pytest.raises(ConfigError, match="Unknown reward mode 'best'"):
-        EBRMRewardFunction(FakeScorer(), mode="best")
+    with pytest.raises(ConfigError, match="Unknown reward 'best'"):
+        EBRMRewardFunction(FakeScorer(), reward="best")
     with pytest.raises(DataFormatError, match="completion 0.prompt"):
         EBRMRewardFunction(FakeScorer())([42], ["x"])
 
 
 def test_pickles_without_the_model_when_built_from_a_path(tmp_path):
-    fn = EBRMRewardFunction(tmp_path / "model", mode="conservative", batch_size=4)
+    fn = EBRMRewardFunction(tmp_path / "model", reward="conservative", batch_size=4)
     fn._scorer = FakeScorer()  # as if loaded
     clone = pickle.loads(pickle.dumps(fn))
     assert clone._scorer is None and clone.path == str(tmp_path / "model")
-    assert clone.mode == "conservative" and clone.__name__ == "ebrm_conservative"
+    assert clone.reward == "conservative" and clone.__name__ == "ebrm_conservative"
     # built from an in-memory scorer, the scorer travels with it
     clone2 = pickle.loads(pickle.dumps(EBRMRewardFunction(FakeScorer())))
     assert clone2(PROMPTS, COMPLETIONS) == EBRMRewardFunction(FakeScorer())(PROMPTS, COMPLETIONS)
@@ -102,7 +102,7 @@ def test_dotted_path_function_loads_from_env(monkeypatch):
     with pytest.raises(ConfigError, match="EBRM_MODEL is not set"):
         ebrm_reward(PROMPTS, COMPLETIONS)
     monkeypatch.setenv("EBRM_MODEL", "/models/x")
-    monkeypatch.setenv("EBRM_MODE", "base")
+    monkeypatch.setenv("EBRM_REWARD", "base")
     first = ebrm_reward(PROMPTS, COMPLETIONS)
     second = ebrm_reward(PROMPTS, COMPLETIONS)
     convs = [Conversation.from_prompt(p, c) for p, c in zip(PROMPTS, COMPLETIONS, strict=True)]
@@ -115,12 +115,12 @@ def test_dotted_path_function_loads_from_env(monkeypatch):
     assert getattr(importlib.import_module(module_path), name) is ebrm_reward
 
 
-@pytest.mark.parametrize("mode", ["conservative", "mean"])
-def test_dotted_path_function_is_logged_under_its_mode(monkeypatch, mode):
+@pytest.mark.parametrize("reward", ["conservative", "mean"])
+def test_dotted_path_function_is_logged_under_its_reward(monkeypatch, reward):
     from trl.trainer.utils import get_callable_name  # how GRPOTrainer names reward columns
 
-    monkeypatch.setenv("EBRM_MODE", mode)
-    assert get_callable_name(ebrm_reward) == f"ebrm_{mode}"
-    monkeypatch.delenv("EBRM_MODE")
+    monkeypatch.setenv("EBRM_REWARD", reward)
+    assert get_callable_name(ebrm_reward) == f"ebrm_{reward}"
+    monkeypatch.delenv("EBRM_REWARD")
     assert get_callable_name(ebrm_reward) == "ebrm_refined"
     assert pickle.loads(pickle.dumps(ebrm_reward)).__name__ == "ebrm_refined"

@@ -20,6 +20,7 @@ def local(monkeypatch):
     monkeypatch.setattr(common, "_ENV_SCORERS", {})
     monkeypatch.delenv("EBRM_SERVER_URL", raising=False)
     monkeypatch.setenv("EBRM_MODEL", "/some/model")
+    monkeypatch.delenv("EBRM_REWARD", raising=False)
     monkeypatch.delenv("EBRM_MODE", raising=False)
     return scorer
 
@@ -35,7 +36,7 @@ def test_local_backend_uses_the_prompt_from_extra_info(local):
 
 
 def test_batch_and_modes(local, monkeypatch):
-    monkeypatch.setenv("EBRM_MODE", "conservative")
+    monkeypatch.setenv("EBRM_REWARD", "conservative")
     infos = [{"prompt": [{"role": "user", "content": "Q1"}]}, {"prompt": "Q2"}]
     got = compute_score_batch(["a", "b"], ["R1", "R2"], [None, None], infos)
     convs = [Conversation.from_prompt("Q1", "R1"), Conversation.from_prompt("Q2", "R2")]
@@ -43,8 +44,8 @@ def test_batch_and_modes(local, monkeypatch):
     assert compute_score_batch([], [], [], []) == []
     with pytest.raises(ConfigError, match="2 solutions but 1 extra_infos"):
         compute_score_batch(["a", "b"], ["x", "y"], [None, None], [None])
-    monkeypatch.setenv("EBRM_MODE", "nope")
-    with pytest.raises(ConfigError, match="Unknown reward mode 'nope'"):
+    monkeypatch.setenv("EBRM_REWARD", "nope")
+    with pytest.raises(ConfigError, match="Unknown EBRM_REWARD 'nope'"):
         compute_score("a", "x")
 
 
@@ -54,7 +55,7 @@ def test_server_backend_with_token(monkeypatch):
     with running_server(app) as url:
         monkeypatch.setenv("EBRM_SERVER_URL", url)
         monkeypatch.setenv("EBRM_TOKEN", "t0k")
-        monkeypatch.setenv("EBRM_MODE", "mean")
+        monkeypatch.setenv("EBRM_REWARD", "mean")
         got = compute_score("d", "R", None, {"prompt": "Q"})
         assert got == pytest.approx(
             fake_rewards([Conversation.from_prompt("Q", "R")]).mean[0].item()

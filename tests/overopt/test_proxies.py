@@ -64,9 +64,9 @@ def test_ebrm_rewards_are_what_the_product_returns_for_the_same_embeddings():
 def test_reference_family_gives_means_and_conservative_forms():
     train, emb, base = _train()
     out = score_all(ReferenceFamily(conservative_k=2.0).fit_scorers(train, None), emb)
-    assert set(out) == {"laplace", "laplace_conservative", "ensemble", "ensemble_conservative"}
+    assert set(out) == {"laplace", "laplace_lcb", "ensemble", "ensemble_lcb"}
     for name in ("laplace", "ensemble"):
-        assert bool((out[f"{name}_conservative"] <= out[name]).all())
+        assert bool((out[f"{name}_lcb"] <= out[name]).all())
         # the references learned the labels' direction: they rank the pairs like the base
         agree = (out[name][train.chosen] > out[name][train.rejected]).float().mean()
         assert float(agree) > 0.8

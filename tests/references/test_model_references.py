@@ -34,7 +34,7 @@ def test_save_and_load_keep_the_references(tmp_path, model_and_data):
     loaded = EnergyRewardModel.from_pretrained(tmp_path / "m")
     a, b = model.refine(emb, raw), loaded.refine(emb, raw)
     assert set(a.references) == {
-        f"{n}{s}" for n in ("laplace", "ensemble") for s in ("", "_std", "_conservative")
+        f"{n}{s}" for n in ("laplace", "ensemble") for s in ("", "_std", "_lcb")
     }
     for key, value in a.references.items():
         torch.testing.assert_close(value, b.references[key])
@@ -51,7 +51,7 @@ def test_reference_kinds_are_rewards_like_any_other(model_and_data):
     k = model.refine_config.conservative_k
     mean, std = model.references.rewards["laplace"].predict(emb)
     torch.testing.assert_close(out.reward_for("laplace"), mean.float())
-    torch.testing.assert_close(out.reward_for("laplace-conservative"), (mean - k * std).float())
+    torch.testing.assert_close(out.reward_for("laplace_lcb"), (mean - k * std).float())
     assert out.to_records()[0]["ensemble_std"] == pytest.approx(
         float(out.references["ensemble_std"][0])
     )

@@ -63,8 +63,7 @@ def test_base_temperature_is_the_fit_of_the_base_sigmoid_on_validation(fitted):
     assert torch.allclose(base_p_better(raw[val_c], raw[val_r], t), temperature_scale(p, t))
 
 
-def test_conservative_is_mean_minus_k_std(fitted):
+def test_lcb_is_mean_minus_k_std(fitted):
     emb, refs, *_ = fitted
     out = reference_rewards(refs.rewards["laplace"], emb, k=1.5)
-    assert torch.allclose(out.conservative, out.mean - 1.5 * out.std, atol=1e-6)
-    assert out.reward_for("conservative") is out.conservative
+    assert torch.allclose(out.lcb, out.mean - 1.5 * out.std, atol=1e-6)

@@ -5,26 +5,6 @@ whose rows are read instead of embedding their texts again)."""
 from __future__ import annotations
 
 
-def load_base_rm(path: str, erm, device: str | None, *, placement=None, revision=None):
-    """The base RM at `path`, with the refined model's recorded extraction settings
-    (`placement`: the device-map keywords of `ebrm.cli._placement`).
-
-    `EnergyRewardModel.attach_base_rm` then checks it is the same RM (weights hash).
-    """
-    from ebrm.rm.adapter import BaseRewardModel
-
-    info = erm.base_rm_info
-    return BaseRewardModel.from_pretrained(
-        str(path),
-        device=device,
-        dtype=info.get("dtype", "float32"),
-        max_length=info.get("max_length", 1024),
-        truncation_side=info.get("truncation_side", "left"),
-        revision=revision,
-        **(placement or {}),
-    )
-
-
 def check_inputs(
     model, *, features=None, max_length: int | None = None, truncation_side: str | None = None
 ) -> None:
@@ -66,13 +46,14 @@ def attach(
     for key, value in (("max_length", max_length), ("truncation_side", truncation_side)):
         if value is not None and erm.base_rm_info.get(key) is None:
             erm.base_rm_info[key] = value
-    if base_rm is not None:
-        rm = load_base_rm(base_rm, erm, device, placement=placement)
-    elif placement:
-        revision = erm.base_rm_info.get("revision")
-        rm = load_base_rm(_recorded_path(erm), erm, None, placement=placement, revision=revision)
-    else:
+    if base_rm is None and not placement:
         rm = erm.base_rm
+    else:  # the recorded settings (and revision), this path or the recorded one, placed as
+        # asked; attach_base_rm checks its weights hash
+        from ebrm.model.base_rm import load_base_rm
+
+        path = None if base_rm is None else str(base_rm)
+        rm = load_base_rm(erm.base_rm_info, device, path=path, placement=placement)
     if features is not None:
         from ebrm.features.reuse import ReusingRM, StoredRows
 
@@ -80,13 +61,3 @@ def attach(
     erm.attach_base_rm(rm)
     return erm
 
-
-def _recorded_path(erm) -> str:
-    path = erm.base_rm_info.get("name_or_path")
-    if not path:
-        from ebrm.errors import ConfigError
-
-        raise ConfigError(
-            "--device-map: this refined model records no base RM path; pass --base-rm PATH."
-        )
-    return path

@@ -1,8 +1,9 @@
 """Checks every command runs on its paths before any heavy import or work.
 
 Each check raises `ConfigError` (exit 2, one line) naming the user's flag and path, what is
-there and what was expected. Only the standard library is imported here: a wrong path must
-be reported in a fraction of a second, not after torch and a model have loaded.
+there and what was expected. Only the standard library and the library's torch-free name
+modules are imported here: a wrong path must be reported in a fraction of a second, not
+after torch and a model have loaded.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from ebrm._io import read_json_object as _read_json
 from ebrm._io import recover_replaced_directory
 from ebrm._text import plural  # noqa: F401 - re-exported for the commands
 from ebrm.errors import ConfigError
-
-# The on-disk markers of each artifact (the same strings as ebrm.model.io.FORMAT_NAME and
-# ebrm.features.layout.FORMAT_NAME, which import torch; a test keeps them equal).
-EBRM_MODEL_FORMAT = "ebrm-refined-model"
-FEATURE_STORE_FORMAT = "ebrm-feature-store"
-# what `ebrm base-rm train` writes beside the HF files (ebrm.rm.train_bt.REPORT_NAME)
-BASE_RM_REPORT = "ebrm_base_rm.json"
+from ebrm.features.names import FORMAT_NAME as FEATURE_STORE_FORMAT
+from ebrm.features.names import MANIFEST_NAME
+from ebrm.model.names import CONFIG_NAME
+from ebrm.model.names import FORMAT_NAME as EBRM_MODEL_FORMAT
 
 MISSING = "missing"
 FILE = "file"
@@ -67,11 +65,11 @@ def artifact_kind(path: Path) -> str:
         return MISSING
     if not path.is_dir():
         return FILE
-    manifest = path / "manifest.json"
+    manifest = path / MANIFEST_NAME
     if manifest.is_file() and _read_json(manifest).get("format") == FEATURE_STORE_FORMAT:
         return FEATURE_STORE
-    if (path / "config.json").is_file():
-        config = _read_json(path / "config.json")
+    if (path / CONFIG_NAME).is_file():
+        config = _read_json(path / CONFIG_NAME)
         if config.get("format") == EBRM_MODEL_FORMAT:
             return EBRM_MODEL
         if config.get("model_type") or config.get("architectures"):

@@ -1,31 +1,22 @@
 """Options shared by several commands, defined once so their names and help agree.
 
-Options with a fixed set of values are `Literal`s, so `--help` lists the choices and a
-wrong value is refused while parsing, before any heavy import. The choices mirror the
-library's own tuples (a test keeps them equal); they are spelled out here because those
-modules import torch.
+Options with a fixed set of values are the library's own `Literal`s (imported from its
+torch-free `names`/`kinds` modules), so `--help` lists the choices and a wrong value is
+refused while parsing, before any heavy import. Defaults come from the library too: no
+option spells out a value of its own.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
-PresetName = Literal["small-data", "paper", "large-data"]  # ebrm.energy.presets.PRESETS
-ObjectiveName = Literal["nce+", "nce+bt", "nce+margin"]  # ebrm.energy.objectives.OBJECTIVES
-BenchmarkName = Literal[
-    "pairwise", "rm-bench", "reward-bench", "reward-bench-2"
-]  # ebrm.evaluation BENCHMARKS
-# ebrm.refine.results.RewardKind
-RewardKind = Literal[
-    "refined", "mean", "mode", "median", "conservative", "base",
-    "laplace", "laplace-conservative", "ensemble", "ensemble-conservative",
-]  # fmt: skip
-DTypeName = Literal["float32", "bfloat16", "float16", "fp32", "bf16", "fp16"]
-TruncationSide = Literal["left", "right"]
+from ebrm.errors import ConfigError
+from ebrm.refine.kinds import DEFAULT_REWARD, DEPRECATED_KINDS, REWARD_KINDS, RewardKind
+from ebrm.rm.names import DTypeName, TruncationSide
 
 _DEVICE = re.compile(r"(cpu|cuda|mps|xpu|meta)(:\d+)?")
 
@@ -117,3 +108,44 @@ ReuseFeatures = Annotated[
         "are read from it, not embedded again.",
     ),
 ]
+
+
+def _check_reward(value: str | None) -> str | None:
+    """--reward / --mode: a `RewardKind`; an earlier release's spelling warns and maps."""
+    if value is None or value in REWARD_KINDS:
+        return value
+    if value in DEPRECATED_KINDS:
+        _warn(f"the reward {value!r} is deprecated; use {DEPRECATED_KINDS[value]!r}")
+        return DEPRECATED_KINDS[value]
+    raise typer.BadParameter(f"{value!r} is not one of {', '.join(REWARD_KINDS)}")
+
+
+def _warn(message: str) -> None:
+    typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+
+# Which reward a command uses: one name everywhere (`--reward`; `reward=` in Python,
+# EBRM_REWARD, the server's "reward"). The kinds are the library's `RewardKind`, listed in
+# --help; the value is checked by a callback so that an earlier release's spelling still
+# works (with a warning) for one release.
+def reward_option(help: str):
+    """The `--reward` option of a command, with its own help."""
+    return typer.Option(
+        "--reward", callback=_check_reward, metavar=f"<{'|'.join(REWARD_KINDS)}>", help=help
+    )
+
+
+DeprecatedMode = Annotated[
+    str | None,
+    typer.Option("--mode", hidden=True, callback=_check_reward, help="Deprecated: --reward."),
+]
+
+
+def reward_or_mode(reward: str, mode: str | None) -> RewardKind:
+    """--reward, or the deprecated --mode (a one-line warning) when only it was given."""
+    if mode is None:
+        return reward  # type: ignore[return-value]
+    _warn("--mode is deprecated and will be removed in the next release; use --reward")
+    if reward != DEFAULT_REWARD and reward != mode:
+        raise ConfigError(f"--reward {reward} and --mode {mode} disagree; pass only --reward.")
+    return mode  # type: ignore[return-value]

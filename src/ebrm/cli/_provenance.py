@@ -9,6 +9,8 @@ from typing import Any
 from ebrm._io import read_json_object
 from ebrm._provenance import EMBEDDING_SETTINGS, provenance_differences
 from ebrm.errors import ConfigError, IncompatibleArtifactError
+from ebrm.features.names import MANIFEST_NAME
+from ebrm.model.names import CONFIG_NAME
 
 # what must agree for embeddings to be comparable here: every embedding setting but the
 # compute dtype
@@ -36,14 +38,14 @@ def check_same_base_rm(
 
 def recorded_base_rm(model: Path) -> dict[str, Any]:
     """The base-RM provenance a refined-model directory records (config.json `base_rm`)."""
-    info = read_json_object(Path(model) / "config.json").get("base_rm")
+    info = read_json_object(Path(model) / CONFIG_NAME).get("base_rm")
     return dict(info) if isinstance(info, dict) else {}
 
 
 def store_base_rm(store: Path) -> dict[str, Any]:
     """The base-RM provenance a feature store records (manifest.json `base_rm`, with the
     manifest's own max_length and truncation_side where the provenance lacks them)."""
-    manifest = read_json_object(Path(store) / "manifest.json")
+    manifest = read_json_object(Path(store) / MANIFEST_NAME)
     info = manifest.get("base_rm")
     info = dict(info) if isinstance(info, dict) else {}
     for key in ("max_length", "truncation_side"):

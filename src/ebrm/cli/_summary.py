@@ -15,9 +15,10 @@ def print_summary(console: Any, metrics: Mapping[str, Any], title: str) -> None:
     from rich.table import Table
 
     from ebrm.evaluation import summary_header, summary_rows
+    from ebrm.evaluation.benchmark import BASE, REFINED
 
     header, rows = summary_header(metrics), summary_rows(metrics)
-    split = len(metrics.get("rewards", ("base", "refined"))) + 1
+    split = len(metrics.get("rewards", (BASE, REFINED))) + 1
     parts = [(title, list(range(split)))]
     if split < len(header):
         parts.append(

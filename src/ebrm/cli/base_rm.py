@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ebrm._config import default
 from ebrm._io import recover_replaced_directory
 from ebrm.cli import _checks
 from ebrm.cli._options import (
@@ -22,6 +23,13 @@ from ebrm.cli._options import (
     positive,
 )
 from ebrm.errors import ConfigError
+from ebrm.rm.bt_config import BTTrainConfig
+from ebrm.rm.names import REPORT_NAME
+
+
+def _d(name: str):
+    return default(BTTrainConfig, name)
+
 
 base_rm_app = typer.Typer(help="Base reward models.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -54,14 +62,14 @@ def train(
         typer.Option(
             "--freeze-encoder", help="Train only the score head (features computed once; fast)."
         ),
-    ] = False,
+    ] = _d("freeze_encoder"),
     label_noise: Annotated[
         float,
         typer.Option(
             "--label-noise", min=0.0, max=1.0, help="Fraction of training labels to flip."
         ),
-    ] = 0.0,
-    seed: Seed = 0,
+    ] = _d("label_noise"),
+    seed: Seed = _d("seed"),
     epochs: Annotated[
         float | None,
         typer.Option(
@@ -78,14 +86,14 @@ def train(
             help="Learning rate (default 5e-5; 1e-3 with a frozen encoder).",
         ),
     ] = None,
-    batch_size: BatchSize = 16,
-    max_length: MaxLength = 512,
+    batch_size: BatchSize = _d("batch_size"),
+    max_length: MaxLength = _d("max_length"),
     validation_fraction: Annotated[
         float,
         typer.Option(
             "--validation-fraction", callback=fraction, help="Held-out pairs, grouped by prompt."
         ),
-    ] = 0.1,
+    ] = _d("validation_fraction"),
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Use only the first N pairs.")
     ] = None,
@@ -115,10 +123,10 @@ def train(
     _checks.data_spec(data)
     recover_replaced_directory(out.expanduser())  # a replacement killed between its renames
     kind = _checks.artifact_kind(out.expanduser())
-    if kind == _checks.HF_MODEL and not (out.expanduser() / _checks.BASE_RM_REPORT).is_file():
+    if kind == _checks.HF_MODEL and not (out.expanduser() / REPORT_NAME).is_file():
         raise ConfigError(
             f"--out {out} {_checks.describe(kind)} that `ebrm base-rm train` did not write "
-            f"(no {_checks.BASE_RM_REPORT}), which this command does not replace; choose a "
+            f"(no {REPORT_NAME}), which this command does not replace; choose a "
             "new or empty directory."
         )
     _checks.output_dir(out, "--out", overwrite=overwrite, replaces=_checks.HF_MODEL)
@@ -129,7 +137,6 @@ def train(
 
     from ebrm.data import load_pairs
     from ebrm.features.bt_store import train_with_store
-    from ebrm.rm.train_bt import BTTrainConfig
 
     with _checks.flag_names(_FLAGS):
         config = BTTrainConfig(

@@ -1,4 +1,4 @@
-"""`ebrm bon`: best-of-n selection over candidate sets with any reward mode."""
+"""`ebrm bon`: best-of-n selection over candidate sets with any reward."""
 
 from __future__ import annotations
 
@@ -12,14 +12,18 @@ from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
     BatchSize,
+    DeprecatedMode,
     Device,
     EmbedMaxLength,
     EmbedTruncationSide,
     Overwrite,
     ReuseFeatures,
-    RewardKind,
+    reward_option,
+    reward_or_mode,
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
+from ebrm.refine.kinds import DEFAULT_REWARD
+from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 
 def register(app: typer.Typer) -> None:
@@ -38,8 +42,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option("--out", help="Output JSONL: rows + best_index, best, rewards.")
         ],
-        mode: Annotated[RewardKind, typer.Option("--mode", help="Reward to rank by.")] = "refined",
-        batch_size: BatchSize = 16,
+        reward: Annotated[str, reward_option("Reward to rank by.")] = DEFAULT_REWARD,
+        batch_size: BatchSize = DEFAULT_BATCH_SIZE,
         device: Device = None,
         device_map: DeviceMap = None,
         max_memory: MaxMemory = None,
@@ -49,9 +53,11 @@ def register(app: typer.Typer) -> None:
         features: ReuseFeatures = None,
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
+        mode: DeprecatedMode = None,
     ) -> None:
         """Pick the best candidate response per prompt (candidates in --features are read
         from it, the others embedded once)."""
+        reward = reward_or_mode(reward, mode)
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _checks.input_file(candidates, "--candidates", "a JSONL file of prompts and candidates")
         if base_rm is not None:
@@ -75,10 +81,10 @@ def register(app: typer.Typer) -> None:
             erm, base_rm=base_rm, features=features, device=device, placement=where,
             **settings,
         )  # fmt: skip
-        chosen = select_best(erm, rows, mode=mode, batch_size=batch_size)
+        chosen = select_best(erm, rows, reward=reward, batch_size=batch_size)
         write_rows(out, chosen)
         total = sum(len(r["candidates"]) for r in rows)
         typer.echo(
             f"scored {_checks.plural(total, 'candidate')} of {_checks.plural(len(rows), 'prompt')} "
-            f"({mode}); wrote {out}"
+            f"(reward {reward}); wrote {out}"
         )

@@ -8,9 +8,16 @@ from typing import Annotated
 
 import typer
 
+from ebrm._config import default
 from ebrm.cli import _checks
-from ebrm.cli._options import Device, PresetName, Progress, Seed
+from ebrm.cli._options import Device, Progress, Seed
+from ebrm.energy.names import PresetName
 from ebrm.errors import Interrupted
+from ebrm.pipeline.config import PipelineConfig
+
+
+def _d(name: str):
+    return default(PipelineConfig, name)
 
 
 def register(app: typer.Typer) -> None:
@@ -31,14 +38,14 @@ def register(app: typer.Typer) -> None:
                 "--base-model",
                 help="HF model to train the base RM from (default: the packaged MiniLM-L6).",
             ),
-        ] = None,
-        seed: Seed = 0,
-        device: Device = None,
+        ] = _d("base_model"),
+        seed: Seed = _d("seed"),
+        device: Device = _d("device"),
         full_finetune: Annotated[
             bool, typer.Option(help="Fine-tune the whole MiniLM base RM (slower).")
-        ] = False,
-        preset: Annotated[PresetName, typer.Option("--preset", help="EBRM training preset.")] = (
-            "small-data"
+        ] = not _d("freeze_encoder"),
+        preset: Annotated[PresetName, typer.Option("--preset", help="EBRM training preset.")] = _d(
+            "preset"
         ),
         progress: Progress = True,
     ) -> None:
@@ -58,7 +65,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ebrm.cli._summary import print_summary
-        from ebrm.pipeline import PipelineConfig, run_pipeline
+        from ebrm.pipeline import run_pipeline
 
         console = Console(soft_wrap=True)  # a log file gets whole lines, not 80 columns
         names = {"data": "1/5 data", "base_rm": "2/5 base RM", "features": "3/5 features",

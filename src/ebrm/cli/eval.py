@@ -12,7 +12,6 @@ from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
     BatchSize,
-    BenchmarkName,
     DataSpec,
     Device,
     EmbedMaxLength,
@@ -21,10 +20,13 @@ from ebrm.cli._options import (
     Overwrite,
     Progress,
     ReuseFeatures,
-    RewardKind,
     Seed,
+    reward_option,
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
+from ebrm.evaluation.names import DEFAULT_N_BOOT, DEFAULT_SEED, METRICS_FILE, BenchmarkName
+from ebrm.refine.kinds import DEFAULT_REWARD
+from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 
 def register(app: typer.Typer) -> None:
@@ -34,22 +36,20 @@ def register(app: typer.Typer) -> None:
         benchmark: Annotated[BenchmarkName, typer.Option("--benchmark", help="Benchmark.")],
         data: DataSpec,
         out: OutDir,
-        batch_size: BatchSize = 16,
-        seed: Seed = 0,
+        batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+        seed: Seed = DEFAULT_SEED,
         device: Device = None,
         device_map: DeviceMap = None,
         max_memory: MaxMemory = None,
         offload_folder: OffloadFolder = None,
         base_rm: BaseRM = None,
-        reward: Annotated[
-            RewardKind, typer.Option("--reward", help="Which refined reward to evaluate.")
-        ] = "refined",
+        reward: Annotated[str, reward_option("Which refined reward to evaluate.")] = DEFAULT_REWARD,
         limit: Annotated[
             int | None, typer.Option("--limit", min=1, help="Evaluate only the first N rows.")
         ] = None,
         n_boot: Annotated[
             int, typer.Option("--n-boot", min=100, help="Bootstrap replicates.")
-        ] = 2000,
+        ] = DEFAULT_N_BOOT,
         plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
         progress: Progress = True,
         overwrite: Overwrite = False,
@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
         if features is not None:
             _checks.need(features, "--features", _checks.FEATURE_STORE)
-        _checks.output_dir(out, "--out", overwrite=overwrite, result_file="metrics.json")
+        _checks.output_dir(out, "--out", overwrite=overwrite, result_file=METRICS_FILE)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
         check_inputs(model, features=features, **settings)
         where = placement(
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         )  # fmt: skip
         metrics = evaluate(
             erm, benchmark, rows, out, batch_size=batch_size, seed=seed, progress=progress,
-            n_boot=n_boot, kind=reward, make_figures=plots, data_name=data,
+            n_boot=n_boot, reward=reward, make_figures=plots, data_name=data,
         )  # fmt: skip
         console = Console()
         title = f"{benchmark}: {_checks.plural(metrics['n'], 'row')} of {data}"

@@ -15,13 +15,24 @@ from ebrm.cli._options import (
     DataSpec,
     Device,
     DType,
-    DTypeName,
     MaxLength,
     Progress,
-    TruncationSide,
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.errors import ConfigError
+from ebrm.features.names import (
+    DEFAULT_CHECKPOINT_SECONDS,
+    DEFAULT_SHARD_SIZE,
+    DEFAULT_STORAGE_DTYPE,
+)
+from ebrm.rm.names import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DTYPE,
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_TRUNCATION_SIDE,
+    DTypeName,
+    TruncationSide,
+)
 
 # a store killed before its first manifest holds only these (see ebrm.features.extract)
 _STORE_FILE = re.compile(
@@ -39,21 +50,21 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option("--out", help="Feature store directory (resumed if partial).")
         ],
-        batch_size: BatchSize = 16,
-        max_length: MaxLength = 1024,
+        batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+        max_length: MaxLength = DEFAULT_MAX_LENGTH,
         truncation_side: Annotated[
             TruncationSide,
             typer.Option(
                 "--truncation-side", help="left keeps the end of long texts (the response)."
             ),
-        ] = "left",
-        dtype: DType = "float32",
+        ] = DEFAULT_TRUNCATION_SIDE,
+        dtype: DType = DEFAULT_DTYPE,
         storage_dtype: Annotated[
             DTypeName, typer.Option("--storage-dtype", help="Embedding storage dtype.")
-        ] = "float32",
+        ] = DEFAULT_STORAGE_DTYPE,
         shard_size: Annotated[
             int, typer.Option("--shard-size", min=1, help="Rows per shard file.")
-        ] = 4096,
+        ] = DEFAULT_SHARD_SIZE,
         checkpoint_seconds: Annotated[
             float,
             typer.Option(
@@ -61,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 min=1,
                 help="Save an unfinished shard's rows this often, so a kill loses at most this.",
             ),
-        ] = 60.0,
+        ] = DEFAULT_CHECKPOINT_SECONDS,
         device: Device = None,
         device_map: DeviceMap = None,
         max_memory: MaxMemory = None,

@@ -7,11 +7,26 @@ from typing import Annotated
 
 import typer
 
+from ebrm._config import default
 from ebrm.cli import _checks
 from ebrm.cli._base_rm import attach, check_inputs
-from ebrm.cli._options import BaseRM, Device, EmbedMaxLength, EmbedTruncationSide, RewardKind
+from ebrm.cli._options import (
+    BaseRM,
+    DeprecatedMode,
+    Device,
+    EmbedMaxLength,
+    EmbedTruncationSide,
+    reward_option,
+    reward_or_mode,
+)
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.errors import ConfigError, Interrupted
+from ebrm.integrations.server_config import ServerConfig
+
+
+def _d(name: str):
+    return default(ServerConfig, name)
+
 
 # ServerConfig fields -> the flags that set them (for error messages)
 _FLAGS = {"token": "--token", "max_batch_size": "--max-batch-size",
@@ -25,8 +40,10 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Path, typer.Option("--model", help="Refined-model directory.")],
         host: Annotated[
             str, typer.Option("--host", help="Interface to bind (loopback unless you expose it).")
-        ] = "127.0.0.1",
-        port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+        ] = _d("host"),
+        port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = _d(
+            "port"
+        ),
         token: Annotated[
             str | None,
             typer.Option(
@@ -34,27 +51,27 @@ def register(app: typer.Typer) -> None:
                 envvar="EBRM_SERVER_TOKEN",
                 help="Require 'Authorization: Bearer TOKEN' (or set EBRM_SERVER_TOKEN).",
             ),
-        ] = None,
-        mode: Annotated[RewardKind, typer.Option("--mode", help="Default reward.")] = "refined",
+        ] = _d("token"),
+        reward: Annotated[str, reward_option("Default reward of a request.")] = _d("reward"),
         max_batch_size: Annotated[
             int, typer.Option("--max-batch-size", min=1, help="Most responses per forward pass.")
-        ] = 64,
+        ] = _d("max_batch_size"),
         forward_batch_size: Annotated[
             int,
             typer.Option(
                 "--forward-batch-size", min=1, help="Responses per base-RM forward within a batch."
             ),
-        ] = 16,
+        ] = _d("forward_batch_size"),
         max_wait_ms: Annotated[
             float,
             typer.Option("--max-wait-ms", min=0, help="Longest wait for a batch to fill (ms)."),
-        ] = 5.0,
+        ] = _d("max_wait_ms"),
         max_queue: Annotated[
             int, typer.Option("--max-queue", min=1, help="Most queued responses; then 503.")
-        ] = 4096,
+        ] = _d("max_queue"),
         max_body_bytes: Annotated[
             int, typer.Option("--max-body-bytes", min=1, help="Largest request body; then 413.")
-        ] = 8 * 1024 * 1024,
+        ] = _d("max_body_bytes"),
         special_tokens: Annotated[
             str | None,
             typer.Option(
@@ -70,6 +87,7 @@ def register(app: typer.Typer) -> None:
         base_rm: BaseRM = None,
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
+        mode: DeprecatedMode = None,
     ) -> None:
         """Serve refined rewards over HTTP, micro-batching concurrent requests.
 
@@ -79,6 +97,7 @@ def register(app: typer.Typer) -> None:
         if token is not None and not token:
             raise ConfigError("--token is empty (or EBRM_SERVER_TOKEN is set but empty); "
                               "give a non-empty token, or none.")  # fmt: skip
+        reward = reward_or_mode(reward, mode)
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
@@ -97,11 +116,11 @@ def register(app: typer.Typer) -> None:
             "special_tokens": tuple(t for t in special_tokens.split(",") if t)
         }  # fmt: skip
         with _checks.flag_names(_FLAGS):
-            config = server.ServerConfig(
+            config = ServerConfig(
                 host=host,
                 port=port,
                 token=token,
-                mode=mode,
+                reward=reward,
                 max_batch_size=max_batch_size,
                 forward_batch_size=forward_batch_size,
                 max_wait_ms=max_wait_ms,
@@ -113,7 +132,7 @@ def register(app: typer.Typer) -> None:
         attach(erm, base_rm=base_rm, device=device, placement=where, **settings)  # now, not later
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        typer.echo(f"serving {model} on http://{shown}:{bound} (mode {mode})")
+        typer.echo(f"serving {model} on http://{shown}:{bound} (reward {reward})")
         try:
             server.run_server(server.create_app(erm, config), config, sockets=[sock])
         except Interrupted:

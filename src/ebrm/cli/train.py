@@ -8,16 +8,12 @@ from typing import Annotated
 import typer
 
 from ebrm.cli import _checks
-from ebrm.cli._options import (
-    Device,
-    ObjectiveName,
-    OutDir,
-    Overwrite,
-    PresetName,
-    Progress,
-    Seed,
-)
+from ebrm.cli._options import Device, OutDir, Overwrite, Progress, Seed
+from ebrm.energy.names import DEFAULT_PRESET, ObjectiveName, PresetName
+from ebrm.energy.presets import PRESETS
 from ebrm.errors import Interrupted
+
+_DEFAULT = PRESETS[DEFAULT_PRESET]  # what an option left unset trains with
 
 _FLAGS = {"max_steps": "--steps", "bt_weight": "--bt-weight", "margin": "--margin",
           "seed": "--seed", "device": "--device", "objective": "--objective"}  # fmt: skip
@@ -39,13 +35,13 @@ def register(app: typer.Typer) -> None:
                 help="Training budget and sizes: small-data, large-data (100k+ pairs: 2 "
                 "epochs of 128 pairs a step), or the paper's values.",
             ),
-        ] = "small-data",
+        ] = DEFAULT_PRESET,
         objective: Annotated[
             ObjectiveName,
             typer.Option(
                 "--objective", help="nce+ (the paper), nce+bt (+ Bradley-Terry), nce+margin."
             ),
-        ] = "nce+",
+        ] = _DEFAULT.objective,
         no_filter: Annotated[
             bool, typer.Option("--no-filter", help="Train on all pairs, not just agreeing ones.")
         ] = False,
@@ -59,7 +55,7 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option("--margin", min=0, help="Target margin, normalised units (nce+margin)."),
         ] = None,
-        seed: Seed = 0,
+        seed: Seed = _DEFAULT.seed,
         device: Device = None,
         progress: Progress = True,
         overwrite: Overwrite = False,

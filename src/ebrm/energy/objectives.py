@@ -15,9 +15,14 @@ import torch
 from ebrm.energy.fused import candidate_scores
 from ebrm.energy.head import EnergyHead
 from ebrm.energy.losses import bradley_terry_loss, nce_plus_loss
+from ebrm.energy.names import OBJECTIVES
 from ebrm.energy.noise import sample_candidates
 from ebrm.energy.posterior import posterior_mean_projected
+from ebrm.energy.presets import TrainConfig
 from ebrm.errors import ConfigError
+
+# the weights' defaults are TrainConfig's: one source for a trainer and a direct caller
+_DEFAULTS = TrainConfig()
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ class NCEPlusBT(NCEPlus):
     signal where the base RM disagrees with them; the filter protects the density targets.
     """
 
-    bt_weight: float = 1.0  # weight of the Bradley-Terry term
+    bt_weight: float = _DEFAULTS.bt_weight  # weight of the Bradley-Terry term
     grid: torch.Tensor | None = None  # (G,) uniform reward grid for the posterior means
     name: str = "nce+bt"
     uses_dropped_pairs: bool = True
@@ -125,7 +130,7 @@ class NCEPlusMargin(NCEPlus):
     `y_c += margin/2`, `y_r -= margin/2` (normalised units) before sampling candidates.
     """
 
-    margin: float = 1.0  # extra separation of chosen over rejected, normalised units
+    margin: float = _DEFAULTS.margin  # extra separation of chosen over rejected, normalised units
     name: str = "nce+margin"
 
     def __call__(self, head, batch, *, generator=None) -> ObjectiveOutput:
@@ -140,9 +145,6 @@ class NCEPlusMargin(NCEPlus):
         return NCEPlus.__call__(self, head, shifted, generator=generator)
 
 
-OBJECTIVES = ("nce+", "nce+bt", "nce+margin")
-
-
 def make_objective(
     name: str,
     *,
@@ -150,8 +152,8 @@ def make_objective(
     positive_noise_ratio: float,
     num_negatives: int,
     reg_weight: float,
-    bt_weight: float = 1.0,
-    margin: float = 1.0,
+    bt_weight: float = _DEFAULTS.bt_weight,
+    margin: float = _DEFAULTS.margin,
     grid: torch.Tensor | None = None,
 ) -> Objective:
     """Build an objective by name (one of `OBJECTIVES`)."""

@@ -20,9 +20,11 @@ from ebrm._config import (
     invalid,
     to_dict,
 )
-from ebrm.energy.objectives import OBJECTIVES
+from ebrm.energy.config import EnergyHeadConfig
+from ebrm.energy.names import DEFAULT_PRESET, OBJECTIVES, PresetName
 
 _REFERENCE_SCALE = 4.0  # noise_std is given at this reward scale and scaled with it
+_PAPER_HEAD = EnergyHeadConfig(embedding_dim=1)  # the paper's architecture (DESIGN §1.4)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class TrainConfig:
     patience: int | None = None  # evals without improvement before stopping; None = never
     validation_fraction: float = 0.1  # pairs held out to select the checkpoint
     filter_conflicts: bool = True  # keep only pairs with r(chosen) > r(rejected)
-    reward_widths: tuple[int, ...] = (16, 32, 64)  # energy head reward branch
+    reward_widths: tuple[int, ...] = _PAPER_HEAD.reward_widths  # energy head reward branch
     joint_widths: tuple[int, ...] = (128, 64)  # energy head joint MLP
     dropout: float = 0.0  # energy head dropout (training only)
     seed: int = 0  # seeds the split, the init, the negatives and dropout
@@ -92,7 +94,7 @@ class TrainConfig:
         return from_dict(cls, data)
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> TrainConfig:
+    def preset(cls, name: PresetName | str, **overrides) -> TrainConfig:
         """A named preset (`paper`, `small-data` or `large-data`) with some fields replaced.
 
         Raises:
@@ -103,9 +105,7 @@ class TrainConfig:
         return replace(PRESETS[name], **overrides)
 
 
-DEFAULT_PRESET = "small-data"  # what `ebrm train` and the pipeline use unless told
-
-PRESETS: dict[str, TrainConfig] = {
+PRESETS: dict[str, TrainConfig] = {  # keyed by PRESET_NAMES (ebrm.energy.names)
     # DESIGN §1.5 reference values, exactly (the paper's, for ~100k pairs)
     "paper": TrainConfig(
         reward_scale=4.0,
@@ -121,9 +121,9 @@ PRESETS: dict[str, TrainConfig] = {
         eval_every=None,
         min_steps=0,
         patience=None,
-        reward_widths=(16, 32, 64),
-        joint_widths=(1024, 512),
-        dropout=0.5,
+        reward_widths=_PAPER_HEAD.reward_widths,
+        joint_widths=_PAPER_HEAD.joint_widths,
+        dropout=_PAPER_HEAD.dropout,
     ),
     # the default: trains on ~1k pairs in about a minute on 2 CPU cores
     # Measured on HH-RLHF (frozen MiniLM BT base, 3 seeds): 1000 steps with dropout 0.1 and
@@ -136,3 +136,5 @@ PRESETS: dict[str, TrainConfig] = {
     # passes over the kept pairs (not yet measured against small-data at this scale)
     "large-data": TrainConfig(batch_size=256, max_steps=None, epochs=2.0, eval_every=500),
 }
+
+__all__ = ["DEFAULT_PRESET", "PRESETS", "TrainConfig"]

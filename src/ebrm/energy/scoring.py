@@ -13,7 +13,6 @@ from ebrm.errors import IncompatibleArtifactError
 from ebrm.features.store import FeatureStore
 from ebrm.features.table import PairFeatures
 
-SCORE_FIELDS = ("base", "refined", "mean", "std", "spread", "q05", "q95", "conservative")
 # Rows refined at a time when streaming a store: a multiple of the grid posterior's row
 # chunk (64), so that every row is refined in the same company as from one whole table.
 STREAM_ROWS = 4096
@@ -32,30 +31,16 @@ def score_rows(
     progress: bool = False,
 ) -> list[dict]:  # fmt: skip
     """One dict per row of (n, D) `embeddings` / (n,) raw `rewards`: `row` (`first_row` +
-    i) and SCORE_FIELDS, in normalised units, plus the stored references' columns."""
+    i) and the row's record (`RefinedRewards.to_records`)."""
     refined = model.refine(embeddings, rewards, progress=progress)
-    columns = {
-        "base": refined.base,
-        "refined": refined.reward,
-        "mean": refined.mean,
-        "std": refined.std,
-        "spread": refined.spread,
-        "q05": refined.q05,
-        "q95": refined.q95,
-        "conservative": refined.conservative,
-        **refined.references,
-    }
-    values = {k: v.tolist() for k, v in columns.items()}
-    return [
-        {"row": first_row + i, **{k: col[i] for k, col in values.items()}}
-        for i in range(len(refined))
-    ]
+    return [{"row": first_row + i, **record} for i, record in enumerate(refined.to_records())]
 
 
 def score_features(model, features: PairFeatures, *, progress: bool = False) -> list[dict]:
-    """One dict per feature row: `row` and SCORE_FIELDS, in normalised units, plus the
-    stored references' columns ("laplace", "laplace_std", "laplace_conservative",
-    "ensemble", ...; in their own log-odds units) when the model has them.
+    """One dict per feature row: `row` and the row's record (`RefinedRewards.to_records`:
+    every reward kind under its name, `refined`, `mean`, ..., `conservative`, `base`, the
+    statistics `std`, `spread`, `q05`, `q95`, ..., in normalised units, and the stored
+    references' `laplace`, `laplace_std`, `laplace_lcb`, ..., in their own log-odds units).
 
     Raises:
         IncompatibleArtifactError: the store's embedding width differs from the head's.

@@ -7,66 +7,50 @@ features; `evaluate` embeds a benchmark's responses once and does the rest. Pure
 functions (arrays in, metrics.json-shaped dicts out) sit beside them.
 """
 
-from ebrm.evaluation.benchmark import Benchmark, summary_header
-from ebrm.evaluation.calibration import (
-    brier_score,
-    bt_probability,
-    calibration_metrics,
-    expected_calibration_error,
-    reliability,
-)
-from ebrm.evaluation.metrics import (
-    bootstrap_ci,
-    mcnemar_exact,
-    paired_difference,
-    pairwise_correct,
-    verdict,
-)
-from ebrm.evaluation.pairwise import pairwise_metrics
-from ebrm.evaluation.protocols import EmbeddingRM, RefiningModel, TextRefiningModel
-from ebrm.evaluation.registry import BENCHMARKS, get_benchmark
-from ebrm.evaluation.report import render_report, summary_rows, write_outputs
-from ebrm.evaluation.rewardbench import rewardbench_metrics
-from ebrm.evaluation.rmbench import rmbench_metrics
-from ebrm.evaluation.runner import (
-    Evaluation,
-    evaluate,
-    evaluate_rewards,
-    model_rewards,
-    refine_and_evaluate,
-)
-from ebrm.evaluation.units import Reward, Units, UnitScores
+from __future__ import annotations
 
-__all__ = [
-    "BENCHMARKS",
-    "Benchmark",
-    "EmbeddingRM",
-    "Evaluation",
-    "RefiningModel",
-    "Reward",
-    "TextRefiningModel",
-    "UnitScores",
-    "Units",
-    "bootstrap_ci",
-    "brier_score",
-    "bt_probability",
-    "calibration_metrics",
-    "evaluate",
-    "evaluate_rewards",
-    "expected_calibration_error",
-    "get_benchmark",
-    "mcnemar_exact",
-    "model_rewards",
-    "paired_difference",
-    "pairwise_correct",
-    "pairwise_metrics",
-    "refine_and_evaluate",
-    "reliability",
-    "render_report",
-    "rewardbench_metrics",
-    "rmbench_metrics",
-    "summary_header",
-    "summary_rows",
-    "verdict",
-    "write_outputs",
-]
+import importlib
+from typing import Any
+
+# name -> module, imported on first use: the CLI reads this package's names and
+# defaults (ebrm.cli) without importing torch
+_EXPORTS = {
+    "BENCHMARKS": "ebrm.evaluation.names",
+    "Benchmark": "ebrm.evaluation.benchmark",
+    "EmbeddingRM": "ebrm.evaluation.protocols",
+    "Evaluation": "ebrm.evaluation.runner",
+    "RefiningModel": "ebrm.evaluation.protocols",
+    "Reward": "ebrm.evaluation.units",
+    "TextRefiningModel": "ebrm.evaluation.protocols",
+    "UnitScores": "ebrm.evaluation.units",
+    "Units": "ebrm.evaluation.units",
+    "bootstrap_ci": "ebrm.evaluation.metrics",
+    "brier_score": "ebrm.evaluation.calibration",
+    "bt_probability": "ebrm.evaluation.calibration",
+    "calibration_metrics": "ebrm.evaluation.calibration",
+    "evaluate": "ebrm.evaluation.runner",
+    "evaluate_rewards": "ebrm.evaluation.runner",
+    "expected_calibration_error": "ebrm.evaluation.calibration",
+    "get_benchmark": "ebrm.evaluation.registry",
+    "mcnemar_exact": "ebrm.evaluation.metrics",
+    "model_rewards": "ebrm.evaluation.runner",
+    "paired_difference": "ebrm.evaluation.metrics",
+    "pairwise_correct": "ebrm.evaluation.metrics",
+    "pairwise_metrics": "ebrm.evaluation.pairwise",
+    "refine_and_evaluate": "ebrm.evaluation.runner",
+    "reliability": "ebrm.evaluation.calibration",
+    "render_report": "ebrm.evaluation.report",
+    "rewardbench_metrics": "ebrm.evaluation.rewardbench",
+    "rmbench_metrics": "ebrm.evaluation.rmbench",
+    "summary_header": "ebrm.evaluation.benchmark",
+    "summary_rows": "ebrm.evaluation.report",
+    "verdict": "ebrm.evaluation.metrics",
+    "write_outputs": "ebrm.evaluation.report",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ebrm.evaluation' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

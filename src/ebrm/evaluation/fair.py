@@ -44,7 +44,7 @@ def reference_rewards_of(
     base_values: np.ndarray,
     *,
     k: float,
-    kind: str = "refined",
+    reward: str = "refined",
 ) -> dict[str, Reward]:
     """The references as evaluation rewards over the rows of `embeddings`.
 
@@ -53,8 +53,8 @@ def reference_rewards_of(
         embeddings, raw_rewards: (N, D) and (N,) base-RM features of the responses.
         base_values: (N,) the "base" reward's values (the calibrated base ranks the same).
         k: the conservative reward's k (the energy head's `conservative_k`).
-        kind: "conservative" scores the references by `mean - k * std` too; otherwise
-            by their mean.
+        reward: "conservative" (the energy model's `mean - k*spread`) scores each reference
+            by its own lower bound `mean - k*std` (its `_lcb` kind); otherwise by its mean.
     """
     raw = torch.as_tensor(raw_rewards).detach().cpu().double()
     t = references.base_temperature
@@ -64,9 +64,9 @@ def reference_rewards_of(
         )
     }
     emb = torch.as_tensor(embeddings).detach().cpu()
-    field = "conservative" if kind == "conservative" else "mean"
     for name, ref in references.rewards.items():
-        values = reference_rewards(ref, emb, k=k).reward_for(field)
+        scored = reference_rewards(ref, emb, k=k)
+        values = scored.lcb if reward == "conservative" else scored.mean
         out[name] = Reward.of(
             values.double(), _p_of(lambda a, b, r=ref: r.p_better(emb[a], emb[b]))
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ebrm.errors import ConfigError
 from ebrm.evaluation.benchmark import Benchmark
+from ebrm.evaluation.names import BENCHMARKS
 from ebrm.evaluation.pairwise import PairwiseBenchmark
 from ebrm.evaluation.rewardbench import RewardBench
 from ebrm.evaluation.rewardbench2 import RewardBench2
@@ -12,7 +13,6 @@ from ebrm.evaluation.rmbench import RMBench
 _REGISTRY: dict[str, Benchmark] = {
     bench.name: bench for bench in (PairwiseBenchmark(), RMBench(), RewardBench(), RewardBench2())
 }
-BENCHMARKS: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def get_benchmark(benchmark: str | Benchmark) -> Benchmark:

@@ -20,12 +20,12 @@ from ebrm.evaluation.benchmark import (
     signed,
     summary_header,
 )
+from ebrm.evaluation.names import METRICS_FILE
 from ebrm.evaluation.registry import get_benchmark
 from ebrm.evaluation.units import Units, UnitScores
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 
 

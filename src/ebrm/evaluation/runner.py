@@ -25,11 +25,14 @@ from ebrm.errors import ConfigError, DataFormatError
 from ebrm.evaluation.benchmark import BASE, REFINED, Benchmark
 from ebrm.evaluation.calibration import bt_probability
 from ebrm.evaluation.fair import BASE_CALIBRATED, calibration_block, reference_rewards_of
+from ebrm.evaluation.names import DEFAULT_N_BOOT, DEFAULT_SEED
 from ebrm.evaluation.protocols import RefiningModel, TextRefiningModel
 from ebrm.evaluation.registry import get_benchmark
 from ebrm.evaluation.report import write_outputs
 from ebrm.evaluation.units import PBetter, Reward, Units, UnitScores, gather
-from ebrm.refine.results import REFERENCE_KINDS, RefinedRewards, RewardKind, check_reward_kind
+from ebrm.refine.kinds import DEFAULT_REWARD, REFERENCE_KINDS, RewardKind, resolve_reward
+from ebrm.refine.results import RefinedRewards
+from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +117,11 @@ def model_rewards(
     embeddings: torch.Tensor,
     raw_rewards: torch.Tensor,
     *,
-    kind: RewardKind = "refined",
+    reward: RewardKind = DEFAULT_REWARD,
     method: str | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, Reward], RefinedRewards]:
-    """{"base", "refined"} rewards of every row (refined = `kind` of the refinement by
+    """{"base", "refined"} rewards of every row (refined = `reward` of the refinement by
     `method`), each with its P(a > b), and the `RefinedRewards` they came from; plus the
     model's stored references ("base-calibrated", "laplace", "ensemble") when it has them."""
     refined = model.refine(embeddings, raw_rewards, method=method, progress=progress)
@@ -127,14 +130,14 @@ def model_rewards(
     rewards = {
         BASE: Reward.of(base_values, bt_p_better(raw)),
         REFINED: Reward.of(
-            refined.reward_for(kind).detach().cpu().double(), model_p_better(model, embeddings)
+            refined.reward_for(reward).detach().cpu().double(), model_p_better(model, embeddings)
         ),
     }
     if model.references is not None:
         k = model.refine_config.conservative_k
         rewards.update(
             reference_rewards_of(
-                model.references, embeddings, refined.base_raw, base_values, k=k, kind=kind
+                model.references, embeddings, refined.base_raw, base_values, k=k, reward=reward
             )
         )
     return rewards, refined
@@ -156,10 +159,11 @@ def refine_and_evaluate(
     embeddings: torch.Tensor,
     raw_rewards: torch.Tensor,
     *,
-    kind: RewardKind | str = "refined",
+    reward: RewardKind | str | None = None,
     method: str | None = None,
     references: Mapping[str, Reward] | None = None,
     progress: bool = False,
+    kind: str | None = None,
     **options: Any,
 ) -> Evaluation:
     """Refine the rows the units use, then evaluate base, refined and any references.
@@ -169,20 +173,21 @@ def refine_and_evaluate(
         benchmark: a registered name or a `Benchmark`.
         units: rows into `embeddings` / `raw_rewards` (only those rows are refined).
         embeddings, raw_rewards: (N, D) and (N,) base-RM features of the responses.
-        kind: which refined reward is "refined" (a `RewardKind`).
+        reward: which refined reward is "refined" (a `RewardKind`; default "refined").
         method: override the model's refinement method (e.g. "paper").
         references: more named rewards over the same N rows (e.g. a Laplace head).
         progress: show a progress bar while refining.
+        kind: the deprecated name of `reward` (warns).
         **options: `evaluate_rewards` options (data, out_dir, n_boot, seed, make_figures,
             extra).
 
     Raises:
         ConfigError: unknown benchmark or reward kind.
     """
-    kind = check_reward_kind(kind)
-    if kind in REFERENCE_KINDS:
+    reward = resolve_reward(reward, kind, old_name="kind")
+    if reward in REFERENCE_KINDS:
         raise ConfigError(
-            f"The refined reward kind {kind!r} is a reference, not the energy head's reward; "
+            f"The refined reward {reward!r} is a reference, not the energy head's reward; "
             "references are reported beside base and refined already: pick refined, mean, "
             "mode, median or conservative."
         )
@@ -191,7 +196,7 @@ def refine_and_evaluate(
     index[rows] = np.arange(rows.size)
     rows_t = torch.as_tensor(rows, dtype=torch.long)
     rewards, refined = model_rewards(
-        model, embeddings[rows_t], raw_rewards[rows_t], kind=kind, method=method,
+        model, embeddings[rows_t], raw_rewards[rows_t], reward=reward, method=method,
         progress=progress,
     )  # fmt: skip
     for name, ref in (references or {}).items():
@@ -210,7 +215,7 @@ def refine_and_evaluate(
         info["calibration"] = calibration_block(compact, p, temperatures_of(model))
     model_info = {
         "base_rm": model.base_rm_info.get("name_or_path"),
-        "refined_reward": kind,
+        "refined_reward": reward,
         "method": refined.method,
         "p_better": "posterior",
         **info.pop("model", {}),
@@ -240,14 +245,15 @@ def evaluate(
     data_spec: str | Path | Sequence[Any],
     out_dir: str | Path | None = None,
     *,
-    batch_size: int = 16,
-    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = DEFAULT_SEED,
     progress: bool = True,
-    n_boot: int = 2000,
+    n_boot: int = DEFAULT_N_BOOT,
     limit: int | None = None,
-    kind: RewardKind | str = "refined",
+    reward: RewardKind | str | None = None,
     make_figures: bool = True,
     data_name: str | None = None,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Score a benchmark once and report base vs refined.
 
@@ -263,8 +269,9 @@ def evaluate(
         n_boot: bootstrap replicates.
         limit: evaluate at most this many rows.
         data_name: what metrics.json records as the data when `data_spec` holds loaded rows.
-        kind: which refined reward to evaluate (a `RewardKind`).
+        reward: which refined reward to evaluate (a `RewardKind`; default "refined").
         make_figures: write the PNG plots.
+        kind: the deprecated name of `reward` (warns).
 
     Returns:
         The metrics.json object.
@@ -274,7 +281,7 @@ def evaluate(
         DataFormatError: unreadable data, or no rows in it.
     """
     bench = get_benchmark(benchmark)
-    kind = check_reward_kind(kind, what="refined reward kind")
+    reward = resolve_reward(reward, kind, old_name="kind")
     if isinstance(data_spec, (str, Path)):
         rows, data_name = bench.load(str(data_spec), limit=limit), str(data_spec)
     else:
@@ -288,7 +295,7 @@ def evaluate(
         unique, batch_size=batch_size, progress=progress
     )
     result = refine_and_evaluate(
-        model, bench, units.remap(index), embeddings, raw, kind=kind, progress=progress,
+        model, bench, units.remap(index), embeddings, raw, reward=reward, progress=progress,
         data=data_name, out_dir=out_dir, n_boot=n_boot, seed=seed, make_figures=make_figures,
     )  # fmt: skip
     return result.metrics

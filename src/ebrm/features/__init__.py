@@ -6,20 +6,28 @@
 (`extract_features(..., reuse=...)`, `ReusingRM`).
 """
 
-from ebrm.features.extract import extract_features
-from ebrm.features.plan import ExtractionPlan, build_plan, plan_rows
-from ebrm.features.reuse import ReusingRM, StoredRows
-from ebrm.features.store import FeatureStore, load_features
-from ebrm.features.table import PairFeatures
+from __future__ import annotations
 
-__all__ = [
-    "ExtractionPlan",
-    "FeatureStore",
-    "PairFeatures",
-    "ReusingRM",
-    "StoredRows",
-    "build_plan",
-    "extract_features",
-    "load_features",
-    "plan_rows",
-]
+import importlib
+from typing import Any
+
+# name -> module, imported on first use: the CLI reads this package's names and
+# defaults (ebrm.cli) without importing torch
+_EXPORTS = {
+    "ExtractionPlan": "ebrm.features.plan",
+    "FeatureStore": "ebrm.features.store",
+    "PairFeatures": "ebrm.features.table",
+    "ReusingRM": "ebrm.features.reuse",
+    "StoredRows": "ebrm.features.reuse",
+    "build_plan": "ebrm.features.plan",
+    "extract_features": "ebrm.features.extract",
+    "load_features": "ebrm.features.store",
+    "plan_rows": "ebrm.features.plan",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ebrm.features' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -25,6 +25,11 @@ from ebrm._progress import tqdm
 from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError, CorruptArtifactError, Interrupted
 from ebrm.features import layout, partial
+from ebrm.features.names import (
+    DEFAULT_CHECKPOINT_SECONDS,
+    DEFAULT_SHARD_SIZE,
+    DEFAULT_STORAGE_DTYPE,
+)
 from ebrm.features.plan import EmbeddingModel, ExtractionPlan, build_plan
 from ebrm.features.prepare import (
     check_compatible,
@@ -35,6 +40,7 @@ from ebrm.features.prepare import (
 )
 from ebrm.features.reuse import StoredRows
 from ebrm.features.store import FeatureStore
+from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +76,13 @@ def extract_features(
     pairs: Sequence[PreferencePair],
     out: str | Path,
     *,
-    batch_size: int = 16,
-    shard_size: int = 4096,
-    storage_dtype: str = "float32",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    storage_dtype: str = DEFAULT_STORAGE_DTYPE,
     progress: bool = True,
     overwrite: bool = False,
     data_spec: str | None = None,
-    checkpoint_seconds: float | None = 60.0,
+    checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
     reuse: StoredRows | None = None,
 ) -> FeatureStore:
     """Embed every unique response of `pairs` with `rm` into the feature store `out`.

@@ -30,8 +30,9 @@ from safetensors.torch import save as safetensors_save
 
 from ebrm._io import atomic_write_bytes, atomic_write_json
 from ebrm.errors import CorruptArtifactError, IncompatibleArtifactError
+from ebrm.features.names import FORMAT_NAME, MANIFEST_NAME
+from ebrm.rm.names import DTYPE_ALIASES as _DTYPE_ALIASES
 
-FORMAT_NAME = "ebrm-feature-store"
 # 2: pairs.json records each pair's prompt hash (`ebrm.data.prompt_hash`). Version 1 stores
 # still load, without prompt hashes (re-running the same `ebrm extract` adds them).
 # 3: rows.safetensors records each row's text key (`ebrm.features.plan.text_key`), so that
@@ -41,12 +42,11 @@ FORMAT_NAME = "ebrm-feature-store"
 # version <= 3 manifests also repeat them at the top level, and still load
 # (`extraction_setting` reads either).
 FORMAT_VERSION = 4
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_NAME
 PAIRS_TENSORS = "pairs.safetensors"
 PAIRS_META = "pairs.json"
 ROWS = "rows.safetensors"
 STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def normalize_storage_dtype(name: str | torch.dtype) -> str:

@@ -7,6 +7,20 @@ Modules (imported on demand, so optional dependencies load only when used):
   * `ebrm.integrations.best_of_n`: `select_best`, `expected_best_of_n`, `best_of_n_curve`
 """
 
-from ebrm.integrations._common import Scorer
+from __future__ import annotations
 
-__all__ = ["Scorer"]
+import importlib
+from typing import Any
+
+# name -> module, imported on first use: the CLI reads this package's names and
+# defaults (ebrm.cli) without importing torch
+_EXPORTS = {
+    "Scorer": "ebrm.integrations._common",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ebrm.integrations' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,4 +1,5 @@
-"""What every integration shares: the `Scorer` protocol, reward modes, input conversion.
+"""What every integration shares: the `Scorer` protocol, the reward a caller picks, input
+conversion.
 
 The integrations (TRL, HTTP server, verl, best-of-n) only need something with
 `score(convs, *, batch_size) -> RefinedRewards`; `ebrm.model.EnergyRewardModel` is one,
@@ -13,20 +14,11 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import torch
-
 from ebrm.data.types import Conversation
 from ebrm.errors import ConfigError, DataFormatError
-from ebrm.refine.results import RewardKind, check_reward_kind
+from ebrm.refine.kinds import RewardKind, resolve_reward
 
 logger = logging.getLogger(__name__)
-
-RECORD_FIELDS = (
-    "reward", "base", "base_raw", "mean", "std", "spread", "q05", "q50", "q95", "mode",
-    "conservative",
-)  # fmt: skip
-"""Per-response values the server and best-of-n report (all in normalised reward units,
-except `base_raw`, the base RM's own units)."""
 
 
 @runtime_checkable
@@ -38,27 +30,18 @@ class Scorer(Protocol):
         ...
 
 
-def check_mode(mode: str) -> RewardKind:
-    """Validate a reward mode name (a `RewardKind`)."""
-    return check_reward_kind(mode, what="reward mode")
+def reward_from_env(environ: Mapping[str, str] | None = None) -> RewardKind:
+    """The reward kind of `EBRM_REWARD` (default "refined"); the deprecated `EBRM_MODE` is
+    still read, with a warning, when `EBRM_REWARD` is not set."""
+    env = os.environ if environ is None else environ
+    reward = env.get("EBRM_REWARD") or None
+    old = None if reward is not None else env.get("EBRM_MODE") or None
+    return resolve_reward(reward, old, old_name="EBRM_MODE", what="EBRM_REWARD")
 
 
-def rewards_for_mode(result: Any, mode: RewardKind) -> list[float]:
-    """The reward of kind `mode` from a `RefinedRewards`, as a list of floats."""
-    return result.reward_for(mode).detach().float().cpu().tolist()
-
-
-def result_records(result: Any) -> list[dict[str, float]]:
-    """Per-response dicts with `RECORD_FIELDS` and the stored references' rewards (missing
-    fields are left out)."""
-    columns = {}
-    values = {name: getattr(result, name, None) for name in RECORD_FIELDS}
-    values.update(getattr(result, "references", None) or {})
-    for name, value in values.items():
-        if value is not None:
-            columns[name] = value.detach().float().cpu().tolist()
-    n = len(next(iter(columns.values()))) if columns else 0
-    return [{name: col[i] for name, col in columns.items()} for i in range(n)]
+def rewards_of(result: Any, reward: RewardKind) -> list[float]:
+    """The `reward` column of a `RefinedRewards` (`reward_for`), as a list of floats."""
+    return result.reward_for(reward).detach().float().cpu().tolist()
 
 
 def score_safely(scorer: Scorer, convs: list[Conversation], *, batch_size: int) -> Any:
@@ -68,6 +51,8 @@ def score_safely(scorer: Scorer, convs: list[Conversation], *, batch_size: int) 
     caller such as TRL may hold `torch.inference_mode()`, whose tensors can never join
     autograd, so inference mode is switched off here and the scorer decides about grads.
     """
+    import torch  # here, so that the server's options and text cleaning load without it
+
     with torch.inference_mode(False), torch.no_grad():
         return scorer.score(convs, batch_size=batch_size)
 

@@ -23,11 +23,12 @@ from ebrm._io import atomic_write_text
 from ebrm.errors import DataFormatError
 from ebrm.integrations._common import (
     Scorer,
-    check_mode,
-    rewards_for_mode,
+    rewards_of,
     score_safely,
     to_conversation,
 )
+from ebrm.refine.kinds import resolve_reward
+from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 
 def _log_comb(a: torch.Tensor, n: int) -> torch.Tensor:
@@ -102,36 +103,44 @@ def select_best(
     scorer: Scorer,
     rows: Sequence[dict[str, Any]],
     *,
-    mode: str = "refined",
-    batch_size: int = 16,
+    reward: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    mode: str | None = None,
 ) -> list[dict[str, Any]]:
     """Score every candidate of every row and pick the best per row.
 
     Args:
         rows: dicts with "prompt" (string or message list) and "candidates" (list of
             response strings); other keys are passed through.
-        mode: the `RewardKind` used to rank (refined, mean, conservative, base, ...).
+        reward: the `RewardKind` to rank by (refined, mean, conservative, base, ...;
+            default refined).
+        mode: the deprecated name of `reward` (warns).
 
     Returns:
-        The rows with "best_index", "best" and "rewards" (one per candidate) added.
+        The rows with "best_index", "best", "reward" (the kind ranked by), "rewards" (its
+        value per candidate) and "scores" (each candidate's record, `RefinedRewards.to_records`:
+        the fields `ebrm score` and the server write) added.
         Ties go to the earliest candidate.
     """
-    check_mode(mode)
+    reward = resolve_reward(reward, mode)
     convs, owners = [], []
     for r, row in enumerate(rows):
         for c, candidate in enumerate(row["candidates"]):
             convs.append(to_conversation(row["prompt"], candidate, f"row {r} candidate {c}"))
             owners.append(r)
-    rewards = (
-        rewards_for_mode(score_safely(scorer, convs, batch_size=batch_size), mode) if convs else []
-    )
+    result = score_safely(scorer, convs, batch_size=batch_size) if convs else None
+    rewards = rewards_of(result, reward) if result is not None else []
+    records = result.to_records() if result is not None else []
     per_row: list[list[float]] = [[] for _ in rows]
-    for owner, value in zip(owners, rewards, strict=True):
+    scores: list[list[dict]] = [[] for _ in rows]
+    for owner, value, record in zip(owners, rewards, records, strict=True):
         per_row[owner].append(value)
+        scores[owner].append(record)
     out = []
-    for row, values in zip(rows, per_row, strict=True):
+    for row, values, records in zip(rows, per_row, scores, strict=True):
         best = max(range(len(values)), key=lambda i: (values[i], -i))
-        out.append({**row, "best_index": best, "best": row["candidates"][best], "rewards": values})
+        out.append({**row, "best_index": best, "best": row["candidates"][best], "reward": reward,
+                    "rewards": values, "scores": records})  # fmt: skip
     return out
 
 

@@ -22,18 +22,14 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ebrm.errors import DataFormatError, MissingDependencyError, require
-from ebrm.integrations._common import (
-    Scorer,
-    result_records,
-    score_safely,
-    to_conversation,
-)
+from ebrm.errors import ConfigError, DataFormatError, MissingDependencyError, require
+from ebrm.integrations._common import Scorer, score_safely, to_conversation
 from ebrm.integrations._http import Guard, ServerMetrics
 from ebrm.integrations.batcher import MicroBatcher, QueueFullError, plan_forward_batches
 from ebrm.integrations.openrlhf import query_to_conversation
 from ebrm.integrations.server_config import ServerConfig
-from ebrm.refine.results import REWARD_KINDS, RefinedRewards, RewardKind
+from ebrm.refine.kinds import REFERENCE_KINDS, resolve_reward
+from ebrm.refine.results import missing_reference
 
 try:
     from fastapi import FastAPI, Request
@@ -72,7 +68,8 @@ class ScoreItem(BaseModel):
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[ScoreItem]
-    mode: RewardKind | None = None
+    reward: str | None = None  # a RewardKind; default: the server's --reward
+    mode: str | None = None  # deprecated name of `reward`
 
 
 class RewardRequest(BaseModel):
@@ -138,26 +135,20 @@ def _score_conversations(body: ScoreRequest) -> list:
         raise RequestError(422, str(exc)) from None
 
 
-def _reward_of(record: dict[str, float], mode: str) -> float | None:
-    """The reward of `mode` in a record; 422 for a reference kind the model does not store."""
-    key = RefinedRewards.field_for(mode)
-    if key not in record:
-        raise RequestError(
-            422, f"mode {mode!r} needs the reference heads `ebrm train` stores with the "
-            "model, and the served model has none; use another mode or retrain the model",
-        )  # fmt: skip
-    return _finite(record[key])
+def _reward_of(record: dict[str, float], reward: str) -> float | None:
+    """The value of `reward` in a record; 422 for a reference the model does not store."""
+    if reward in REFERENCE_KINDS and reward not in record:
+        raise RequestError(422, missing_reference(reward))
+    return _finite(record[reward])
 
 
-def _score_result(record: dict[str, float], mode: str) -> dict[str, float | None]:
-    """One /score result: the reward of `mode` plus every posterior statistic."""
-    get = lambda key: _finite(record.get(key, math.nan))  # noqa: E731
+def _score_result(record: dict[str, float], reward: str) -> dict[str, Any]:
+    """One /score result: "reward", the value of the requested kind, then the response's
+    record (`RefinedRewards.to_records`: every kind and statistic, null where not finite)."""
     return {
-        "reward": _reward_of(record, mode),
-        "base_reward": _finite(record["base"]),
-        "base_raw": get("base_raw"),
-        **{k: get(k) for k in ("mean", "std", "q05", "q95")},
-        "conservative": get("conservative"),
+        "reward": _reward_of(record, reward),
+        **{k: v if isinstance(v, str) else _finite(v) for k, v in record.items()},
+        "base_reward": _finite(record["base"]),  # deprecated: "base" (removed next release)
     }
 
 
@@ -180,9 +171,9 @@ def _reward_conversations(
     return convs, missing
 
 
-def _reward_response(records: list[dict[str, float]], mode: str, missing: list[float]) -> dict:
+def _reward_response(records: list[dict[str, float]], reward: str, missing: list[float]) -> dict:
     """OpenRLHF's reply: {rewards, scores, extra_logs}, no nulls (it builds tensors)."""
-    rewards = [_reward_of(r, mode) for r in records]
+    rewards = [_reward_of(r, reward) for r in records]
     rewards = [0.0 if r is None else r for r in rewards]
     extra = {
         "ebrm_base_reward": [_finite(r["base"]) or 0.0 for r in records],
@@ -199,11 +190,14 @@ class _Routes:
         self.config, self.batcher, self.metrics = config, batcher, metrics
         self.item_limit = min(config.max_items_per_request, config.max_queue)  # else 503 forever
 
-    def _mode(self, mode: str | None) -> str:
-        mode = mode or self.config.mode
-        if mode not in REWARD_KINDS:
-            raise RequestError(422, f"unknown mode {mode!r}; use one of {', '.join(REWARD_KINDS)}")
-        return mode
+    def _reward(self, reward: str | None, mode: str | None) -> str:
+        """The request's reward (`reward`, or the deprecated `mode`), else the server's."""
+        try:
+            if reward is None and mode is None:
+                return self.config.reward
+            return resolve_reward(reward, mode)
+        except ConfigError as exc:
+            raise RequestError(422, str(exc)) from None
 
     def _check_count(self, n: int) -> None:
         if n > self.item_limit:
@@ -221,26 +215,32 @@ class _Routes:
         self.metrics.items[path] += len(convs)
         return records
 
-    async def score(self, request: Request, mode: str | None = None):
-        """Score {prompt, response} items: body {"items": [...]} or a bare list."""
+    async def score(self, request: Request, reward: str | None = None, mode: str | None = None):
+        """Score {prompt, response} items: body {"items": [...]} or a bare list; the reward
+        from the body's or the query's `reward` (`mode`: deprecated)."""
         body = _parse(await request.body(), ScoreRequest)
         self._check_count(len(body.items))
-        use = self._mode(body.mode or mode)
+        use = self._reward(body.reward or reward, body.mode or mode)
         records = await self._submit("/score", _score_conversations(body))
-        return {"mode": use, "results": [_score_result(r, use) for r in records]}
+        results = [_score_result(r, use) for r in records]
+        return {"reward": use, "results": results, "mode": use}  # mode: deprecated
 
-    async def get_reward(self, request: Request, mode: str | None = None):
+    async def get_reward(
+        self, request: Request, reward: str | None = None, mode: str | None = None
+    ):
         """OpenRLHF remote reward: {query, prompts, labels} -> {rewards, scores, extra_logs}."""
         body = _parse(await request.body(), RewardRequest)
         self._check_count(len(body.query))
-        use = self._mode(mode)
+        use = self._reward(reward, mode)
         convs, missing = _reward_conversations(body, self.config.special_tokens)
         self.metrics.prompt_not_found += int(sum(missing))
         records = await self._submit("/get_reward", convs)
         return _reward_response(records, use, missing)
 
     async def health(self):
-        return {"status": "ok", "mode": self.config.mode, "queue_items": self.batcher.queued_items}
+        reward = self.config.reward
+        return {"status": "ok", "reward": reward, "mode": reward,  # mode: deprecated
+                "queue_items": self.batcher.queued_items}  # fmt: skip
 
     async def get_metrics(self):
         return self.metrics.to_dict(self.batcher)
@@ -288,7 +288,7 @@ def batch_scorer(scorer: Scorer, config: ServerConfig) -> Callable[[list], list[
         records: list[dict[str, float]] = [{}] * len(convs)
         for index in plan:
             result = score_safely(scorer, [convs[i] for i in index], batch_size=len(index))
-            for i, record in zip(index, result_records(result), strict=True):
+            for i, record in zip(index, result.to_records(), strict=True):
                 records[i] = record
         return records
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ebrm._config import check_choice, check_float, check_int, from_dict, invalid, to_dict
+from ebrm._config import check_float, check_int, from_dict, invalid, to_dict
 from ebrm.integrations.openrlhf import DEFAULT_SPECIAL_TOKENS
-from ebrm.refine.results import REWARD_KINDS
+from ebrm.refine.kinds import DEFAULT_REWARD, resolve_reward
 
 
 @dataclass
@@ -20,7 +20,7 @@ class ServerConfig:
     host: str = "127.0.0.1"  # interface to bind; loopback unless you mean to expose it
     port: int = 8000  # TCP port
     token: str | None = None  # if set, every request needs "Authorization: Bearer <token>"
-    mode: str = "refined"  # default reward kind (a RewardKind): refined, mean, conservative, ...
+    reward: str = DEFAULT_REWARD  # the RewardKind a request gets unless it names one
     max_batch_size: int = 64  # most responses gathered into one scoring call
     forward_batch_size: int = 16  # most responses per base-RM forward inside a batch
     forward_overhead_tokens: float | None = None  # cost of one forward in tokens: batches
@@ -32,6 +32,7 @@ class ServerConfig:
     max_items_per_request: int = 4096  # more items in one request get 413
     special_tokens: tuple[str, ...] = DEFAULT_SPECIAL_TOKENS  # stripped from /get_reward text
     graceful_timeout_s: float = 60.0  # how long SIGTERM waits for in-flight requests
+    mode: str | None = None  # deprecated name of `reward` (warns; removed next release)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.host, str) and self.host):
@@ -42,7 +43,10 @@ class ServerConfig:
                 self, "token", "None or a non-empty str", self.token,
                 hint="Give a non-empty token, or none to serve without one.",
             )  # fmt: skip
-        check_choice(self, "mode", REWARD_KINDS)
+        if self.mode is not None and self.reward == DEFAULT_REWARD:  # only the old name given
+            self.reward = None  # type: ignore[assignment]
+        self.reward = resolve_reward(self.reward, self.mode)
+        self.mode = None
         for name in (
             "max_batch_size",
             "forward_batch_size",

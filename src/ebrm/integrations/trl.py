@@ -3,11 +3,11 @@
 Example:
     >>> from trl import GRPOTrainer
     >>> from ebrm.integrations.trl import EBRMRewardFunction
-    >>> reward = EBRMRewardFunction("runs/ebrm-model", mode="conservative")
+    >>> reward = EBRMRewardFunction("runs/ebrm-model", reward="conservative")
     >>> trainer = GRPOTrainer(model=..., reward_funcs=[reward], ...)
 
 From the command line, `trl grpo --reward_funcs ebrm.integrations.trl.ebrm_reward` uses the
-model in the environment variable `EBRM_MODEL` (mode from `EBRM_MODE`, default "refined").
+model in the environment variable `EBRM_MODEL` (reward from `EBRM_REWARD`, default "refined").
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from typing import Any
 
 from ebrm.integrations._common import (
     Scorer,
-    check_mode,
     load_scorer,
-    rewards_for_mode,
+    reward_from_env,
+    rewards_of,
     score_safely,
     scorer_from_env,
     to_conversation,
 )
+from ebrm.refine.kinds import deprecated, resolve_reward
+from ebrm.rm.names import DEFAULT_BATCH_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +37,13 @@ class EBRMRewardFunction:
     Args:
         model_or_path: a refined-model directory, or an already loaded scorer
             (`EnergyRewardModel` or anything with `score(convs, *, batch_size)`).
-        mode: which reward to return: "refined" (the model's configured refinement),
-            "mean" (posterior mean), "conservative" (mean - k*spread, against reward hacking)
-            or "base" (the frozen base RM, normalised).
+        reward: which reward to return (a `RewardKind`): "refined" (the model's configured
+            refinement, the default), "mean" (posterior mean), "conservative"
+            (mean - k*spread, against reward hacking), "base" (the frozen base RM,
+            normalised), or a stored reference ("laplace", "laplace_lcb", ...).
         batch_size: responses per forward pass of the base RM.
         device: torch device for a model loaded from a path (default: CUDA if available).
+        mode: the deprecated name of `reward` (warns).
 
     Prompts and completions may be plain strings or, for conversational datasets, lists of
     message dicts (`[{"role": "assistant", "content": ...}]`), as TRL passes them.
@@ -51,11 +55,12 @@ class EBRMRewardFunction:
         self,
         model_or_path: Scorer | str | os.PathLike,
         *,
-        mode: str = "refined",
-        batch_size: int = 16,
+        reward: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         device: str | None = None,
+        mode: str | None = None,
     ) -> None:
-        self.mode = check_mode(mode)
+        self.reward = resolve_reward(reward, mode)
         if batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1. Got {batch_size} instead.")
         self.batch_size = batch_size
@@ -67,8 +72,14 @@ class EBRMRewardFunction:
             self.path = None
             self._scorer = model_or_path
         # TRL names the logged metric `rewards/<__name__>/mean`.
-        self.__name__ = f"ebrm_{mode}"
+        self.__name__ = f"ebrm_{self.reward}"
         self.calls = 0  # number of __call__s, for logging and tests
+
+    @property
+    def mode(self) -> str:
+        """Deprecated name of `reward`."""
+        deprecated("EBRMRewardFunction.mode", "EBRMRewardFunction.reward")
+        return self.reward
 
     @property
     def scorer(self) -> Scorer:
@@ -85,7 +96,9 @@ class EBRMRewardFunction:
 
     def __repr__(self) -> str:
         source = self.path if self.path is not None else type(self._scorer).__name__
-        return f"EBRMRewardFunction({source!r}, mode={self.mode!r}, batch_size={self.batch_size})"
+        return (
+            f"EBRMRewardFunction({source!r}, reward={self.reward!r}, batch_size={self.batch_size})"
+        )
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
         """One reward per (prompt, completion); extra TRL keyword arguments are ignored."""
@@ -102,31 +115,32 @@ class EBRMRewardFunction:
             for i, (p, c) in enumerate(zip(prompts, completions, strict=True))
         ]
         result = score_safely(self.scorer, convs, batch_size=self.batch_size)
-        return rewards_for_mode(result, self.mode)
+        return rewards_of(result, self.reward)
 
 
 class _EnvRewardFunction:
     """The TRL reward function loadable by dotted path: `ebrm.integrations.trl.ebrm_reward`.
 
-    The model directory comes from `EBRM_MODEL`, the mode from `EBRM_MODE` (default
-    "refined"), the device from `EBRM_DEVICE` and the batch size from `EBRM_BATCH_SIZE`
-    (default 16). The model is loaded once per process, on the first call. TRL logs it as
-    `rewards/ebrm_<mode>/mean` (its `__name__` follows `EBRM_MODE`), like
+    The model directory comes from `EBRM_MODEL`, the reward from `EBRM_REWARD` (default
+    "refined"; the deprecated `EBRM_MODE` is read when it is unset), the device from
+    `EBRM_DEVICE` and the batch size from `EBRM_BATCH_SIZE` (default 16). The model is
+    loaded once per process, on the first call. TRL logs it as `rewards/ebrm_<reward>/mean`
+    (its `__name__` follows `EBRM_REWARD`), like
     `EBRMRewardFunction`.
     """
 
     @property
     def __name__(self) -> str:  # read by TRL when it names the logged metric
-        return f"ebrm_{check_mode(os.environ.get('EBRM_MODE', 'refined'))}"
+        return f"ebrm_{reward_from_env()}"
 
     def __repr__(self) -> str:
         return "ebrm.integrations.trl.ebrm_reward"
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
-        mode = check_mode(os.environ.get("EBRM_MODE", "refined"))
-        batch_size = int(os.environ.get("EBRM_BATCH_SIZE", "16"))
+        reward = reward_from_env()
+        batch_size = int(os.environ.get("EBRM_BATCH_SIZE", str(DEFAULT_BATCH_SIZE)))
         scorer = scorer_from_env("EBRM_MODEL")
-        function = EBRMRewardFunction(scorer, mode=mode, batch_size=batch_size)
+        function = EBRMRewardFunction(scorer, reward=reward, batch_size=batch_size)
         return function(prompts, completions, **kwargs)
 
 

@@ -10,8 +10,8 @@ Backends, chosen by environment variables:
     (bearer token from `EBRM_TOKEN`), which batches across all verl workers;
   * else `EBRM_MODEL`: a refined-model directory loaded once per process
     (device `EBRM_DEVICE`).
-The reward kind is `EBRM_MODE` (a `RewardKind`: refined, mean, conservative, base, ...;
-default refined).
+The reward is `EBRM_REWARD` (a `RewardKind`: refined, mean, conservative, base, ...;
+default refined; the deprecated `EBRM_MODE` is read when it is unset).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 from ebrm.data.types import Conversation
 from ebrm.errors import ConfigError
 from ebrm.integrations._common import (
-    check_mode,
     messages_from,
-    rewards_for_mode,
+    reward_from_env,
+    rewards_of,
     score_safely,
     scorer_from_env,
 )
@@ -46,7 +46,7 @@ def _conversation(solution_str: str, extra_info: Any) -> Conversation:
     return Conversation(messages=messages_from(prompt, "extra_info.prompt"), response=solution_str)
 
 
-def _score_remote(url: str, convs: list[Conversation], mode: str) -> list[float]:
+def _score_remote(url: str, convs: list[Conversation], reward: str) -> list[float]:
     import httpx
 
     items = [{"prompt": [{"role": r, "content": c} for r, c in conv.messages],
@@ -60,7 +60,7 @@ def _score_remote(url: str, convs: list[Conversation], mode: str) -> list[float]
         try:
             resp = httpx.post(
                 f"{url.rstrip('/')}/score",
-                json={"items": items, "mode": mode},
+                json={"items": items, "reward": reward},
                 headers=headers,
                 timeout=timeout,
             )
@@ -82,7 +82,7 @@ def compute_score_batch(
     **kwargs: Any,
 ) -> list[float]:
     """Rewards for many responses at once (verl's `BatchRewardManager` interface)."""
-    mode = check_mode(os.environ.get("EBRM_MODE", "refined"))
+    reward = reward_from_env()
     infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
     if len(infos) != len(solution_strs):
         raise ConfigError(
@@ -94,10 +94,10 @@ def compute_score_batch(
         return []
     url = os.environ.get("EBRM_SERVER_URL")
     if url:
-        return _score_remote(url, convs, mode)
+        return _score_remote(url, convs, reward)
     batch_size = int(os.environ.get("EBRM_BATCH_SIZE", "16"))
     result = score_safely(scorer_from_env("EBRM_MODEL"), convs, batch_size=batch_size)
-    return rewards_for_mode(result, mode)
+    return rewards_of(result, reward)
 
 
 def compute_score(

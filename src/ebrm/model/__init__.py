@@ -12,16 +12,26 @@ whole), each of its files, their formats and checks `ebrm.model.files`, the mode
 other package reads or writes a file of the directory.
 """
 
-from ebrm.model.io import CARD_NAME, CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
-from ebrm.model.refined import EnergyRewardModel
-from ebrm.refine.results import RefinedRewards
+from __future__ import annotations
 
-__all__ = [
-    "CARD_NAME",
-    "CONFIG_NAME",
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "WEIGHTS_NAME",
-    "EnergyRewardModel",
-    "RefinedRewards",
-]
+import importlib
+from typing import Any
+
+# name -> module, imported on first use: the CLI reads this package's names and
+# defaults (ebrm.cli) without importing torch
+_EXPORTS = {
+    "CARD_NAME": "ebrm.model.names",
+    "CONFIG_NAME": "ebrm.model.names",
+    "FORMAT_NAME": "ebrm.model.names",
+    "FORMAT_VERSION": "ebrm.model.io",
+    "WEIGHTS_NAME": "ebrm.model.names",
+    "EnergyRewardModel": "ebrm.model.refined",
+    "RefinedRewards": "ebrm.refine.results",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ebrm.model' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -10,6 +10,7 @@ import torch
 
 from ebrm._provenance import provenance_differences
 from ebrm.errors import IncompatibleArtifactError
+from ebrm.rm.names import DEFAULT_DTYPE, DEFAULT_MAX_LENGTH, DEFAULT_TRUNCATION_SIDE
 
 logger = logging.getLogger(__name__)
 
@@ -55,24 +56,36 @@ def check_base_rm(info: dict, rm: Any, embedding_dim: int) -> None:
         raise IncompatibleArtifactError(f"The base reward model has {differ[0]}")
 
 
-def load_base_rm(info: dict, device: torch.device) -> Any:
+def load_base_rm(
+    info: dict,
+    device: torch.device | str | None,
+    *,
+    path: str | None = None,
+    placement: dict | None = None,
+) -> Any:
     """The `BaseRewardModel` that `info` records (name or path, revision and settings).
+
+    `path` loads the same RM from another place (e.g. `--base-rm`) with the recorded
+    settings; `EnergyRewardModel.attach_base_rm` then checks its weights hash.
+    `placement` holds `BaseRewardModel.from_pretrained`'s big-model keywords (`device_map`,
+    `max_memory`, `offload_folder`) to load an RM larger than one device.
 
     Raises:
         IncompatibleArtifactError: `info` records no base RM path.
     """
     from ebrm.rm.adapter import BaseRewardModel  # heavy; only when scoring text
 
-    if not info.get("name_or_path"):
+    if path is None and not info.get("name_or_path"):
         raise IncompatibleArtifactError(
-            "This refined model records no base RM path; attach one with "
-            "model.attach_base_rm(BaseRewardModel.from_pretrained(...))"
+            "This refined model records no base RM path; pass --base-rm PATH on the command "
+            "line, or attach one with model.attach_base_rm(BaseRewardModel.from_pretrained(...))"
         )
     return BaseRewardModel.from_pretrained(
-        info["name_or_path"],
+        info["name_or_path"] if path is None else path,
         device=device,
-        dtype=info.get("dtype", "float32"),
-        max_length=info.get("max_length", 1024),
-        truncation_side=info.get("truncation_side", "left"),
-        revision=info.get("revision"),
+        dtype=info.get("dtype", DEFAULT_DTYPE),
+        max_length=info.get("max_length", DEFAULT_MAX_LENGTH),
+        truncation_side=info.get("truncation_side", DEFAULT_TRUNCATION_SIDE),
+        revision=None if path is not None else info.get("revision"),
+        **(placement or {}),
     )

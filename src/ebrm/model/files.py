@@ -44,19 +44,21 @@ from ebrm.errors import (
     ConfigError,
     CorruptArtifactError,
 )
+from ebrm.model.names import (
+    CARD_NAME,
+    CONFIG_NAME,
+    FORMAT_NAME,
+    REFERENCES_META,
+    REFERENCES_TENSORS,
+    WEIGHTS_NAME,
+)
 from ebrm.references.fit import ReferenceSet
 from ebrm.references.serialize import from_parts, to_parts
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "energy_head.safetensors"
-CARD_NAME = "README.md"
-REFERENCES_META = "references.json"
-REFERENCES_TENSORS = "references.safetensors"
 OWN_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, REFERENCES_META, REFERENCES_TENSORS)
 
-FORMAT_NAME = "ebrm-refined-model"  # config.json
 FORMAT_VERSION = 1
 REFERENCES_FORMAT = "ebrm-references"  # references.json
 REFERENCES_VERSION = 1

@@ -129,5 +129,5 @@ class ReferenceFamily:
         out: dict[str, Scorer] = {}
         for name, reference in refs.rewards.items():
             out[name] = ReferenceScorer(reference)
-            out[f"{name}_conservative"] = ReferenceScorer(reference, self.conservative_k)
+            out[f"{name}_lcb"] = ReferenceScorer(reference, self.conservative_k)
         return out

@@ -17,13 +17,24 @@ Rerunning with the same `out` reuses a finished stage when its inputs are unchan
 (recorded in `pipeline_state.json`) and redoes it from scratch otherwise.
 """
 
-from ebrm.pipeline.config import PipelineConfig
-from ebrm.pipeline.run import PipelineResult, default_base_model, evaluate_split, run_pipeline
+from __future__ import annotations
 
-__all__ = [
-    "PipelineConfig",
-    "PipelineResult",
-    "default_base_model",
-    "evaluate_split",
-    "run_pipeline",
-]
+import importlib
+from typing import Any
+
+# name -> module, imported on first use: the CLI reads this package's names and
+# defaults (ebrm.cli) without importing torch
+_EXPORTS = {
+    "PipelineConfig": "ebrm.pipeline.config",
+    "PipelineResult": "ebrm.pipeline.run",
+    "default_base_model": "ebrm.pipeline.run",
+    "evaluate_split": "ebrm.pipeline.run",
+    "run_pipeline": "ebrm.pipeline.run",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ebrm.pipeline' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -384,7 +384,7 @@ def evaluate_split(
     ids = [p.id for p in pairs] if pairs is not None else None
     units = Units.of(features.chosen.numpy(), features.rejected.numpy(), ids=ids)
     result = refine_and_evaluate(
-        model, "pairwise", units, features.embeddings, features.rewards, kind=kind,
+        model, "pairwise", units, features.embeddings, features.rewards, reward=kind,
         data=data, out_dir=out, n_boot=n_boot, seed=seed, make_figures=make_figures,
         extra=extra,
     )  # fmt: skip

@@ -32,11 +32,12 @@ class ReferenceSet:
 
     def columns(self, embeddings: torch.Tensor, *, k: float) -> dict[str, torch.Tensor]:
         """Every reference's reward columns for (N, D) embeddings, each (N,) float32:
-        "<name>" (mean), "<name>_std" and "<name>_conservative" (mean - k * std)."""
+        "<name>" (mean), "<name>_std" and "<name>_lcb" (mean - k * std), the record names
+        of `ebrm.refine.kinds`."""
         out = {}
         for name, ref in self.rewards.items():
             r = reference_rewards(ref, embeddings, k=k)
-            out.update({name: r.mean, f"{name}_std": r.std, f"{name}_conservative": r.conservative})
+            out.update({name: r.mean, f"{name}_std": r.std, f"{name}_lcb": r.lcb})
         return out
 
 

@@ -1,4 +1,4 @@
-"""What every post-hoc reference reward offers: a mean, a std, P(a > b), a conservative form."""
+"""What every post-hoc reference reward offers: a mean, a std, P(a > b), a lower bound."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Protocol
 
 import torch
 
-from ebrm.refine.uncertainty import std_lower_bound as conservative
+from ebrm.refine.uncertainty import std_lower_bound
 
 
 class Reference(Protocol):
@@ -37,20 +37,12 @@ class ReferenceRewards:
 
     mean: torch.Tensor
     std: torch.Tensor
-    conservative: torch.Tensor  # mean - k * std, k as the energy head's `conservative_k`
-
-    def reward_for(self, kind: str) -> torch.Tensor:
-        """'mean' (also 'refined': a reference's point reward is its mean) or 'conservative'."""
-        if kind in ("mean", "refined"):
-            return self.mean
-        if kind == "conservative":
-            return self.conservative
-        raise ValueError(f"A reference reward is 'mean' or 'conservative'; got {kind!r}")
+    lcb: torch.Tensor  # lower confidence bound mean - k * std, k as the head's `conservative_k`
 
 
 def reference_rewards(ref: Reference, embeddings: torch.Tensor, *, k: float) -> ReferenceRewards:
     """Mean, std and `mean - k * std` of `ref` for (N, D) embeddings."""
     mean, std = ref.predict(torch.as_tensor(embeddings))
     return ReferenceRewards(
-        mean=mean.float(), std=std.float(), conservative=conservative(mean, std, k).float()
+        mean=mean.float(), std=std.float(), lcb=std_lower_bound(mean, std, k).float()
     )

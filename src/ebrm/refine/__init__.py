@@ -1,24 +1,32 @@
 """Refinement: from the energy head's density p(y | e) to rewards (DESIGN §1.6-1.7)."""
 
-from ebrm.energy.posterior import posterior_mean
-from ebrm.refine.config import METHODS, RefineConfig
-from ebrm.refine.grid import Posterior, grid_posterior, grid_scores, p_better
-from ebrm.refine.paper import PaperResult, paper_refine, paper_search
-from ebrm.refine.results import REWARD_KINDS, RefinedRewards, RewardKind, check_reward_kind
+from __future__ import annotations
 
-__all__ = [
-    "METHODS",
-    "REWARD_KINDS",
-    "PaperResult",
-    "Posterior",
-    "RefineConfig",
-    "RefinedRewards",
-    "RewardKind",
-    "check_reward_kind",
-    "grid_posterior",
-    "grid_scores",
-    "p_better",
-    "paper_refine",
-    "paper_search",
-    "posterior_mean",
-]
+import importlib
+from typing import Any
+
+# name -> module, imported on first use: the CLI reads this package's names and
+# defaults (ebrm.cli) without importing torch
+_EXPORTS = {
+    "METHODS": "ebrm.refine.config",
+    "REWARD_KINDS": "ebrm.refine.kinds",
+    "PaperResult": "ebrm.refine.paper",
+    "Posterior": "ebrm.refine.grid",
+    "RefineConfig": "ebrm.refine.config",
+    "RefinedRewards": "ebrm.refine.results",
+    "RewardKind": "ebrm.refine.kinds",
+    "check_reward_kind": "ebrm.refine.kinds",
+    "grid_posterior": "ebrm.refine.grid",
+    "grid_scores": "ebrm.refine.grid",
+    "p_better": "ebrm.refine.grid",
+    "paper_refine": "ebrm.refine.paper",
+    "paper_search": "ebrm.refine.paper",
+    "posterior_mean": "ebrm.energy.posterior",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ebrm.refine' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

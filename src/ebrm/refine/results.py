@@ -3,41 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Literal, get_args
 
 import torch
 
 from ebrm.errors import ConfigError
+from ebrm.refine.kinds import REFERENCE_KINDS, RewardKind, check_reward_kind
 
-RewardKind = Literal[
+# The dataclass field of a kind whose record name differs (others: the same name).
+_FIELD = {"refined": "reward", "median": "q50"}
+# The record columns of the energy model, in order: its kinds, then its statistics.
+RECORD_COLUMNS = (
     "refined", "mean", "mode", "median", "conservative", "base",
-    "laplace", "laplace-conservative", "ensemble", "ensemble-conservative",
-]  # fmt: skip
-"""Which per-response reward a caller uses: the configured refinement, the posterior mean,
-mode or median, the uncertainty-penalised `mean - k*spread`, the frozen base RM's reward
-(all in normalised units), or a reference stored with the model (`ebrm.references`: the
-Laplace or ensemble BT head's mean, or its `mean - k*std`, in its own log-odds units).
-Every option, request field and environment variable that picks a reward takes one of
-these names."""
-
-REWARD_KINDS: tuple[RewardKind, ...] = get_args(RewardKind)
-#: the kinds a model has only when `ebrm train` stored references with it
-REFERENCE_KINDS: tuple[str, ...] = REWARD_KINDS[6:]
-
-# The `RefinedRewards` field (or `references` key) holding each kind (others: field names).
-_FIELD = {
-    "refined": "reward",
-    "median": "q50",
-    "laplace-conservative": "laplace_conservative",
-    "ensemble-conservative": "ensemble_conservative",
-}
+    "base_raw", "std", "spread", "q05", "q95", "log_z",
+)  # fmt: skip
 
 
-def check_reward_kind(kind: str, *, what: str = "reward kind") -> RewardKind:
-    """`kind` as a `RewardKind`, or a `ConfigError` naming the choices (`what` names the option)."""
-    if kind not in REWARD_KINDS:
-        raise ConfigError(f"Unknown {what} {kind!r}; choose one of {', '.join(REWARD_KINDS)}.")
-    return kind  # type: ignore[return-value]
+def missing_reference(kind: str) -> str:
+    """Why a model without stored references has no reward `kind`, and the fix."""
+    return (
+        f"The reward {kind!r} needs the reference heads that `ebrm train` stores with the "
+        "model (references.json), and this model has none; retrain it with the current "
+        "ebrm, or pick another reward."
+    )
 
 
 @dataclass(frozen=True)
@@ -61,46 +48,41 @@ class RefinedRewards:
     q95: torch.Tensor  # 95% posterior quantile
     mode: torch.Tensor  # argmax of f (grid + polish)
     log_z: torch.Tensor  # log normaliser of exp f over the grid
-    conservative: torch.Tensor  # mean - k * spread
+    conservative: torch.Tensor  # mean - k * spread (the energy model's, not a reference's std)
     method: str = "mean"  # which refined reward `reward` is
-    # the stored references' rewards, e.g. {"laplace", "laplace_std", "laplace_conservative",
+    # the stored references' rewards, e.g. {"laplace", "laplace_std", "laplace_lcb",
     # "ensemble", ...} -> (N,) tensors; empty for a model without references
     references: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.reward.shape[0])
 
-    @staticmethod
-    def field_for(kind: RewardKind | str) -> str:
-        """The field (and `to_records` key) that holds the reward of `kind`.
-
-        Raises:
-            ConfigError: for an unknown kind.
-        """
-        return _FIELD.get(check_reward_kind(kind), kind)
-
     def reward_for(self, kind: RewardKind | str) -> torch.Tensor:
-        """The reward of one kind (see `RewardKind`).
+        """The reward of one kind (see `RewardKind`): the one accessor from a result to a
+        column (`to_records` writes the same column under the kind's name).
 
         Raises:
             ConfigError: for an unknown kind, or a reference kind the model does not have.
         """
-        name = self.field_for(kind)
+        kind = check_reward_kind(kind)
         if kind in REFERENCE_KINDS:
-            if name not in self.references:
-                raise ConfigError(
-                    f"The reward kind {kind!r} needs the reference heads that `ebrm train` "
-                    "stores with the model (references.json), and this model has none; "
-                    "retrain it with the current ebrm, or pick another kind."
-                )
-            return self.references[name]
-        return getattr(self, name)
+            if kind not in self.references:
+                raise ConfigError(missing_reference(kind))
+            return self.references[kind]
+        return getattr(self, _FIELD.get(kind, kind))
+
+    def columns(self) -> dict[str, torch.Tensor]:
+        """Every per-response column under its record name: each `RewardKind` the result
+        has (`refined`, `mean`, ..., the references' kinds) and the statistics (`base_raw`,
+        `std`, `spread`, `q05`, `q95`, `log_z`, the references' `<name>_std`)."""
+        columns = {name: getattr(self, _FIELD.get(name, name)) for name in RECORD_COLUMNS}
+        columns.update(self.references)
+        return columns
 
     def to_records(self) -> list[dict]:
-        """One dict of Python floats per response (the method name, the references' keys)."""
-        names = [f.name for f in fields(self) if f.name not in ("method", "references")]
-        columns = {name: getattr(self, name).tolist() for name in names}
-        columns.update({name: value.tolist() for name, value in self.references.items()})
+        """One dict of Python floats per response, keyed as `columns`, plus `method` (what
+        `refined` is): the one record shape of `ebrm score`, the server, best-of-n and TRL."""
+        columns = {name: value.tolist() for name, value in self.columns().items()}
         return [
             {"method": self.method, **{name: col[i] for name, col in columns.items()}}
             for i in range(len(self))

@@ -27,6 +27,7 @@ from ebrm.rm.hf import (
     load_reward_model,
     weights_hash,
 )
+from ebrm.rm.names import DEFAULT_DTYPE, DEFAULT_MAX_LENGTH, DEFAULT_TRUNCATION_SIDE
 from ebrm.rm.padding import choose_padding_side, setup_pad_token
 from ebrm.rm.pooling import find_score_head, pool_head_input
 
@@ -96,9 +97,9 @@ class BaseRewardModel:
         name_or_path: str | os.PathLike,
         *,
         device: str | torch.device | None = None,
-        dtype: str | torch.dtype = "float32",
-        max_length: int = 1024,
-        truncation_side: str = "left",
+        dtype: str | torch.dtype = DEFAULT_DTYPE,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        truncation_side: str = DEFAULT_TRUNCATION_SIDE,
         revision: str | None = None,
         padding_side: str | None = None,
         trust_remote_code: bool = False,
