@@ -67,7 +67,7 @@ def test_bon_ns_doubles_up_to_the_pool_size():
 
 
 def test_vectorised_bon_policy_equals_the_per_row_estimator_with_ties():
-    from ebrm.integrations.best_of_n import best_of_n_weights
+    from ebrm.evaluation.best_of_n import best_of_n_weights
     from ebrm.overopt.policies import bon_policy
 
     gen = torch.Generator().manual_seed(3)

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ebrm.integrations.best_of_n import best_of_n_weights
+from ebrm.evaluation.best_of_n import best_of_n_weights
 
 
 def bon_kl(n: int) -> float:
