@@ -16,8 +16,7 @@ from ebrm._config import (
     from_dict,
     invalid,
 )
-from ebrm.energy.config import EnergyHeadConfig
-from ebrm.energy.presets import TrainConfig
+from ebrm.energy.config import EnergyHeadConfig, TrainConfig
 from ebrm.errors import ConfigError
 from ebrm.integrations.server_config import ServerConfig
 from ebrm.overopt.config import OveroptConfig

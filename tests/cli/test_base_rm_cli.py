@@ -58,8 +58,8 @@ def _tree(root: Path) -> dict[str, str]:
 def test_overwrite_replaces_the_rm_and_its_store_only_once_the_new_one_is_complete(
     tmp_path, monkeypatch, capsys
 ):
-    from ebrm.features import bt_store
     from ebrm.features.store import FeatureStore
+    from ebrm.pipeline import base_rm as store_training
 
     rows = [
         {"prompt": f"q {i}", "chosen": f"a {i} good", "rejected": f"a {i} bad"} for i in range(12)
@@ -81,7 +81,7 @@ def test_overwrite_replaces_the_rm_and_its_store_only_once_the_new_one_is_comple
     # a replacement that fails before it is complete leaves the previous RM and store as
     # they were, and nothing of its own beside them
     with monkeypatch.context() as patch:
-        patch.setattr(bt_store, "_relabel", broken)
+        patch.setattr(store_training, "_relabel", broken)
         assert main([*argv[:-1], "2", "--overwrite"]) == 1
     assert _tree(out) == first
     assert sorted(p.name for p in work.iterdir()) == ["rm"]

@@ -141,9 +141,9 @@ def test_train_and_demo_defaults_are_the_default_preset():
 
 def test_library_defaults_agree():
     """The same setting has one default wherever the library takes it."""
-    from ebrm.energy.config import EnergyHeadConfig
+    from ebrm.energy.config import EnergyHeadConfig, TrainConfig
     from ebrm.energy.objectives import NCEPlusBT, NCEPlusMargin, make_objective
-    from ebrm.energy.presets import PRESETS, TrainConfig
+    from ebrm.energy.presets import PRESETS
     from ebrm.features.extract import extract_features
     from ebrm.integrations.best_of_n import select_best
     from ebrm.rm.adapter import BaseRewardModel

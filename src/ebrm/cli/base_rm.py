@@ -136,7 +136,7 @@ def train(
         )
 
     from ebrm.data import load_pairs
-    from ebrm.features.bt_store import train_with_store
+    from ebrm.pipeline.base_rm import train_with_store
 
     with _checks.flag_names(_FLAGS):
         config = BTTrainConfig(

@@ -19,7 +19,7 @@ _EXPORTS = {
     "ObjectiveOutput": "ebrm.energy.objectives",
     "PairBatch": "ebrm.energy.objectives",
     "RewardNormalizer": "ebrm.energy.normalize",
-    "TrainConfig": "ebrm.energy.presets",
+    "TrainConfig": "ebrm.energy.config",
     "TrainResult": "ebrm.energy.train",
     "bradley_terry_loss": "ebrm.energy.losses",
     "filter_conflicts": "ebrm.energy.filter",

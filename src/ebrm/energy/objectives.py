@@ -12,13 +12,13 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from ebrm.energy.config import TrainConfig
 from ebrm.energy.fused import candidate_scores
 from ebrm.energy.head import EnergyHead
 from ebrm.energy.losses import bradley_terry_loss, nce_plus_loss
 from ebrm.energy.names import OBJECTIVES
 from ebrm.energy.noise import sample_candidates
 from ebrm.energy.posterior import posterior_mean_projected
-from ebrm.energy.presets import TrainConfig
 from ebrm.errors import ConfigError
 
 # the weights' defaults are TrainConfig's: one source for a trainer and a direct caller

@@ -22,14 +22,13 @@ import torch
 
 from ebrm._device import resolve_device
 from ebrm._progress import tqdm
-from ebrm.energy.config import EnergyHeadConfig
+from ebrm.energy.config import EnergyHeadConfig, TrainConfig
 from ebrm.energy.filter import FilterReport, filter_conflicts
 from ebrm.energy.head import EnergyHead
 from ebrm.energy.history import save_history
 from ebrm.energy.normalize import RewardNormalizer
 from ebrm.energy.objectives import Objective, PairBatch, make_objective
 from ebrm.energy.posterior import grid_range, grid_summaries
-from ebrm.energy.presets import TrainConfig
 from ebrm.energy.validation import Checkpoint, check_features, pairwise_accuracy, select_checkpoint
 from ebrm.errors import ConfigError, DataFormatError
 from ebrm.features.table import PairFeatures

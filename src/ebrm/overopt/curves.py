@@ -30,7 +30,7 @@ from ebrm.overopt.policies import (
     kl_regularised_policy,
 )
 from ebrm.overopt.policy_gradient import policy_gradient
-from ebrm.overopt.stats import mean_se
+from ebrm.overopt.prompt_stats import mean_se
 
 
 @dataclass(frozen=True)

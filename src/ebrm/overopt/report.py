@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ebrm._io import atomic_write, atomic_write_json, json_finite
 from ebrm.overopt.curves import Curve
-from ebrm.overopt.stats import paired
+from ebrm.overopt.prompt_stats import paired
 
 SUMMARY_FILE = "overopt_summary.json"
 CURVES_FILE = "overopt_curves.json"

@@ -14,7 +14,8 @@ from ebrm._config import (
     invalid,
     to_dict,
 )
-from ebrm.energy.presets import DEFAULT_PRESET, PRESETS, TrainConfig
+from ebrm.energy.config import TrainConfig
+from ebrm.energy.presets import DEFAULT_PRESET, PRESETS
 
 
 @dataclass(frozen=True)

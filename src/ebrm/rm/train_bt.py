@@ -200,7 +200,7 @@ def train_bradley_terry(
         embed_pairs: `(rm, pairs) -> ((P, D) chosen, (P, D) rejected)` embeddings of all
             `pairs` (labels as given), called once: before fitting the head with a frozen
             encoder, after fine-tuning otherwise (the accuracies are computed from them).
-            Default `embed_pair_texts`; `ebrm.features.bt_store` passes one that extracts a
+            Default `embed_pair_texts`; `ebrm.pipeline.base_rm` passes one that extracts a
             feature store.
         overwrite: replace a non-empty `out`; the previous directory stays intact until
             the new one is complete, then one rename swaps them (`ebrm._io.swap_directory`).

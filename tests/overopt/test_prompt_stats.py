@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ebrm._io import json_finite
-from ebrm.overopt.stats import mean_se, mean_spearman, paired
+from ebrm.overopt.prompt_stats import mean_se, mean_spearman, paired
 
 
 def test_spearman_uses_average_ranks_for_ties():
