@@ -7,8 +7,7 @@ The public API, imported lazily so that `import ebrm` stays cheap::
 
 from __future__ import annotations
 
-import importlib
-
+from ebrm._lazy import lazy_getattr
 from ebrm._version import __version__
 
 _EXPORTS = {
@@ -35,7 +34,4 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ebrm' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -60,4 +60,3 @@ def attach(
         rm = ReusingRM(rm, StoredRows.open(features), name="the model's base RM")
     erm.attach_base_rm(rm)
     return erm
-

@@ -9,8 +9,7 @@ functions (`policies.py`, `policy_gradient.py`, `curves.py`).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ebrm._lazy import lazy_getattr
 
 # name -> module: imported on first use, so `ebrm overopt` can check its options (and the
 # CLI read OveroptConfig's defaults) without importing torch
@@ -31,7 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'ebrm.overopt' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"ebrm.overopt.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_getattr(__name__, {k: f"{__name__}.{v}" for k, v in _EXPORTS.items()})
