@@ -132,7 +132,9 @@ def test_every_page_of_the_nav_is_built_and_site_works_from_disk(site):
         assert (site / f"{page}.html").is_file(), page
     index = (site / "index.html").read_text(encoding="utf-8")
     assert 'href="getting-started.html"' in index  # plain file links: opens from file://
-    assert "search" in index
+    assert 'data-md-component="search"' in index
+    # nothing is fetched from the web: no remote script, stylesheet or font
+    assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', index)
 
 
 def test_changelog_names_the_installed_version():
