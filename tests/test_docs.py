@@ -161,7 +161,7 @@ def test_results_block_is_report_output():
 
 
 def test_no_issue_numbers_in_readme_or_docs():
-    pages = [ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+    pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
     found = [
         f"{p.relative_to(ROOT)}:{n}"
         for p in pages
@@ -169,3 +169,11 @@ def test_no_issue_numbers_in_readme_or_docs():
         if re.search(r"\bissues?[- ]\d", line, re.I)
     ]
     assert not found
+
+
+def test_readme_is_a_landing_page():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 250
+    assert "make demo" in readme and "make test" in readme
+    assert 'pip install "ebrm[server]"' in readme
+    assert "docs/results.md" in readme  # the headline numbers link to their tables
