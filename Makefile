@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all lint bench docs docs-serve clean
 
 install: $(STAMP)
 
@@ -39,5 +39,13 @@ bench: install
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_server.py
 
+# The documentation site, offline; warnings (a broken link, a missing page, an unresolved
+# API reference) are errors. `make test` runs the same build (tests/test_docs.py).
+docs: install
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install
+	$(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

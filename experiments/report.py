@@ -258,7 +258,9 @@ PROTOCOL = (
 NOISE_HEADING = (
     "Label noise (base RM and EBRM trained on flipped labels; validation and test labels clean)"
 )
-README_BEGIN, README_END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
+# the block of the results page (docs/results.md) that `--docs` rewrites; nothing else in
+# the page is touched, and nothing between the markers is ever edited by hand
+RESULTS_BEGIN, RESULTS_END = "<!-- RESULTS:BEGIN -->", "<!-- RESULTS:END -->"
 
 
 def commands(rows: list[dict], fallback: str | None = None) -> list[str]:
@@ -304,7 +306,7 @@ def results_markdown(
         f"HH-RLHF test split: {n_test} pairs per seed (prompt-grouped split 60/15/25 % per "
         f"seed); {PROTOCOL}",
         "",
-        f"{h} Targets (issue 6)",
+        f"{h} Targets",
         "",
         *targets_section(rows),
         "",
@@ -342,28 +344,28 @@ def write_results(
     return rows
 
 
-def update_readme(
-    readme: Path,
+def update_results_page(
+    page: Path,
     rows: list[dict],
     *,
     command: str | None = None,
     rendered_by: str | None = None,
     out: Path = Path("runs/experiments"),
 ) -> None:
-    """Replace the text between the README's RESULTS markers with the generated tables."""
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.find(README_BEGIN), text.find(README_END)
+    """Replace the text between the page's RESULTS markers with the generated tables."""
+    text = page.read_text(encoding="utf-8")
+    start, end = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
     if start < 0 or end < start:
         raise SystemExit(
-            f"{readme}: no '{README_BEGIN}' ... '{README_END}' block to fill; add the two "
+            f"{page}: no '{RESULTS_BEGIN}' ... '{RESULTS_END}' block to fill; add the two "
             "markers where the results tables belong"
         )
     block = results_markdown(
         rows, command=command, rendered_by=rendered_by, per_seed=False, level=4
     )
     footer = f"Per-seed rows with intervals and McNemar p-values: `{out.as_posix()}/results.md`."
-    new = f"{text[: start + len(README_BEGIN)]}\n{block}\n{footer}\n{text[end:]}"
-    atomic_write_text(readme, new)
+    new = f"{text[: start + len(RESULTS_BEGIN)]}\n{block}\n{footer}\n{text[end:]}"
+    atomic_write_text(page, new)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -375,18 +377,23 @@ def main(argv: list[str] | None = None) -> int:
         "--command",
         help="the run.py command to name for cells that did not record theirs (older cells)",
     )
-    ap.add_argument("--readme", type=Path, help="also rewrite this README's RESULTS block")
+    ap.add_argument(
+        "--docs",
+        type=Path,
+        help="also rewrite the RESULTS block of this page (the site's results page: "
+        "docs/results.md)",
+    )
     args = ap.parse_args(argv)
     if not (args.out / "cells").is_dir():
         raise SystemExit(f"{args.out}/cells not found: run experiments/run.py --out {args.out}")
     given = argv if argv is not None else sys.argv[1:]
     rendered_by = " ".join(["python experiments/report.py", *given])
     rows = write_results(args.out, command=args.command, rendered_by=rendered_by)
-    if args.readme:
-        update_readme(
-            args.readme, rows, command=args.command, rendered_by=rendered_by, out=args.out
+    if args.docs:
+        update_results_page(
+            args.docs, rows, command=args.command, rendered_by=rendered_by, out=args.out
         )
-    print(f"wrote {args.out / 'results.md'}" + (f" and {args.readme}" if args.readme else ""))
+    print(f"wrote {args.out / 'results.md'}" + (f" and {args.docs}" if args.docs else ""))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""experiments/report.py: the targets it judges and the README block it writes."""
+"""experiments/report.py: the targets it judges and the results-page block it writes."""
 
 from __future__ import annotations
 
@@ -73,26 +73,26 @@ def test_targets_are_judged_on_the_means_over_seeds(rows):
     assert measured == "lost 6.0 pts, Δ +2.0 pts (+33%)" and met == "yes"
 
 
-def test_update_readme_replaces_only_the_marked_block(rows, tmp_path):
-    readme = tmp_path / "README.md"
+def test_update_results_page_replaces_only_the_marked_block(rows, tmp_path):
+    readme = tmp_path / "results.md"
     readme.write_text(
-        f"# intro\n\n{report.README_BEGIN}\nstale table\n{report.README_END}\n\n## after\n"
+        f"# intro\n\n{report.RESULTS_BEGIN}\nstale table\n{report.RESULTS_END}\n\n## after\n"
     )
-    report.update_readme(readme, rows, command="python experiments/run.py X")
+    report.update_results_page(readme, rows, command="python experiments/run.py X")
     text = readme.read_text()
-    assert text.startswith("# intro\n\n") and text.endswith(f"{report.README_END}\n\n## after\n")
+    assert text.startswith("# intro\n\n") and text.endswith(f"{report.RESULTS_END}\n\n## after\n")
     assert "stale table" not in text
     # these rows recorded no command: the fallback names them, once
     assert text.count("```bash\npython experiments/run.py X\n```") == 1
-    block = text[text.index(report.README_BEGIN) : text.index(report.README_END)]
+    block = text[text.index(report.RESULTS_BEGIN) : text.index(report.RESULTS_END)]
     assert "#### Targets" in block and "Per seed" not in block.split("Per-seed rows")[0]
 
 
-def test_update_readme_without_markers_says_what_to_add(rows, tmp_path):
-    readme = tmp_path / "README.md"
+def test_update_results_page_without_markers_says_what_to_add(rows, tmp_path):
+    readme = tmp_path / "results.md"
     readme.write_text("# no markers\n")
     with pytest.raises(SystemExit, match="RESULTS:BEGIN"):
-        report.update_readme(readme, rows, command="c")
+        report.update_results_page(readme, rows, command="c")
     assert readme.read_text() == "# no markers\n"
 
 
@@ -105,9 +105,9 @@ def test_the_block_names_every_command_that_wrote_its_cells_once(rows, tmp_path)
     assert report.commands(list(reversed(recorded))) == [frozen, tuned]  # frozen base first
     # a cell without a recorded command is named by the fallback, never silently dropped
     assert report.commands([*recorded, rows[0]], "old") == [frozen, "old", tuned]
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{report.README_BEGIN}\n{report.README_END}\n")
-    report.update_readme(readme, recorded, rendered_by="python experiments/report.py R")
+    readme = tmp_path / "results.md"
+    readme.write_text(f"{report.RESULTS_BEGIN}\n{report.RESULTS_END}\n")
+    report.update_results_page(readme, recorded, rendered_by="python experiments/report.py R")
     text = readme.read_text()
     assert f"```bash\n{frozen}\n{tuned}\n```" in text
     assert "Rendered by `python experiments/report.py R`." in text

@@ -1,12 +1,13 @@
-"""Every command the README documents exists, with every flag it is shown with.
+"""Every command the README and the documentation pages show exists, with every flag it is
+shown with.
 
-The README's shell blocks are parsed (continuation lines joined, comments dropped, `&&` / `;`
-/ `|` split): an `ebrm ...` command (also `python -m ebrm`, `accelerate launch -m ebrm`,
-`torchrun -m ebrm`) must name an existing subcommand whose `--help` lists each `--flag`
-used (read from the click command objects, no subprocess); a `python benchmarks/...` or
-`python experiments/...` script must exist and define each flag it is given; a `python -m`
-module must be importable (when its top-level package is installed at all: the README also
-shows optional third-party launchers).
+The shell blocks of README.md and docs/*.md are parsed (continuation lines joined, comments
+dropped, `&&` / `;` / `|` split): an `ebrm ...` command (also `python -m ebrm`,
+`accelerate launch -m ebrm`, `torchrun -m ebrm`) must name an existing subcommand whose
+`--help` lists each `--flag` used (read from the click command objects, no subprocess); a
+`python benchmarks/...` or `python experiments/...` script must exist and define each flag
+it is given; a `python -m` module must be importable (when its top-level package is
+installed at all: the docs also show optional third-party launchers).
 """
 
 from __future__ import annotations
@@ -116,19 +117,32 @@ def command_problems(argv: list[str]) -> list[str]:
     return []
 
 
-def readme_problems(markdown: str) -> list[str]:
+def readme_problems(markdown: str, name: str = "README") -> list[str]:
     return [
-        f"README line {number}: {problem}"
+        f"{name} line {number}: {problem}"
         for number, argv in shell_commands(markdown)
         for problem in command_problems(argv)
     ]
 
 
+DOCUMENTED = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def test_every_documented_command_and_flag_exists():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    commands = shell_commands(readme)
-    assert sum(argv[0] == "ebrm" for _, argv in commands) >= 15  # the parser finds them
-    assert readme_problems(readme) == []
+    found, problems = 0, []
+    for path in DOCUMENTED:
+        markdown = path.read_text(encoding="utf-8")
+        found += sum(argv[0] == "ebrm" for _, argv in shell_commands(markdown))
+        problems += readme_problems(markdown, str(path.relative_to(ROOT)))
+    assert found >= 30  # the parser finds them (the Quick start alone shows 10)
+    assert problems == []
+
+
+def test_the_readme_and_the_getting_started_page_show_the_quick_start():
+    for name in ("README.md", "docs/getting-started.md"):
+        commands = [argv[:2] for _, argv in shell_commands((ROOT / name).read_text("utf-8"))]
+        for step in (["ebrm", "split"], ["ebrm", "train"], ["ebrm", "eval"], ["ebrm", "serve"]):
+            assert step in commands, f"{name}: the Quick start lacks `{' '.join(step)}`"
 
 
 def test_a_documented_flag_or_command_that_does_not_exist_is_caught():

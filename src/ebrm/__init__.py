@@ -10,24 +10,25 @@ from __future__ import annotations
 from ebrm._lazy import lazy_getattr
 from ebrm._version import __version__
 
+# name -> the module that defines it (imported on first use; the API reference reads it)
 _EXPORTS = {
     "Conversation": "ebrm.data.types",
     "PreferencePair": "ebrm.data.types",
-    "load_pairs": "ebrm.data",
-    "load_rmbench": "ebrm.data",
+    "load_pairs": "ebrm.data.pairs",
+    "load_rmbench": "ebrm.data.pairs",
     "BaseRewardModel": "ebrm.rm.adapter",
-    "extract_features": "ebrm.features",
-    "load_features": "ebrm.features",
+    "extract_features": "ebrm.features.extract",
+    "load_features": "ebrm.features.store",
     "PairFeatures": "ebrm.features.table",
-    "EnergyHead": "ebrm.energy",
-    "EnergyHeadConfig": "ebrm.energy",
-    "RewardNormalizer": "ebrm.energy",
-    "filter_conflicts": "ebrm.energy",
-    "TrainConfig": "ebrm.energy",
-    "train_energy_head": "ebrm.energy",
-    "RefineConfig": "ebrm.refine",
-    "RefinedRewards": "ebrm.refine",
-    "EnergyRewardModel": "ebrm.model",
+    "EnergyHead": "ebrm.energy.head",
+    "EnergyHeadConfig": "ebrm.energy.config",
+    "RewardNormalizer": "ebrm.energy.normalize",
+    "filter_conflicts": "ebrm.energy.filter",
+    "TrainConfig": "ebrm.energy.config",
+    "train_energy_head": "ebrm.energy.train",
+    "RefineConfig": "ebrm.refine.config",
+    "RefinedRewards": "ebrm.refine.results",
+    "EnergyRewardModel": "ebrm.model.refined",
     "EbrmError": "ebrm.errors",
 }
 

@@ -55,8 +55,24 @@ def _register_commands() -> None:
         module.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ebrm._version import __version__
+
+        typer.echo(f"ebrm {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print ebrm's version and exit (`ebrm version` adds torch and transformers).",
+    ),
+) -> None:
     """Energy-based refinement of frozen reward models (EBRM)."""
 
 
