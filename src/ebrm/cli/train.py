@@ -68,6 +68,13 @@ def register(app: typer.Typer) -> None:
                 "them from --features (default: a prompt-grouped fraction of --features).",
             ),
         ] = None,
+        no_references: Annotated[
+            bool,
+            typer.Option(
+                "--no-references",
+                help="Skip the Laplace and ensemble references (their reward kinds then fail).",
+            ),
+        ] = False,
     ) -> None:
         """Train the energy head with NCE+; prints validation accuracy of base vs refined."""
         _checks.need(features, "--features", _checks.FEATURE_STORE)
@@ -108,7 +115,7 @@ def register(app: typer.Typer) -> None:
                         "rerun the same command to train again",)  # fmt: skip
             raise
         model = EnergyRewardModel.from_training(
-            result, base_rm_info=store.provenance, references=True
+            result, base_rm_info=store.provenance, references=not no_references
         )
         model.train_info["features"] = str(features)
         verdict = record_validation_verdict(model, result.validation_features, seed=seed)

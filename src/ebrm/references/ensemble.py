@@ -9,7 +9,10 @@ mean and std over the K heads' rewards `w_k . x` (std with K - 1 in the denomina
 
 The prior precision is chosen on the validation pairs by the negative log-likelihood of one
 MAP head on all training pairs (K times cheaper than scoring every ensemble), over the
-same multiples of the data's Fisher scale as `laplace`.
+same multiples of the data's Fisher scale as `laplace` (`prior.prior_path`, shared with it).
+The K heads are fitted together (`bt_map.fit_bt_map_batch`: each pass over the pairs serves
+all K), each with its bootstrap counts as pair weights (no resampled copies), from the
+all-pairs MAP and preconditioned by the data Hessian there (a resample's Hessian is close).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from dataclasses import dataclass
 import torch
 
 from ebrm.references import bt_map
-from ebrm.references.laplace import DEFAULT_PRIOR_MULTIPLE, PRIOR_MULTIPLES, pair_nll
+from ebrm.references._pairs import as_pairs
+from ebrm.references.laplace import MAX_FULL_DIM, chunked
+from ebrm.references.prior import PriorPath, first_minimum, prior_path
 from ebrm.refine.calibration import temperature_scale
 
 DEFAULT_SIZE = 5
@@ -42,7 +47,7 @@ class EnsembleReference:
 
     def member_rewards(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Every head's reward (N, K) float64."""
-        return (embeddings.to(torch.float64) - self.center) @ self.weights.T
+        return chunked(lambda e: (e - self.center) @ self.weights.T, torch.as_tensor(embeddings))
 
     def predict(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reward mean and std over the heads per response, each (N,) float64."""
@@ -54,8 +59,10 @@ class EnsembleReference:
         self, emb_a: torch.Tensor, emb_b: torch.Tensor, *, calibrated: bool = True
     ) -> torch.Tensor:
         """P(y_a > y_b) (N,): the members' average, temperature-scaled if `calibrated`."""
-        d = emb_a.to(torch.float64) - emb_b.to(torch.float64)
-        p = torch.sigmoid(d @ self.weights.T).mean(dim=1)
+        p = chunked(
+            lambda a, b: torch.sigmoid((a - b) @ self.weights.T).mean(dim=1),
+            torch.as_tensor(emb_a), torch.as_tensor(emb_b),
+        )  # fmt: skip
         if calibrated and self.temperature != 1.0:
             p = temperature_scale(p, self.temperature)
         return p
@@ -90,49 +97,28 @@ def bootstrap_counts(num_pairs: int, size: int, seed: int) -> torch.Tensor:
     return torch.stack([torch.bincount(row, minlength=num_pairs) for row in draws])
 
 
-def choose_prior_precision(
-    diff: torch.Tensor,
-    val_diff: torch.Tensor | None,
-    *,
-    prior_multiples: tuple[float, ...] = PRIOR_MULTIPLES,
-) -> tuple[float, torch.Tensor, list[dict]]:
-    """The prior precision whose all-pairs MAP head has the lowest validation NLL.
-
-    Returns:
-        (prior precision, that MAP head (D,), [{"prior_multiple", "val_nll"}, ...]).
-    """
-    scale = bt_map.data_precision_scale(diff)
-    if val_diff is None or len(val_diff) == 0:
-        lam = DEFAULT_PRIOR_MULTIPLE * scale
-        return lam, bt_map.fit_bt_map(diff, prior_precision=lam), []
-    tried, best, w = [], None, None
-    for multiple in prior_multiples:
-        w = bt_map.fit_bt_map(diff, prior_precision=multiple * scale, init=w)
-        nll = pair_nll(torch.sigmoid(val_diff.to(torch.float64) @ w))
-        tried.append({"prior_multiple": multiple, "val_nll": nll})
-        if best is None or nll < best[0]:
-            best = (nll, multiple * scale, w)
-    return best[1], best[2], tried
-
-
 def fit_ensemble(
-    train_chosen: torch.Tensor,
-    train_rejected: torch.Tensor,
-    val_chosen: torch.Tensor | None = None,
-    val_rejected: torch.Tensor | None = None,
+    train_chosen,
+    train_rejected=None,
+    val_chosen=None,
+    val_rejected=None,
     *,
     size: int = DEFAULT_SIZE,
     seed: int = 0,
     prior_precision: float | None = None,
+    path: PriorPath | None = None,
 ) -> tuple[EnsembleReference, dict]:
     """Fit `size` BT heads on bootstrap resamples of the training pairs.
 
     Args:
-        train_chosen, train_rejected: (P, D) embeddings of the training pairs.
-        val_chosen, val_rejected: (V, D) validation pairs (choose the prior precision).
+        train_chosen, train_rejected: (P, D) embeddings of the training pairs, or
+            `train_chosen` a `PairRows`.
+        val_chosen, val_rejected: (V, D) validation pairs, or `val_chosen` a `PairRows`
+            (choose the prior precision).
         size: K, the number of heads (>= 2 for a std).
-        seed: seed of the resamples.
+        seed: seed of the resamples (`bootstrap_counts`).
         prior_precision: use this lambda instead of choosing one on validation.
+        path: the candidates' MAP heads when already solved (shared with the Laplace fit).
 
     Returns:
         (reference, report).
@@ -142,20 +128,29 @@ def fit_ensemble(
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"The ensemble size must be an int >= 1. Got {size!r} instead.")
-    train_chosen, train_rejected = train_chosen.to(torch.float64), train_rejected.to(torch.float64)
-    diff = train_chosen - train_rejected
     tried: list[dict] = []
-    init = None
     if prior_precision is None:
-        val_diff = None if val_chosen is None else val_chosen - val_rejected
-        prior_precision, init, tried = choose_prior_precision(diff, val_diff)
-    counts = bootstrap_counts(diff.shape[0], size, seed)
-    weights = torch.stack(
-        [
-            bt_map.fit_bt_map(diff, prior_precision=prior_precision, counts=c, init=init)
-            for c in counts
-        ]
+        if path is None:
+            pairs = as_pairs(train_chosen, train_rejected)
+            val = None if val_chosen is None else as_pairs(val_chosen, val_rejected)
+            path = prior_path(pairs, val)
+        pairs, center, nll = path.pairs, path.stats.center, path.map_nll()
+        j = first_minimum(nll)
+        prior_precision, init = float(path.precisions[j]), path.weights[j]
+        if path.has_validation:
+            tried = [
+                {"prior_multiple": mu, "val_nll": v}
+                for mu, v in zip(path.multiples, nll, strict=True)
+            ]
+        # the Hessian at the all-pairs MAP (the Laplace fit's, when it chose the same)
+        precond = path.hessian(j) if pairs.dim <= MAX_FULL_DIM else path.stats.preconditioner()
+    else:
+        pairs = as_pairs(train_chosen, train_rejected)
+        stats = bt_map.pair_statistics(pairs)
+        center, init, precond = stats.center, None, stats.preconditioner()
+    counts = bootstrap_counts(len(pairs), size, seed)
+    weights = bt_map.fit_bt_map_batch(
+        pairs, [prior_precision] * size, counts=counts, init=init, preconditioner=precond
     )
-    center = torch.cat([train_chosen, train_rejected]).mean(0)
-    ref = EnsembleReference(weights, center, float(prior_precision), seed)
+    ref = EnsembleReference(weights, center.clone(), float(prior_precision), seed)
     return ref, {"prior_precision": float(prior_precision), "size": size, "tried": tried}

@@ -5,6 +5,10 @@ the same features, splits and labels: the base RM's own Bradley-Terry sigmoid wi
 temperature (`base_temperature`), a Laplace posterior of a BT head and a bootstrap
 ensemble of BT heads, each with its `P(a > b)` temperature. The validation pairs that
 choose the energy head's checkpoint and temperature choose theirs.
+
+Pairs are read by index from the caller's embedding table a chunk at a time (`PairRows`),
+so the table may be a memory-mapped fp16 store; both BT references share one solve of the
+prior-precision path (`prior.prior_path`).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ebrm.references._pairs import PairRows
 from ebrm.references.ensemble import DEFAULT_SIZE, fit_ensemble
-from ebrm.references.laplace import fit_laplace
+from ebrm.references.laplace import fit_laplace, pairs_p_better
+from ebrm.references.prior import prior_path
 from ebrm.references.rewards import Reference, reference_rewards
 from ebrm.refine.calibration import fit_temperature
 
@@ -73,51 +79,54 @@ def fit_references(
         ensemble_size: K heads of the ensemble.
         seed: seed of the ensemble's bootstrap resamples.
     """
-    emb = torch.as_tensor(embeddings)
+    emb = embeddings if hasattr(embeddings, "shape") else torch.as_tensor(embeddings)
     has_val = val_chosen is not None and val_rejected is not None and len(val_chosen) > 0
-    raw = None if raw_rewards is None else torch.as_tensor(raw_rewards)
-    val = None
+    val = val_raw = None
     if has_val:
-        val_raw = None if raw is None else (raw[val_chosen], raw[val_rejected])
-        val = (emb[val_chosen], emb[val_rejected], val_raw)
-    return fit_pair_references(
-        (emb[train_chosen], emb[train_rejected]), val, ensemble_size=ensemble_size, seed=seed
-    )
+        val = PairRows(emb, emb, val_chosen, val_rejected)
+        if raw_rewards is not None:
+            raw = torch.as_tensor(raw_rewards)
+            val_raw = (raw[val_chosen], raw[val_rejected])
+    train = PairRows(emb, emb, train_chosen, train_rejected)
+    return fit_pair_references(train, val, val_raw, ensemble_size=ensemble_size, seed=seed)
 
 
 def fit_pair_references(
-    train: tuple[torch.Tensor, torch.Tensor],
-    validation: tuple[torch.Tensor, torch.Tensor, tuple | None] | None,
+    train: PairRows,
+    validation: PairRows | None = None,
+    validation_raw: tuple[torch.Tensor, torch.Tensor] | None = None,
     *,
     ensemble_size: int = DEFAULT_SIZE,
     seed: int = 0,
 ) -> ReferenceSet:
-    """`fit_references` on pair embeddings.
+    """`fit_references` on pairs.
 
     Args:
-        train: (P, D) chosen and rejected embeddings of the training pairs.
-        validation: (V, D) chosen and rejected embeddings of the validation pairs and
-            (V,) their raw base rewards (chosen, rejected) or None; or None.
+        train: the training pairs.
+        validation: the validation pairs, or None.
+        validation_raw: (V,) raw base rewards of the validation pairs (chosen, rejected),
+            for the base temperature; or None.
     """
-    tc, tr = (x.to(torch.float64) for x in train)
-    vc = vr = None
-    if validation is not None and len(validation[0]):
-        vc, vr = validation[0].to(torch.float64), validation[1].to(torch.float64)
-    laplace, laplace_report = fit_laplace(tc, tr, vc, vr)
-    ensemble, ensemble_report = fit_ensemble(tc, tr, vc, vr, size=ensemble_size, seed=seed)
+    if validation is not None and not len(validation):
+        validation = None
+    path = prior_path(train, validation)
+    laplace, laplace_report = fit_laplace(train, path=path)
+    ensemble, ensemble_report = fit_ensemble(train, size=ensemble_size, seed=seed, path=path)
     rewards: dict[str, Reference] = {}
     report: dict = {"laplace": laplace_report, "ensemble": ensemble_report}
     for name, ref in (("laplace", laplace), ("ensemble", ensemble)):
-        temperature = (
-            fit_temperature(ref.p_better(vc, vr, calibrated=False)) if vc is not None else 1.0
-        )
+        temperature = 1.0
+        if validation is not None:
+            temperature = fit_temperature(pairs_p_better(ref, validation))
         rewards[name] = replace(ref, temperature=temperature)
         report[name]["temperature"] = temperature
     base_t = 1.0
-    if vc is not None and validation[2] is not None:
-        base_t = fit_base_temperature(*validation[2])
+    if validation is not None and validation_raw is not None:
+        base_t = fit_base_temperature(*validation_raw)
     report["base"] = {"temperature": base_t}
-    report.update(train_pairs=len(tc), validation_pairs=0 if vc is None else len(vc))
+    report.update(
+        train_pairs=len(train), validation_pairs=0 if validation is None else len(validation)
+    )
     return ReferenceSet(rewards, base_temperature=base_t, report=report)
 
 
@@ -129,10 +138,10 @@ def fit_references_on(train, validation=None, **options) -> ReferenceSet:
         validation: the validation pairs (`PairFeatures`), or None.
         **options: ensemble_size, seed.
     """
-    pairs = (train.embeddings[train.chosen], train.embeddings[train.rejected])
-    val = None
+    pairs = PairRows(train.embeddings, train.embeddings, train.chosen, train.rejected)
+    val = raw = None
     if validation is not None and validation.num_pairs:
         v = validation
+        val = PairRows(v.embeddings, v.embeddings, v.chosen, v.rejected)
         raw = (v.rewards[v.chosen], v.rewards[v.rejected])
-        val = (v.embeddings[v.chosen], v.embeddings[v.rejected], raw)
-    return fit_pair_references(pairs, val, **options)
+    return fit_pair_references(pairs, val, raw, **options)

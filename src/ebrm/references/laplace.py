@@ -2,9 +2,10 @@
 
 The field's "Bayesian reward model" baseline, in closed form on stored features:
 
-1. MAP `w*` of a linear BT head with prior `N(0, I / lambda)` (`bt_map.fit_bt_map`); the
-   prior precision `lambda` is chosen on the validation pairs by the negative
-   log-likelihood of the predictive probability below.
+1. MAP `w*` of a linear BT head with prior `N(0, I / lambda)` (`bt_map`); the prior
+   precision `lambda` is chosen on the validation pairs by the negative log-likelihood of
+   the predictive probability below (`prior.choose_laplace`: one eigendecomposition serves
+   every candidate).
 2. Posterior `w ~ N(w*, S)`, `S = H(w*)^-1` with `H` the Hessian of the negative log
    posterior at the MAP. Up to `max_full_dim` dimensions `S` is the full inverse; beyond,
    the diagonal approximation `S = diag(1 / H_jj)` (the common "diagonal Laplace"; it
@@ -16,29 +17,44 @@ The field's "Bayesian reward model" baseline, in closed form on stored features:
    with `d = e_a - e_b`, `P = sigmoid(w* . d / sqrt(1 + pi/8 d^T S d))`; the covariance of
    the two rewards is included because both come from the same `w`.
 
-Rewards are in the head's log-odds units (a difference of 1 is odds e : 1).
+Rewards are in the head's log-odds units (a difference of 1 is odds e : 1). Scoring goes
+`SCORE_ROWS` responses at a time, so a large table never becomes three (N, D) float64 arrays.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from ebrm.references import bt_map
+from ebrm.references._pairs import PairRows, as_pairs
+from ebrm.references.prior import (
+    DEFAULT_PRIOR_MULTIPLE,
+    PRIOR_MULTIPLES,
+    PriorPath,
+    choose_laplace,
+    pair_nll,
+    prior_path,
+    probit_probability,
+)
 from ebrm.refine.calibration import temperature_scale
 
-#: prior precisions searched, as multiples of `bt_map.data_precision_scale`; strongest first,
-#: so each fit starts from the previous (nearby) optimum
-PRIOR_MULTIPLES = tuple(10.0**k for k in (0, -0.5, -1, -1.5, -2, -2.5, -3, -3.5, -4))
-DEFAULT_PRIOR_MULTIPLE = 1e-2  # used when there are no validation pairs
 MAX_FULL_DIM = 4096  # full covariance up to this many dimensions, diagonal beyond
+SCORE_ROWS = 4096  # responses per chunk when scoring
+
+__all__ = ["DEFAULT_PRIOR_MULTIPLE", "PRIOR_MULTIPLES", "LaplaceReference", "fit_laplace",
+           "pair_nll", "probit_probability"]  # fmt: skip
 
 
-def probit_probability(mean_diff: torch.Tensor, var_diff: torch.Tensor) -> torch.Tensor:
-    """sigmoid(m / sqrt(1 + pi v / 8)) ~ E[sigmoid(z)], z ~ N(m, v)."""
-    return torch.sigmoid(mean_diff / torch.sqrt(1.0 + math.pi / 8.0 * var_diff))
+def chunked(fn, *tensors: torch.Tensor, rows: int = SCORE_ROWS):
+    """fn over row chunks of the tensors (as float64), results concatenated per output."""
+    n = len(tensors[0])
+    parts = [fn(*(t[i : i + rows].to(torch.float64) for t in tensors)) for i in range(0, n, rows)]
+    if not parts:
+        parts = [fn(*(t[:0].to(torch.float64) for t in tensors))]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+    return torch.cat(parts)
 
 
 @dataclass(frozen=True)
@@ -64,15 +80,23 @@ class LaplaceReference:
 
     def predict(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predictive reward mean and std per response, each (N,) float64."""
-        x = embeddings.to(torch.float64) - self.center
-        return x @ self.weight, self._quadratic(x).sqrt()
+
+        def part(e):
+            x = e - self.center
+            return x @ self.weight, self._quadratic(x).sqrt()
+
+        return chunked(part, torch.as_tensor(embeddings))
 
     def p_better(
         self, emb_a: torch.Tensor, emb_b: torch.Tensor, *, calibrated: bool = True
     ) -> torch.Tensor:
         """P(y_a > y_b) (N,) by the probit approximation, temperature-scaled if `calibrated`."""
-        d = emb_a.to(torch.float64) - emb_b.to(torch.float64)
-        p = probit_probability(d @ self.weight, self._quadratic(d))
+
+        def part(a, b):
+            d = a - b
+            return probit_probability(d @ self.weight, self._quadratic(d))
+
+        p = chunked(part, torch.as_tensor(emb_a), torch.as_tensor(emb_b))
         if calibrated and self.temperature != 1.0:
             p = temperature_scale(p, self.temperature)
         return p
@@ -99,69 +123,50 @@ class LaplaceReference:
         )
 
 
-def posterior(
-    diff: torch.Tensor,
-    center: torch.Tensor,
-    prior_precision: float,
-    *,
-    max_full_dim: int,
-    init: torch.Tensor | None = None,
-) -> LaplaceReference:
-    """MAP and Laplace covariance at one prior precision (no temperature)."""
-    w = bt_map.fit_bt_map(diff, prior_precision=prior_precision, init=init)
-    if diff.shape[1] <= max_full_dim:
-        h = bt_map.hessian(w, diff.to(torch.float64), prior_precision)
-        chol = torch.linalg.cholesky(h)  # H is positive definite (lambda > 0)
-        cov = torch.cholesky_inverse(chol)
-        cov = (cov + cov.T) / 2
-    else:
-        cov = 1.0 / bt_map.hessian_diagonal(w, diff.to(torch.float64), prior_precision)
-    return LaplaceReference(w, center, cov, float(prior_precision))
-
-
-def pair_nll(p_first_wins: torch.Tensor) -> float:
-    """Mean -log P over pairs whose first item won (P clipped to [1e-12, 1])."""
-    return float(-p_first_wins.clamp_min(1e-12).log().mean())
-
-
 def fit_laplace(
-    train_chosen: torch.Tensor,
-    train_rejected: torch.Tensor,
-    val_chosen: torch.Tensor | None = None,
-    val_rejected: torch.Tensor | None = None,
+    train_chosen,
+    train_rejected=None,
+    val_chosen=None,
+    val_rejected=None,
     *,
     prior_multiples: tuple[float, ...] = PRIOR_MULTIPLES,
     max_full_dim: int = MAX_FULL_DIM,
+    path: PriorPath | None = None,
 ) -> tuple[LaplaceReference, dict]:
     """Fit the Laplace reference, the prior precision chosen on validation.
 
     Args:
-        train_chosen, train_rejected: (P, D) embeddings of the training pairs.
-        val_chosen, val_rejected: (V, D) embeddings of the validation pairs (optional).
+        train_chosen, train_rejected: (P, D) embeddings of the training pairs, or
+            `train_chosen` a `PairRows` (pairs by index into a possibly memory-mapped table).
+        val_chosen, val_rejected: (V, D) embeddings of the validation pairs, or
+            `val_chosen` a `PairRows` (optional).
         prior_multiples: prior precisions tried, in units of the data's Fisher scale.
         max_full_dim: dimensions up to which the covariance is full (else diagonal).
+        path: the candidates' MAP heads when already solved (`prior.prior_path`, shared
+            with the ensemble); its pairs and multiples are used.
 
     Returns:
-        (reference, report) where report has the validation NLL of every precision tried.
+        (reference, report) where report has the validation NLL of every precision tried
+        ("exact": False where it was approximated; see `ebrm.references.prior`).
     """
-    train_chosen, train_rejected = train_chosen.to(torch.float64), train_rejected.to(torch.float64)
-    diff = train_chosen - train_rejected  # (P, D)
-    center = torch.cat([train_chosen, train_rejected]).mean(0)
-    scale = bt_map.data_precision_scale(diff)
-    has_val = val_chosen is not None and val_rejected is not None and len(val_chosen) > 0
-    multiples = prior_multiples if has_val else (DEFAULT_PRIOR_MULTIPLE,)
-    best, tried, init = None, [], None
-    for multiple in multiples:
-        ref = posterior(diff, center, multiple * scale, max_full_dim=max_full_dim, init=init)
-        init = ref.weight
-        nll = pair_nll(ref.p_better(val_chosen, val_rejected)) if has_val else float("nan")
-        tried.append({"prior_multiple": multiple, "val_nll": nll})
-        if best is None or nll < best[0]:
-            best = (nll, ref, multiple)
+    if path is None:
+        pairs = as_pairs(train_chosen, train_rejected)
+        val = None if val_chosen is None else as_pairs(val_chosen, val_rejected)
+        path = prior_path(pairs, val, prior_multiples=prior_multiples)
+    j, cov, tried = choose_laplace(path, max_full_dim=max_full_dim)
+    ref = LaplaceReference(
+        path.weights[j].clone(), path.stats.center, cov, float(path.precisions[j])
+    )
     report = {
-        "prior_multiple": best[2],
-        "prior_precision": best[1].prior_precision,
-        "val_nll": best[0],
+        "prior_multiple": path.multiples[j],
+        "prior_precision": ref.prior_precision,
+        "val_nll": tried[j]["val_nll"],
         "tried": tried,
     }
-    return best[1], report
+    return ref, report
+
+
+def pairs_p_better(ref, pairs: PairRows) -> torch.Tensor:
+    """`ref.p_better(chosen, rejected, calibrated=False)` over `pairs`, chunk by chunk."""
+    parts = [ref.p_better(a, b, calibrated=False) for a, b in pairs.row_chunks()]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
