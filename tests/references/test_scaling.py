@@ -9,6 +9,7 @@ same bootstrap draws (`bootstrap_counts` is unchanged). The baseline is
 import pytest
 import torch
 
+from ebrm.references import _pairs
 from ebrm.references import _reference_impl as baseline
 from ebrm.references._pairs import PairRows
 from ebrm.references.fit import fit_pair_references
@@ -31,8 +32,12 @@ def _problem(n=400, dim=8, seed=0):
     return emb, torch.where(first, a, b), torch.where(first, b, a)
 
 
+@pytest.mark.parametrize("cache_bytes", [0, _pairs.CACHE_BYTES])  # streamed every pass, or kept
 @pytest.mark.parametrize("table_dtype", [torch.float32, torch.float16])
-def test_references_match_the_baseline_by_index_in_small_chunks(table_dtype):
+def test_references_match_the_baseline_by_index_in_small_chunks(
+    table_dtype, cache_bytes, monkeypatch
+):
+    monkeypatch.setattr(_pairs, "CACHE_BYTES", cache_bytes)
     emb, chosen, rejected = _problem()
     emb = emb.to(table_dtype)  # an fp16 store is read as such, chunk by chunk
     nt = 300
@@ -101,3 +106,19 @@ def test_the_laplace_search_is_exact_where_it_chooses():
     for new, old in zip(report["tried"], old_report["tried"], strict=True):
         if new["exact"]:
             assert new["val_nll"] == pytest.approx(old["val_nll"], rel=RTOL)
+
+
+def test_kept_chunks_are_the_streamed_ones(monkeypatch):
+    """Small data keeps the gathered differences after the first pass; the second pass
+    yields the same chunks as a fresh gather."""
+    emb, chosen, rejected = _problem(n=150, dim=5)
+    pairs = PairRows(emb, emb, chosen, rejected, chunk_size=64)
+    first = list(pairs.chunks())
+    assert pairs._cached is not None
+    again = list(pairs.chunks())
+    monkeypatch.setattr(_pairs, "CACHE_BYTES", 0)
+    fresh = list(PairRows(emb, emb, chosen, rejected, chunk_size=64).chunks())
+    for a, b, c in zip(first, again, fresh, strict=True):
+        assert a[:2] == b[:2] == c[:2]
+        assert torch.equal(a[2], b[2]) and torch.equal(a[2], c[2])
+    assert torch.equal(torch.cat([d for _, _, d in fresh]), emb[chosen] - emb[rejected])

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 import torch
 
 CHUNK_PAIRS = 4096  # pairs per chunk: (4096, 1024) float64 is 32 MB
+# A fit passes over the pairs ~100 times; when every difference fits in this many bytes they
+# are gathered once and kept (small data: gathering, not arithmetic, would dominate).
+CACHE_BYTES = 64 * 2**20
 
 
 def _take(table, index: torch.Tensor | None, start: int, stop: int) -> torch.Tensor:
@@ -46,6 +49,7 @@ class PairRows:
         self.num_pairs = len(chosen) if self.chosen_index is None else len(self.chosen_index)
         self.dim = int(chosen.shape[1])
         self.chunk_size = int(chunk_size)
+        self._cached: list[tuple[int, int, torch.Tensor]] | None = None
 
     def __len__(self) -> int:
         return self.num_pairs
@@ -61,7 +65,20 @@ class PairRows:
 
     def chunks(self) -> Iterator[tuple[int, int, torch.Tensor]]:
         """(start, stop, e_chosen - e_rejected) with the difference (C, D) float32 (float64
-        for a float64 table)."""
+        for a float64 table); kept after the first pass when they fit in `CACHE_BYTES`."""
+        if self._cached is not None:
+            yield from self._cached
+            return
+        keep = self.num_pairs * self.dim * 8 <= CACHE_BYTES
+        kept = []
+        for part in self._gathered_chunks():
+            if keep:
+                kept.append(part)
+            yield part
+        if keep:
+            self._cached = kept
+
+    def _gathered_chunks(self) -> Iterator[tuple[int, int, torch.Tensor]]:
         for start in range(0, self.num_pairs, self.chunk_size):
             stop = min(self.num_pairs, start + self.chunk_size)
             d = _take(self.chosen, self.chosen_index, start, stop)
