@@ -15,7 +15,7 @@ layer grows with d), and compared with a 24 GB machine.
     PYTHONPATH=/other/checkout/src python benchmarks/bench_scale.py   # another ebrm's code
 
 The subprocesses inherit the environment, so PYTHONPATH chooses the ebrm that is measured.
-`ebrm eval` is not measured: it embeds texts with a real base RM (see the README).
+`ebrm eval` and `ebrm bon` embed texts with a base RM: `bench_stream.py` measures them.
 """
 
 from __future__ import annotations

@@ -72,19 +72,25 @@ def register(app: typer.Typer) -> None:
             offload_folder=offload_folder,
         )  # fmt: skip
 
-        from ebrm.integrations.best_of_n import read_candidates, select_best, write_rows
+        from ebrm._progress import tqdm
+        from ebrm.integrations.best_of_n import iter_candidates, write_best
         from ebrm.model import EnergyRewardModel
 
-        rows = read_candidates(candidates)
+        # a first pass validates every row (errors before the model loads) and counts them
+        prompts = total = 0
+        for row in iter_candidates(candidates):
+            prompts, total = prompts + 1, total + len(row["candidates"])
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         attach(
             erm, base_rm=base_rm, features=features, device=device, placement=where,
             **settings,
         )  # fmt: skip
-        chosen = select_best(erm, rows, reward=reward, batch_size=batch_size)
-        write_rows(out, chosen)
-        total = sum(len(r["candidates"]) for r in rows)
+        with tqdm(total=prompts, desc="bon", unit="prompt") as bar:
+            write_best(
+                out, erm, iter_candidates(candidates), reward=reward, batch_size=batch_size,
+                on_row=lambda _row: bar.update(),
+            )  # fmt: skip
         typer.echo(
-            f"scored {_checks.plural(total, 'candidate')} of {_checks.plural(len(rows), 'prompt')} "
+            f"scored {_checks.plural(total, 'candidate')} of {_checks.plural(prompts, 'prompt')} "
             f"(reward {reward}); wrote {out}"
         )

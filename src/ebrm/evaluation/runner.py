@@ -1,12 +1,17 @@
 """The one evaluation path: responses -> rewards (base, refined, ...) -> benchmark metrics.
 
 - `evaluate_rewards`: metrics (and the report folder) from rewards already computed, for
-  any benchmark and any set of named rewards; every other entry point ends here.
+  any benchmark and any set of named rewards; `evaluate_scores` the same from rewards
+  already gathered over the units; every other entry point ends here.
 - `refine_and_evaluate`: refine stored embeddings with a model, build its "base" and
   "refined" rewards (each with its P(a > b)), add the caller's references, evaluate.
-  The demo, the experiments and `evaluate` all go through it.
+  The demo and the experiments go through it.
 - `evaluate`: load a benchmark's data, embed every unique response once with the model's
-  base RM, then `refine_and_evaluate` (what `ebrm eval` runs).
+  base RM, and evaluate like `refine_and_evaluate` (what `ebrm eval` runs).
+
+Both refine a chunk of responses at a time and keep only per-response scalars and
+per-pair probabilities (`ebrm.evaluation.streaming`): `evaluate` never holds the
+embeddings of all responses.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from ebrm.evaluation.names import DEFAULT_N_BOOT, DEFAULT_SEED
 from ebrm.evaluation.protocols import RefiningModel, TextRefiningModel
 from ebrm.evaluation.registry import get_benchmark
 from ebrm.evaluation.report import write_outputs
+from ebrm.evaluation.streaming import CHUNK_ROWS, Fetch, stream_scores
 from ebrm.evaluation.units import PBetter, Reward, Units, UnitScores, gather
 from ebrm.refine.kinds import DEFAULT_REWARD, REFERENCE_KINDS, RewardKind, resolve_reward
 from ebrm.refine.results import RefinedRewards
@@ -83,6 +89,29 @@ def evaluate_rewards(
     if not len(units):
         raise DataFormatError(f"{data or '<data>'}: no {bench.name} rows to evaluate")
     scores = {name: gather(reward, units) for name, reward in rewards.items()}
+    return evaluate_scores(
+        bench, units, scores, data=data, out_dir=out_dir, n_boot=n_boot, seed=seed,
+        make_figures=make_figures, extra=extra,
+    )  # fmt: skip
+
+
+def evaluate_scores(
+    benchmark: str | Benchmark,
+    units: Units,
+    scores: Mapping[str, UnitScores],
+    *,
+    data: str = "",
+    out_dir: str | Path | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    make_figures: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> Evaluation:
+    """`evaluate_rewards` of rewards already gathered over the units (`gather`)."""
+    bench = get_benchmark(benchmark)
+    if not len(units):
+        raise DataFormatError(f"{data or '<data>'}: no {bench.name} rows to evaluate")
+    scores = dict(scores)
     body = bench.metrics(units, scores, n_boot=n_boot, seed=seed)
     metrics = {"benchmark": body.pop("benchmark"), "data": data, **body, **(extra or {})}
     if out_dir is not None:
@@ -164,6 +193,7 @@ def refine_and_evaluate(
     references: Mapping[str, Reward] | None = None,
     progress: bool = False,
     kind: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
     **options: Any,
 ) -> Evaluation:
     """Refine the rows the units use, then evaluate base, refined and any references.
@@ -178,6 +208,7 @@ def refine_and_evaluate(
         references: more named rewards over the same N rows (e.g. a Laplace head).
         progress: show a progress bar while refining.
         kind: the deprecated name of `reward` (warns).
+        chunk_rows: rows refined at a time (the results do not depend on it).
         **options: `evaluate_rewards` options (data, out_dir, n_boot, seed, make_figures,
             extra).
 
@@ -185,44 +216,77 @@ def refine_and_evaluate(
         ConfigError: unknown benchmark or reward kind.
     """
     reward = resolve_reward(reward, kind, old_name="kind")
+    _check_refined_reward(reward)
+    rows, compact = _compact(units, int(embeddings.shape[0]))
+    rows_t = torch.as_tensor(rows, dtype=torch.long)
+
+    def fetch(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        part = rows_t[start:stop]
+        return embeddings[part], raw_rewards[part]
+
+    more = {
+        name: gather(Reward(ref.values[rows], _restricted(ref.p_better, rows)), compact)
+        for name, ref in (references or {}).items()
+    }
+    return _evaluate_chunked(
+        model, benchmark, compact, fetch, reward=reward, method=method, more=more,
+        progress=progress, chunk_rows=chunk_rows, **options,
+    )  # fmt: skip
+
+
+def _compact(units: Units, n_rows: int) -> tuple[np.ndarray, Units]:
+    """The rows the units use (sorted) and the units renumbered to index them."""
+    rows = units.rows()
+    index = np.full(n_rows, -1, dtype=np.int64)
+    index[rows] = np.arange(rows.size)
+    return rows, units.remap(index)
+
+
+def _evaluate_chunked(
+    model: RefiningModel,
+    benchmark: str | Benchmark,
+    units: Units,
+    fetch: Fetch,
+    *,
+    reward: RewardKind,
+    method: str | None,
+    more: Mapping[str, UnitScores],
+    progress: bool,
+    chunk_rows: int = CHUNK_ROWS,
+    **options: Any,
+) -> Evaluation:
+    """`refine_and_evaluate` of compact units (every row 0..n-1 used), the responses
+    fetched and refined a chunk at a time (`stream_scores`); `more`: the caller's rewards."""
+    n_rows = int(units.rows().size)
+    streamed = stream_scores(
+        model, units, n_rows, fetch, reward=reward, method=method, chunk_rows=chunk_rows,
+        progress=progress,
+    )  # fmt: skip
+    scores = {**streamed.scores, **more}
+    info = dict(options.pop("extra", None) or {})
+    if model.references is not None and units.is_pairwise and len(units):
+        # raw and temperature-scaled calibration; "base" scaled is "base-calibrated"
+        scaled = {BASE: BASE_CALIBRATED, REFINED: REFINED, "laplace": "laplace"}
+        scaled["ensemble"] = "ensemble"
+        p = {name: scores[source].p_chosen for name, source in scaled.items() if source in scores}
+        info["calibration"] = calibration_block(units, p, temperatures_of(model))
+    model_info = {
+        "base_rm": model.base_rm_info.get("name_or_path"),
+        "refined_reward": reward,
+        "method": streamed.method,
+        "p_better": "posterior",
+        **info.pop("model", {}),
+    }
+    return evaluate_scores(benchmark, units, scores, extra={"model": model_info, **info}, **options)
+
+
+def _check_refined_reward(reward: str) -> None:
     if reward in REFERENCE_KINDS:
         raise ConfigError(
             f"The refined reward {reward!r} is a reference, not the energy head's reward; "
             "references are reported beside base and refined already: pick refined, mean, "
             "mode, median or conservative."
         )
-    rows = units.rows()
-    index = np.full(int(embeddings.shape[0]), -1, dtype=np.int64)
-    index[rows] = np.arange(rows.size)
-    rows_t = torch.as_tensor(rows, dtype=torch.long)
-    rewards, refined = model_rewards(
-        model, embeddings[rows_t], raw_rewards[rows_t], reward=reward, method=method,
-        progress=progress,
-    )  # fmt: skip
-    for name, ref in (references or {}).items():
-        rewards[name] = Reward(ref.values[rows], _restricted(ref.p_better, rows))
-    info = dict(options.pop("extra", None) or {})
-    compact = units.remap(index)
-    if model.references is not None and compact.is_pairwise and len(compact):
-        # raw and temperature-scaled calibration; "base" scaled is "base-calibrated"
-        scaled = {BASE: BASE_CALIBRATED, REFINED: REFINED, "laplace": "laplace"}
-        scaled["ensemble"] = "ensemble"
-        p = {
-            name: gather(rewards[source], compact).p_chosen
-            for name, source in scaled.items()
-            if source in rewards
-        }
-        info["calibration"] = calibration_block(compact, p, temperatures_of(model))
-    model_info = {
-        "base_rm": model.base_rm_info.get("name_or_path"),
-        "refined_reward": reward,
-        "method": refined.method,
-        "p_better": "posterior",
-        **info.pop("model", {}),
-    }
-    return evaluate_rewards(
-        benchmark, compact, rewards, extra={"model": model_info, **info}, **options
-    )
 
 
 def _restricted(p_better: PBetter | None, rows: np.ndarray) -> PBetter | None:
@@ -254,6 +318,7 @@ def evaluate(
     make_figures: bool = True,
     data_name: str | None = None,
     kind: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> dict[str, Any]:
     """Score a benchmark once and report base vs refined.
 
@@ -272,6 +337,8 @@ def evaluate(
         reward: which refined reward to evaluate (a `RewardKind`; default "refined").
         make_figures: write the PNG plots.
         kind: the deprecated name of `reward` (warns).
+        chunk_rows: unique responses embedded and refined at a time (`stream_scores`):
+            memory is bounded by it, not by the data; the results do not depend on it.
 
     Returns:
         The metrics.json object.
@@ -288,14 +355,20 @@ def evaluate(
         rows, data_name = list(data_spec)[:limit], data_name or "<in-memory>"
     if not rows:
         raise DataFormatError(f"{data_name}: no {bench.name} rows to evaluate")
+    _check_refined_reward(reward)
     convs, units = bench.responses(rows)
     unique, index = _unique(convs)
     logger.info("scoring %d unique responses of %d %s rows", len(unique), len(rows), bench.name)
-    embeddings, raw = model.base_rm.embed_conversations(
-        unique, batch_size=batch_size, progress=progress
-    )
-    result = refine_and_evaluate(
-        model, bench, units.remap(index), embeddings, raw, reward=reward, progress=progress,
-        data=data_name, out_dir=out_dir, n_boot=n_boot, seed=seed, make_figures=make_figures,
+    del convs, rows  # the unique conversations are all that is read from here on
+    used, compact = _compact(units.remap(index), len(unique))
+
+    def fetch(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        part = [unique[r] for r in used[start:stop].tolist()]
+        return model.base_rm.embed_conversations(part, batch_size=batch_size, progress=False)
+
+    result = _evaluate_chunked(
+        model, bench, compact, fetch, reward=reward, method=None, more={},
+        progress=progress, chunk_rows=chunk_rows, data=data_name, out_dir=out_dir,
+        n_boot=n_boot, seed=seed, make_figures=make_figures,
     )  # fmt: skip
     return result.metrics
