@@ -94,3 +94,20 @@ def test_mapped_rows_need_parts_of_one_width():
         MappedRows([])
     with pytest.raises(ValueError, match="same D"):
         MappedRows([torch.zeros(2, 3), torch.zeros(2, 4)])
+
+
+def test_a_pass_gives_each_shards_pages_back_and_rows_read_the_same_after(store, monkeypatch):
+    """`chunks` releases every shard's mapping once it has streamed it (so a pass over a
+    store holds one shard's pages); rows read afterwards come back from the file unchanged."""
+    from ebrm.features import mapped
+
+    rows, _ = store.mapped_rows()
+    emb, _ = _reference(store)
+    released = []
+    real_release = mapped._release
+    monkeypatch.setattr(mapped, "_release", lambda m: (released.append(m), real_release(m)))
+    assert torch.equal(torch.cat([c for _, c in rows.chunks(size=4)]), emb)
+    assert len(released) == len(rows.parts) == len(store.manifest["shards"]) > 1
+    assert all(m is not None for m in released) and len({id(m) for m in released}) == len(released)
+    assert torch.equal(rows[torch.arange(store.num_rows)], emb)  # after the pages were dropped
+    assert torch.equal(torch.cat([c for _, c in rows.chunks()]), emb)  # and a second pass

@@ -9,6 +9,7 @@ store costs the pages that are touched, not 16 GB of float32.
 from __future__ import annotations
 
 import json
+import mmap
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,22 +34,47 @@ def map_tensor(file: Path, name: str) -> torch.Tensor:
         CorruptArtifactError: the file is not safetensors, or lacks `name`, or its dtype is
             not one a feature store stores.
     """
+    return map_part(file, name)[0]
+
+
+def map_part(file: Path, name: str) -> tuple[torch.Tensor, mmap.mmap | None]:
+    """`map_tensor`, and the mapping itself (to give its pages back after a pass over it;
+    None for an empty tensor).
+
+    Raises:
+        CorruptArtifactError: as `map_tensor`.
+    """
     try:
         with open(file, "rb") as handle:
             (size,) = struct.unpack("<Q", handle.read(8))
             header = json.loads(handle.read(size))
-        info = header[name]
-        np_dtype, torch_dtype = _DTYPES[info["dtype"]]
-        begin, end = (int(v) for v in info["data_offsets"])
-        shape = tuple(int(v) for v in info["shape"])
-        count = int(np.prod(shape, dtype=np.int64))
-        if end - begin != count * np.dtype(np_dtype).itemsize:
-            raise ValueError(f"{name} holds {end - begin} bytes for shape {shape}")
-        # copy-on-write ("c"): a writable view torch accepts; nothing ever writes to it
-        array = np.memmap(file, dtype=np_dtype, mode="c", offset=8 + size + begin, shape=shape)
+            info = header[name]
+            np_dtype, torch_dtype = _DTYPES[info["dtype"]]
+            begin, end = (int(v) for v in info["data_offsets"])
+            shape = tuple(int(v) for v in info["shape"])
+            count = int(np.prod(shape, dtype=np.int64))
+            if end - begin != count * np.dtype(np_dtype).itemsize:
+                raise ValueError(f"{name} holds {end - begin} bytes for shape {shape}")
+            if count == 0:  # nothing to map (mmap refuses a length of 0)
+                return torch.empty(shape, dtype=torch_dtype), None
+            offset = 8 + size + begin
+            aligned = offset - offset % mmap.ALLOCATIONGRANULARITY  # mmap's offset rule
+            # copy-on-write (MAP_PRIVATE): a writable buffer torch accepts; nothing writes it
+            mapping = mmap.mmap(
+                handle.fileno(), offset - aligned + end - begin, access=mmap.ACCESS_COPY,
+                offset=aligned,
+            )  # fmt: skip
+        array = np.frombuffer(mapping, dtype=np_dtype, count=count, offset=offset - aligned)
     except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
         raise CorruptArtifactError(f"{file} cannot be read as safetensors: {exc}") from exc
-    return torch.from_numpy(array).view(torch_dtype)
+    return torch.from_numpy(array.reshape(shape)).view(torch_dtype), mapping
+
+
+def _release(mapping: mmap.mmap | None) -> None:
+    """Drop a mapping's resident pages (they are read again from the file if touched), so a
+    pass over a whole store holds one shard's pages at a time, not the store's."""
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 class MappedRows:
@@ -65,13 +91,17 @@ class MappedRows:
 
     dtype = torch.float32  # what indexing returns
 
-    def __init__(self, parts: Sequence[torch.Tensor]) -> None:
+    def __init__(
+        self, parts: Sequence[torch.Tensor], mappings: Sequence[mmap.mmap | None] | None = None
+    ) -> None:
         if not parts:
             raise ValueError("MappedRows needs at least one part")
         dims = {int(p.shape[1]) for p in parts}
         if len(dims) != 1 or any(p.ndim != 2 for p in parts):
             raise ValueError("every part must be a 2-D (rows, D) tensor of the same D")
         self.parts = list(parts)
+        # each part's mapping (`map_part`), if memory-mapped: `chunks` gives back its pages
+        self.mappings = list(mappings) if mappings is not None else [None] * len(self.parts)
         sizes = torch.tensor([int(p.shape[0]) for p in parts], dtype=torch.long)
         self.starts = torch.cumsum(sizes, 0) - sizes  # (S,) first row of each part
         self.shape = torch.Size([int(sizes.sum()), dims.pop()])
@@ -108,6 +138,7 @@ class MappedRows:
             first = int(self.starts[p])
             for at in range(0, int(part.shape[0]), size):
                 yield first + at, part[at : at + size].to(torch.float32)
+            _release(self.mappings[p])
 
     def to(self, *args, **kwargs) -> torch.Tensor:
         """The whole table as one tensor (`torch.Tensor.to` arguments), in memory."""

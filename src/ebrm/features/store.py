@@ -35,7 +35,7 @@ from ebrm.features.layout import (
     write_row_keys,
     write_shard,
 )
-from ebrm.features.mapped import MappedRows, map_tensor
+from ebrm.features.mapped import MappedRows, map_part, map_tensor
 from ebrm.features.table import PairFeatures
 
 logger = logging.getLogger(__name__)
@@ -214,12 +214,12 @@ class FeatureStore:
                 or the shards do not cover the rows once.
         """
         self._require_complete()
-        parts, rewards, covered = [], [], 0
+        parts, mappings, rewards, covered = [], [], [], 0
         for record in self._shards():
             if verify:
                 self._check_file(record["file"], record["sha256"])
             file = self.path / record["file"]
-            emb, rew = map_tensor(file, "embeddings"), map_tensor(file, "rewards")
+            (emb, mapping), rew = map_part(file, "embeddings"), map_tensor(file, "rewards")
             n = record["end"] - record["start"]
             if record["start"] != covered or emb.shape != (n, self.dim) or rew.shape != (n,):
                 raise CorruptArtifactError(
@@ -228,6 +228,7 @@ class FeatureStore:
                     f"{self.dim}) after row {covered}. Re-run `ebrm extract` with --overwrite."
                 )
             parts.append(emb)
+            mappings.append(mapping)
             rewards.append(rew.to(torch.float32).clone())  # (n,): small, read now
             covered = record["end"]
         if covered != self.num_rows or not parts:
@@ -235,7 +236,7 @@ class FeatureStore:
                 f"{self.path / MANIFEST}: shards cover {covered} of {self.num_rows} rows; "
                 "re-run `ebrm extract` with --overwrite."
             )
-        return MappedRows(parts), torch.cat(rewards)
+        return MappedRows(parts, mappings), torch.cat(rewards)
 
     def pair_table(self, *, verify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """`(chosen (P,), rejected (P,))` int64 row indices."""
