@@ -100,7 +100,8 @@ class MappedRows:
         if len(dims) != 1 or any(p.ndim != 2 for p in parts):
             raise ValueError("every part must be a 2-D (rows, D) tensor of the same D")
         self.parts = list(parts)
-        # each part's mapping (`map_part`), if memory-mapped: `chunks` gives back its pages
+        # each part's mapping (`map_part`), if memory-mapped: its pages are given back after
+        # every read, so at most one shard's are resident
         self.mappings = list(mappings) if mappings is not None else [None] * len(self.parts)
         sizes = torch.tensor([int(p.shape[0]) for p in parts], dtype=torch.long)
         self.starts = torch.cumsum(sizes, 0) - sizes  # (S,) first row of each part
@@ -130,6 +131,10 @@ class MappedRows:
         for p in part.unique().tolist():
             where = (part == p).nonzero()[:, 0]
             out[where] = self.parts[p][flat[where] - self.starts[p]].to(torch.float32)
+            # the kernel maps whole large folios (up to 2 MB) around each row read, so rows
+            # read at random would keep the whole store resident: give the shard's pages
+            # back now (the page cache keeps them, reading them again is a minor fault)
+            _release(self.mappings[p])
         return out.reshape(*index.shape, self.shape[1])
 
     def chunks(self, size: int = 4096) -> Iterator[tuple[int, torch.Tensor]]:
