@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
 from ebrm.errors import ConfigError
-
-DeviceMapName = Literal["auto", "balanced", "balanced_low_0", "sequential"]  # rm.hf.DEVICE_MAPS
+from ebrm.rm.names import DeviceMapName
 
 DeviceMap = Annotated[
     DeviceMapName | None,

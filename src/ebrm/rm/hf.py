@@ -20,6 +20,7 @@ from torch import nn
 
 from ebrm._device import resolve_device, resolve_dtype
 from ebrm.errors import ConfigError
+from ebrm.rm.names import DEVICE_MAPS
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ _HASH_CHUNK = 1 << 20
 
 # accelerate's automatic placements (`from_pretrained(device_map=...)`); a dict of module
 # name -> device ("cpu", "disk", an int GPU index or a device string) places by hand.
-DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 DeviceMap = str | dict[str, int | str | torch.device]
 

@@ -23,3 +23,7 @@ DEFAULT_MAX_LENGTH = 1024  # tokens per formatted text
 DEFAULT_TRUNCATION_SIDE: TruncationSide = "left"
 
 REPORT_NAME = "ebrm_base_rm.json"  # what `ebrm base-rm train` writes beside the HF files
+
+DeviceMapName = Literal["auto", "balanced", "balanced_low_0", "sequential"]
+"""accelerate's named device maps (`BaseRewardModel.from_pretrained(device_map=...)`)."""
+DEVICE_MAPS: tuple[str, ...] = get_args(DeviceMapName)
