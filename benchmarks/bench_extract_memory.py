@@ -1,4 +1,4 @@
-"""Peak RSS of one extraction rank against the number of texts (issue 23 item 3).
+"""Peak RSS of one extraction rank against the number of texts.
 
 Each size runs in a fresh interpreter: synthetic pairs (a ~1.5 KB prompt of its own per
 pair, two short responses) are built, then `extract_features` runs with a stand-in RM

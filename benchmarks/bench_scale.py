@@ -1,4 +1,4 @@
-"""Peak memory and CPU time of the commands against the size of the feature store (issue 23).
+"""Peak memory and CPU time of the commands against the size of the feature store.
 
 Synthetic fp16 stores are built through the public API (`extract_features` with a fast
 stand-in RM: a seeded random vector per text, reward = a fixed linear read-out plus a label
