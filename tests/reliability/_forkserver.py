@@ -5,8 +5,8 @@ Starting a fresh Python that imports torch takes 5-10 s on a loaded 2-core machi
 fork of a process that already imported everything takes milliseconds. The children run
 the real CLI (`ebrm.cli.main(argv)`), so what a kill interrupts is exactly what a user's
 `ebrm extract` / `ebrm train` run would be doing. The server itself never runs torch code
-(no thread pool exists before the fork), and every child uses one thread, so children are
-bit-identical to each other.
+(no thread pool exists before the fork), nor a tqdm monitor thread, and every child uses
+one thread, so children are bit-identical to each other.
 
 Protocol (one JSON object per line on stdin, one reply per line on stdout):
     {"op": "run", "argv": [...], "log": PATH} -> {"pid": PID}
@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def _serve() -> None:  # runs in the server process
     import transformers  # noqa: F401
 
     torch.set_num_threads(1)
+    import tqdm.std
+
+    # no tqdm monitor thread in the server: one that holds tqdm's lock at a fork leaves the
+    # child waiting for it forever when it opens its first progress bar
+    tqdm.std.tqdm.monitor_interval = 0
     import ebrm.cli  # noqa: F401 - registers every command
     import ebrm.energy.train  # noqa: F401
     import ebrm.features.extract  # noqa: F401
@@ -50,6 +56,9 @@ def _serve() -> None:  # runs in the server process
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["op"] == "run":
+            others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+            if others:  # a lock one of them holds would hang the child: fail, never hang
+                raise RuntimeError(f"fork server: threads {others} would be forked mid-lock")
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
