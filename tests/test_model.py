@@ -307,3 +307,18 @@ def test_seen_prompts_survive_a_round_trip_and_count_overlap(tmp_path):
     # a model that records no prompts cannot say
     assert make_model().seen_prompt_hashes() is None
     assert make_model().count_seen(evaluation) is None
+
+
+def make_model_with_references():
+    """`make_model()` with Laplace and ensemble references fitted on 30 pairs of `data`
+    (20 train, 10 validation): (model, embeddings, raw rewards)."""
+    from ebrm.references import fit_references
+
+    emb, raw = data(60, seed=3)
+    chosen, rejected = torch.arange(0, 60, 2), torch.arange(1, 60, 2)
+    model = make_model()
+    model.references = fit_references(
+        emb, chosen[:20], rejected[:20], chosen[20:], rejected[20:], raw_rewards=raw,
+        ensemble_size=3,
+    )  # fmt: skip
+    return model, emb, raw

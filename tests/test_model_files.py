@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from ebrm._io import read_versioned_json, write_versioned_json
 from ebrm.errors import (
@@ -21,20 +20,13 @@ from ebrm.errors import (
 )
 from ebrm.model import EnergyRewardModel
 from ebrm.model import files as model_files
-from ebrm.references import fit_references
-from tests.test_model import DIM, data, make_model
+from tests.test_model import DIM, make_model_with_references
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A model directory with references; tests copy it before damaging it."""
-    emb, raw = data(60, seed=3)
-    chosen, rejected = torch.arange(0, 60, 2), torch.arange(1, 60, 2)
-    model = make_model()
-    model.references = fit_references(
-        emb, chosen[:20], rejected[:20], chosen[20:], rejected[20:], raw_rewards=raw,
-        ensemble_size=3,
-    )  # fmt: skip
+    model, _, _ = make_model_with_references()
     return model.save_pretrained(tmp_path_factory.mktemp("saved") / "m")
 
 

@@ -11,20 +11,12 @@ from ebrm.features.table import PairFeatures
 from ebrm.model import EnergyRewardModel
 from ebrm.model.files import REFERENCES_META as META_NAME
 from ebrm.model.files import REFERENCES_TENSORS as TENSORS_NAME
-from ebrm.references import fit_references
-from tests.test_model import DIM, data, make_model
+from tests.test_model import DIM, make_model, make_model_with_references
 
 
 @pytest.fixture(scope="module")
 def model_and_data():
-    emb, raw = data(60, seed=3)
-    chosen, rejected = torch.arange(0, 60, 2), torch.arange(1, 60, 2)
-    model = make_model()
-    model.references = fit_references(
-        emb, chosen[:20], rejected[:20], chosen[20:], rejected[20:], raw_rewards=raw,
-        ensemble_size=3,
-    )  # fmt: skip
-    return model, emb, raw
+    return make_model_with_references()
 
 
 def test_save_and_load_keep_the_references(tmp_path, model_and_data):
