@@ -31,7 +31,13 @@ def _d(name: str):
 # ServerConfig fields -> the flags that set them (for error messages)
 _FLAGS = {"token": "--token", "max_batch_size": "--max-batch-size",
           "forward_batch_size": "--forward-batch-size", "max_wait_ms": "--max-wait-ms",
-          "max_queue": "--max-queue", "max_body_bytes": "--max-body-bytes"}  # fmt: skip
+          "max_queue": "--max-queue", "max_body_bytes": "--max-body-bytes",
+          "tensor_parallel_size": "--tensor-parallel-size",
+          "data_parallel_size": "--data-parallel-size"}  # fmt: skip
+
+# The engines that run the base RM in-process; only an inference engine (--engine vllm)
+# splits a model over GPUs or serves several copies of it.
+_SINGLE_DEVICE_ENGINES = ("transformers",)
 
 
 def register(app: typer.Typer) -> None:
@@ -88,6 +94,23 @@ def register(app: typer.Typer) -> None:
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
         mode: DeprecatedMode = None,
+        tensor_parallel_size: Annotated[
+            int,
+            typer.Option(
+                "--tensor-parallel-size",
+                min=1,
+                help="GPUs one copy of the RM is split over; for --engine vllm only.",
+            ),
+        ] = _d("tensor_parallel_size"),
+        data_parallel_size: Annotated[
+            int,
+            typer.Option(
+                "--data-parallel-size",
+                min=1,
+                help="Copies of the RM served behind this port; for --engine vllm only "
+                "(or run several `ebrm serve` replicas).",
+            ),
+        ] = _d("data_parallel_size"),
     ) -> None:
         """Serve refined rewards over HTTP, micro-batching concurrent requests.
 
@@ -97,6 +120,9 @@ def register(app: typer.Typer) -> None:
         if token is not None and not token:
             raise ConfigError("--token is empty (or EBRM_SERVER_TOKEN is set but empty); "
                               "give a non-empty token, or none.")  # fmt: skip
+        # MERGE(engine): pass --engine's value here instead of "transformers", and hand
+        # config.tensor_parallel_size / config.data_parallel_size to the engine's options.
+        _check_parallelism("transformers", tensor_parallel_size, data_parallel_size)
         reward = reward_or_mode(reward, mode)
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         if base_rm is not None:
@@ -126,6 +152,8 @@ def register(app: typer.Typer) -> None:
                 max_wait_ms=max_wait_ms,
                 max_queue=max_queue,
                 max_body_bytes=max_body_bytes,
+                tensor_parallel_size=tensor_parallel_size,
+                data_parallel_size=data_parallel_size,
                 **kwargs,
             )
         erm = EnergyRewardModel.from_pretrained(model, device=device)
@@ -139,6 +167,22 @@ def register(app: typer.Typer) -> None:
             # uvicorn has already finished the in-flight requests and re-raises the signal
             # it caught: a requested stop, not a failure
             typer.echo("server stopped")
+
+
+def _check_parallelism(engine: str, tensor_parallel_size: int, data_parallel_size: int) -> None:
+    """Refuse parallelism the engine cannot give, before anything loads."""
+    if engine not in _SINGLE_DEVICE_ENGINES:
+        return
+    for flag, value in (
+        ("--tensor-parallel-size", tensor_parallel_size),
+        ("--data-parallel-size", data_parallel_size),
+    ):
+        if value > 1:
+            raise ConfigError(
+                f"{flag} {value} needs --engine vllm; the {engine} engine runs one copy of "
+                "the RM (use --device-map auto for an RM larger than one GPU, or run several "
+                "`ebrm serve` replicas and give the client their URLs)."
+            )
 
 
 def _bind(host: str, port: int):

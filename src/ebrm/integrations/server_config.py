@@ -32,6 +32,8 @@ class ServerConfig:
     max_items_per_request: int = 4096  # more items in one request get 413
     special_tokens: tuple[str, ...] = DEFAULT_SPECIAL_TOKENS  # stripped from /get_reward text
     graceful_timeout_s: float = 60.0  # how long SIGTERM waits for in-flight requests
+    tensor_parallel_size: int = 1  # GPUs one copy of the RM is split over (--engine vllm)
+    data_parallel_size: int = 1  # copies of the RM the engine serves from (--engine vllm)
     mode: str | None = None  # deprecated name of `reward` (warns; removed next release)
 
     def __post_init__(self) -> None:
@@ -53,6 +55,8 @@ class ServerConfig:
             "max_queue",
             "max_body_bytes",
             "max_items_per_request",
+            "tensor_parallel_size",
+            "data_parallel_size",
         ):
             check_int(self, name, low=1)
         check_float(self, "max_wait_ms", low=0.0)
