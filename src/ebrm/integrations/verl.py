@@ -6,8 +6,10 @@ taken from `extra_info` ("prompt", "question" or "query": a string or a message 
 the dataset provides it; otherwise the response is scored after an empty user turn.
 
 Backends, chosen by environment variables:
-  * `EBRM_SERVER_URL` (e.g. http://127.0.0.1:8000): post to a running `ebrm serve`
-    (bearer token from `EBRM_TOKEN`), which batches across all verl workers;
+  * `EBRM_SERVER_URL` (e.g. http://127.0.0.1:8000, or a comma-separated list of
+    replicas): post to running `ebrm serve` replicas (bearer token from `EBRM_TOKEN`,
+    timeout `EBRM_TIMEOUT`, retries `EBRM_RETRIES`; see `ebrm.integrations._client`),
+    which batch across all verl workers;
   * else `EBRM_MODEL`: a refined-model directory loaded once per process
     (device `EBRM_DEVICE`).
 The reward is `EBRM_REWARD` (a `RewardKind`: refined, mean, conservative, base, ...;
@@ -22,6 +24,7 @@ from typing import Any
 
 from ebrm.data.types import Conversation
 from ebrm.errors import ConfigError
+from ebrm.integrations._client import client_from_env
 from ebrm.integrations._common import (
     messages_from,
     reward_from_env,
@@ -46,34 +49,6 @@ def _conversation(solution_str: str, extra_info: Any) -> Conversation:
     return Conversation(messages=messages_from(prompt, "extra_info.prompt"), response=solution_str)
 
 
-def _score_remote(url: str, convs: list[Conversation], reward: str) -> list[float]:
-    import httpx
-
-    items = [{"prompt": [{"role": r, "content": c} for r, c in conv.messages],
-              "response": conv.response} for conv in convs]  # fmt: skip
-    headers = {}
-    if os.environ.get("EBRM_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['EBRM_TOKEN']}"
-    timeout = float(os.environ.get("EBRM_TIMEOUT", "180"))
-    last: Exception | None = None
-    for _ in range(int(os.environ.get("EBRM_RETRIES", "3"))):
-        try:
-            resp = httpx.post(
-                f"{url.rstrip('/')}/score",
-                json={"items": items, "reward": reward},
-                headers=headers,
-                timeout=timeout,
-            )
-            if resp.status_code == 503:  # busy: retry
-                last = RuntimeError(resp.text)
-                continue
-            resp.raise_for_status()
-            return [float(row["reward"]) for row in resp.json()["results"]]
-        except httpx.TransportError as exc:
-            last = exc
-    raise RuntimeError(f"EBRM server at {url} failed: {last}")
-
-
 def compute_score_batch(
     data_sources: Sequence[Any],
     solution_strs: Sequence[str],
@@ -92,9 +67,9 @@ def compute_score_batch(
     convs = [_conversation(s, info) for s, info in zip(solution_strs, infos, strict=True)]
     if not convs:
         return []
-    url = os.environ.get("EBRM_SERVER_URL")
-    if url:
-        return _score_remote(url, convs, reward)
+    client = client_from_env()
+    if client is not None:
+        return client.score(convs, reward)
     batch_size = int(os.environ.get("EBRM_BATCH_SIZE", "16"))
     result = score_safely(scorer_from_env("EBRM_MODEL"), convs, batch_size=batch_size)
     return rewards_of(result, reward)
