@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urlsplit
 
 from ebrm._config import check_float, check_int, invalid
 from ebrm.data.types import Conversation
-from ebrm.errors import ConfigError, EbrmError
+from ebrm.errors import ConfigError, EbrmError, require
 
 logger = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ class RewardClient:
     def _session(self) -> Any:
         with self._lock:
             if self._http is None:
-                import httpx  # the server extra's client; only a remote reward needs it
+                httpx = require("httpx", "server")  # only a remote reward needs it
 
                 headers = (
                     {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
@@ -314,8 +314,7 @@ class RewardClient:
             return self._http
 
     def _try(self, replica: _Replica, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
-
+        httpx = require("httpx", "server")
         try:
             resp = self._session().post(replica.url + path, json=body)
         except httpx.TimeoutException as exc:
