@@ -36,17 +36,24 @@ def main(argv: list[str] | None = None) -> dict:
     while not server.started:
         time.sleep(0.05)
 
-    # 1. /score: {prompt, response} items -> refined reward with its uncertainty
+    # 1. /score: {prompt, response} items -> refined reward with its uncertainty. The body is
+    #    the bare list of items, or {"items": [...], "reward": KIND} to pick the reward.
     items = [
         {"prompt": "How do I boil an egg?", "response": "Simmer it for 9 minutes, then cool it."},
         {"prompt": "How do I boil an egg?", "response": "Eggs are oval."},
     ]
-    scored = httpx.post(f"{url}/score", json={"items": items}, timeout=60).json()
+    scored = httpx.post(f"{url}/score", json=items, timeout=60).json()
     for item, row in zip(items, scored["results"], strict=True):
+        # reward: for RL; spread: how unsure the head is (abstain or filter when large);
+        # q05..q95: the range to report (fields: docs/concepts.md, "Reading a score")
         print(
-            f"{row['reward']:+.3f} (base {row['base']:+.3f}, std {row['std']:.3f}, "
+            f"{row['reward']:+.3f} (base {row['base']:+.3f}, spread {row['spread']:.3f}, "
             f"90% [{row['q05']:+.3f}, {row['q95']:+.3f}])  {item['response']}"
         )
+    conservative = httpx.post(
+        f"{url}/score", json={"items": items, "reward": "conservative"}, timeout=60
+    ).json()
+    print("conservative (mean - k*spread):", [row["reward"] for row in conservative["results"]])
 
     # 2. /get_reward: OpenRLHF's format, decoded prompt+response strings with special tokens
     prompt = "<|im_start|>user\nHow do I boil an egg?<|im_end|>\n<|im_start|>assistant\n"
@@ -59,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("OpenRLHF rewards (conservative):", openrlhf["rewards"])
     print("metrics:", httpx.get(f"{url}/metrics").json()["batching"])
     server.should_exit = True
-    return {"score": scored, "get_reward": openrlhf}
+    return {"score": scored, "conservative": conservative, "get_reward": openrlhf}
 
 
 if __name__ == "__main__":

@@ -170,4 +170,4 @@ def test_verdict_from_validation_pairs_counts_discordant_pairs():
     delta = model.train_info["validation"]["delta"]
     assert (delta["improved"], delta["worsened"], delta["n"]) == (2, 1, 4)
     assert delta["delta"] == 0.25  # 3/4 - 2/4
-    assert sentence.startswith("No detectable difference") and "interval includes 0" in sentence
+    assert sentence.startswith("No detectable difference") and "interval includes 0, so" in sentence

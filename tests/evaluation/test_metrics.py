@@ -137,3 +137,14 @@ def test_verdict_sentences():
     assert "+1.0 points" in text and "-1.0 to +3.0" in text and "n = 100 pairs" in text
     # An interval touching 0 is not a gain.
     assert verdict(_delta(0.02, 0.0, 0.04)).startswith("No detectable difference")
+
+
+def test_verdict_says_an_interval_ending_at_0_touches_it():
+    # the "+0.0 to +1.4 ... includes 0": an end at exactly 0 "touches" 0
+    text = verdict(_delta(0.007, 0.0, 0.014))
+    assert "95% CI +0.0 to +1.4" in text
+    assert text.endswith("the interval touches 0, so these pairs cannot tell refined from base.")
+    # an end that is not 0 never prints as 0.0: two decimals below 0.05 points
+    text = verdict(_delta(0.007, -0.0004, 0.014))
+    assert "95% CI -0.04 to +1.4" in text and "the interval includes 0, so" in text
+    assert "CI +0.04 to" in verdict(_delta(0.007, 0.0004, 0.014))

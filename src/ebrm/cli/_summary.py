@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +13,7 @@ def print_summary(console: Any, metrics: Mapping[str, Any], title: str) -> None:
     With the references (base-calibrated, laplace, ensemble) there are five rewards and four
     differences: one table of ten columns does not fit a terminal, two do.
     """
-    from rich.table import Table
+    from rich.measure import Measurement
 
     from ebrm.evaluation import summary_header, summary_rows
     from ebrm.evaluation.benchmark import BASE, REFINED
@@ -25,14 +26,36 @@ def print_summary(console: Any, metrics: Mapping[str, Any], title: str) -> None:
             ("each reward - base, paired over the same rows", [0, *range(split, len(header))])
         )
     for name, columns in parts:
-        table = Table(title=name)
-        for i in columns:
-            table.add_column(header[i], justify="left" if i == 0 else "right")
-        for row in rows:
-            cells = [row[i] for i in columns]
-            if any(cells[1:]):
-                table.add_row(*cells)
+        kept = [cells for cells in ([row[i] for i in columns] for row in rows) if any(cells[1:])]
+        names = [header[i] for i in columns]
+        table = _table(name, names, kept)
+        wide = console.options.update_width(10_000)
+        if Measurement.get(console, wide, table).maximum > console.width:
+            # a terminal too narrow for the table on one line a row: rich shrinks the widest
+            # columns first and cuts their long words ("base-cali…", "(risk-cov…"); let
+            # those words break after their hyphens, and fold what still does not fit
+            table = _table(name, [_hyphens(h) for h in names], [
+                [_hyphens(cells[0]), *cells[1:]] for cells in kept
+            ])  # fmt: skip
         console.print(table)
     console.print(f"[bold]{metrics['delta']['verdict']}[/]")
     for sentence in (metrics.get("uncertainty") or {}).get("sentences", []):
         console.print(f"- {sentence}")
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> Any:
+    """One rich table; a word still too long for its column is folded onto the next line,
+    never cut with "…" (a cut number or name reads as another one)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i == 0 else "right", overflow="fold")
+    for cells in rows:
+        table.add_row(*cells)
+    return table
+
+
+def _hyphens(text: str) -> str:
+    """`text` with a line break allowed after each hyphen inside a word."""
+    return re.sub(r"(?<=\w)-(?=\w)", "-\n", text)

@@ -10,10 +10,21 @@ import typer
 from ebrm.cli import _checks
 from ebrm.cli._options import Device, Overwrite, Progress
 from ebrm.cli._provenance import check_same_base_rm, recorded_base_rm, store_base_rm
+from ebrm.refine.kinds import RECORD_FIELDS, RECORD_USE
+
+
+def _help() -> str:
+    """The command's help: what it writes, which field to use for what, every field."""
+    fields = "\n\n".join(f"{name}: {text}." for name, text in RECORD_FIELDS.items())
+    return (
+        "Score every row of a feature store: one JSON line per row (`row`, then the "
+        "row's record: every reward and its uncertainty, in normalised units unless a field "
+        f"says otherwise).\n\n{RECORD_USE}\n\n{fields}"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(help=_help())
     def score(
         model: Annotated[Path, typer.Option("--model", help="Refined-model directory.")],
         features: Annotated[Path, typer.Option("--features", help="Feature store directory.")],
@@ -22,7 +33,6 @@ def register(app: typer.Typer) -> None:
         progress: Progress = True,
         overwrite: Overwrite = False,
     ) -> None:
-        """Score every row of a feature store: base, refined, mean, std, q05, q95."""
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _checks.need(features, "--features", _checks.FEATURE_STORE)
         _checks.output_file(out, "--out", overwrite=overwrite)

@@ -210,7 +210,7 @@ def verdict(
     """
     d, (lo, hi) = 100.0 * delta["delta"], (100.0 * v for v in delta["ci95"])
     level = round(100 * delta.get("level", 0.95))
-    stats = f"{who} - base {what} = {d:+.1f} points ({level}% CI {lo:+.1f} to {hi:+.1f}"
+    stats = f"{who} - base {what} = {d:+.1f} points ({level}% CI {_end(lo)} to {_end(hi)}"
     if "mcnemar_p" in delta:
         stats += f", McNemar p = {format_p(delta['mcnemar_p'])}"
     stats += f", n = {delta['n']} {unit})"
@@ -219,7 +219,20 @@ def verdict(
         return f"{subject} helped: {stats}."
     if hi < 0:
         return f"{subject} hurt: {stats}."
-    return f"No detectable difference: {stats}; the interval includes 0."
+    # "+0.0 to +1.4 ...; the interval includes 0" read as a contradiction: an end at 0 (the
+    # paired bootstrap of accuracies often ends exactly there) touches 0, and the sentence
+    # says what either means
+    where = "touches 0" if 0.0 in (lo, hi) else "includes 0"
+    return (
+        f"No detectable difference: {stats}; the interval {where}, "
+        f"so these {unit} cannot tell {who} from base."
+    )
+
+
+def _end(points: float) -> str:
+    """An interval end in points: one decimal, two when one would print a nonzero end as
+    0.0 (so "+0.0" always means exactly 0)."""
+    return f"{points:+.2f}" if 0 < abs(points) < 0.05 else f"{points:+.1f}"
 
 
 def format_p(p: float) -> str:

@@ -36,6 +36,51 @@ REWARD_KINDS: tuple[RewardKind, ...] = get_args(RewardKind)
 REFERENCE_KINDS: tuple[str, ...] = ("laplace", "laplace_lcb", "ensemble", "ensemble_lcb")
 DEFAULT_REWARD: RewardKind = "refined"  # what every option and keyword picks unless told
 
+# The record columns of the energy model, in order: its kinds, then its statistics.
+RECORD_COLUMNS = (
+    "refined", "mean", "mode", "median", "conservative", "base",
+    "base_raw", "std", "spread", "q05", "q95", "log_z",
+)  # fmt: skip
+
+# What each field of a record means and what it is for: the one text behind `ebrm score
+# --help`, the server's field descriptions and docs/concepts.md ("Reading a score"). Every
+# value is in normalised units (the base RM's training rewards have mean 0 and scale 4)
+# unless it says otherwise. `<name>` stands for each stored reference (laplace, ensemble).
+RECORD_FIELDS: dict[str, str] = {
+    "method": "which refined reward `refined` is (mean, mode, median, conservative, paper, "
+    "ascent): the model's configured method",
+    "refined": "the model's refined reward (its configured method); the reward for RL, "
+    "best-of-n and ranking",
+    "mean": "posterior mean E[y | e] of the energy head's density p(y | e)",
+    "mode": "the most likely reward, argmax of f(e, y)",
+    "median": "posterior median (its 50% quantile)",
+    "conservative": "mean - k * spread (k stored with the model): lower where the head is "
+    "unsure; the RL or best-of-n reward when reward hacking is the worry",
+    "base": "the frozen base RM's reward, normalised",
+    "base_raw": "the frozen base RM's reward in its own raw units",
+    "std": "posterior standard deviation of p(y | e) over the grid; it grows with the "
+    "grid's range where f is flat, so prefer spread to judge one response",
+    "spread": "half the width of the region where p(y | e) is at least e^-1/2 of its peak "
+    "(the std for a Gaussian): how unsure the head is about this response; filter or "
+    "abstain on a large spread",
+    "q05": "5% posterior quantile: the low end of a 90% interval, to report with q95",
+    "q95": "95% posterior quantile: the high end of a 90% interval, to report with q05",
+    "log_z": "log normaliser of exp f(e, y) over the grid (diagnostic)",
+    "<name>": "a reference's reward, in its own log-odds units: the mean of its Bradley-Terry "
+    "posterior (laplace) or of its bootstrap heads (ensemble)",
+    "<name>_std": "that reference's standard deviation of the reward (its epistemic "
+    "uncertainty; the better out-of-distribution signal in our results)",
+    "<name>_lcb": "that reference's lower confidence bound, mean - k * std (its "
+    "conservative reward)",
+}
+
+#: which field of a record to use for what (with RECORD_FIELDS, wherever records are explained)
+RECORD_USE = (
+    "Which field for what: an RL or best-of-n reward: refined, or conservative against "
+    "reward hacking; filtering or abstaining: spread (large = the head is unsure); "
+    "reporting: the 90% interval q05 to q95."
+)
+
 #: Spellings of earlier releases, accepted with a DeprecationWarning until the next one.
 DEPRECATED_KINDS: dict[str, RewardKind] = {
     "laplace-conservative": "laplace_lcb",

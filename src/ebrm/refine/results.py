@@ -7,15 +7,16 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from ebrm.errors import ConfigError
-from ebrm.refine.kinds import REFERENCE_KINDS, RewardKind, check_reward_kind
+from ebrm.refine.kinds import (  # noqa: F401  (RECORD_FIELDS: re-exported with the records)
+    RECORD_COLUMNS,
+    RECORD_FIELDS,
+    REFERENCE_KINDS,
+    RewardKind,
+    check_reward_kind,
+)
 
 # The dataclass field of a kind whose record name differs (others: the same name).
 _FIELD = {"refined": "reward", "median": "q50"}
-# The record columns of the energy model, in order: its kinds, then its statistics.
-RECORD_COLUMNS = (
-    "refined", "mean", "mode", "median", "conservative", "base",
-    "base_raw", "std", "spread", "q05", "q95", "log_z",
-)  # fmt: skip
 
 
 def missing_reference(kind: str) -> str:
