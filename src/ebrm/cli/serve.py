@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ebrm._config import default
-from ebrm.cli import _checks
+from ebrm.cli import _checks, _engine
 from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
@@ -16,12 +16,14 @@ from ebrm.cli._options import (
     Device,
     EmbedMaxLength,
     EmbedTruncationSide,
+    Engine,
     reward_option,
     reward_or_mode,
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.errors import ConfigError, Interrupted
 from ebrm.integrations.server_config import ServerConfig
+from ebrm.rm.names import DEFAULT_ENGINE
 
 
 def _d(name: str):
@@ -88,6 +90,7 @@ def register(app: typer.Typer) -> None:
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
         mode: DeprecatedMode = None,
+        engine: Engine = DEFAULT_ENGINE,
     ) -> None:
         """Serve refined rewards over HTTP, micro-batching concurrent requests.
 
@@ -99,6 +102,7 @@ def register(app: typer.Typer) -> None:
                               "give a non-empty token, or none.")  # fmt: skip
         reward = reward_or_mode(reward, mode)
         _checks.need(model, "--model", _checks.EBRM_MODEL)
+        _engine.check(engine)
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
@@ -115,6 +119,8 @@ def register(app: typer.Typer) -> None:
         kwargs = {} if special_tokens is None else {
             "special_tokens": tuple(t for t in special_tokens.split(",") if t)
         }  # fmt: skip
+        if engine == "vllm":  # the engine batches without padding: hand it whole micro-batches
+            kwargs.update(forward_batch_size=max_batch_size, forward_overhead_tokens=1e12)
         with _checks.flag_names(_FLAGS):
             config = ServerConfig(
                 host=host,
@@ -130,6 +136,7 @@ def register(app: typer.Typer) -> None:
             )
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         attach(erm, base_rm=base_rm, device=device, placement=where, **settings)  # now, not later
+        _engine.apply(erm.base_rm, engine)
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"serving {model} on http://{shown}:{bound} (reward {reward})")
