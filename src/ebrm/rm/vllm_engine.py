@@ -166,6 +166,9 @@ class VLLMEngine:
             None if bias is None else bias.to(self.dtype),
         )
         self.llm = self._load(rm, options)
+        # vLLM's CPU attention checks that a step runs with the thread count it was built
+        # with; OpenMP's count is per thread, so a server's worker thread must set it too
+        self._threads = torch.get_num_threads()
         self._check_equal(rm)
 
     def _load(self, rm: Any, options: EngineOptions):
@@ -213,9 +216,14 @@ class VLLMEngine:
         rows = [pooled_prefix(row, self.pad_token_id) for row in ids]
         if not rows:
             return torch.empty((0, self.weight.shape[1])), torch.empty((0,))
-        outputs = self.llm.embed(
-            [TokensPrompt(prompt_token_ids=row) for row in rows], use_tqdm=progress
-        )
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self._threads)
+        try:
+            outputs = self.llm.embed(
+                [TokensPrompt(prompt_token_ids=row) for row in rows], use_tqdm=progress
+            )
+        finally:
+            torch.set_num_threads(threads)
         for i, out in enumerate(outputs):
             if getattr(out, "error", None) is not None:
                 raise RuntimeError(f"vLLM failed on row {i}: {out.error}")
