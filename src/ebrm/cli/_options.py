@@ -16,7 +16,7 @@ import typer
 
 from ebrm.errors import ConfigError
 from ebrm.refine.kinds import DEFAULT_REWARD, DEPRECATED_KINDS, REWARD_KINDS, RewardKind
-from ebrm.rm.names import DTypeName, TruncationSide
+from ebrm.rm.names import DTypeName, EngineName, TruncationSide
 
 _DEVICE = re.compile(r"(cpu|cuda|mps|xpu|meta)(:\d+)?")
 
@@ -70,6 +70,14 @@ Progress = Annotated[
     typer.Option(
         "--progress/--no-progress",
         help="Progress bars on a terminal, a line every 30 s otherwise; off with --no-progress.",
+    ),
+]
+Engine = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine",
+        help="What runs the base RM's forward: transformers (default), or vllm (continuous "
+        'batching, prefix caching; pip install "ebrm[vllm]"; see docs/engines.md).',
     ),
 ]
 BaseRM = Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks
+from ebrm.cli import _checks, _engine
 from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
@@ -16,6 +16,7 @@ from ebrm.cli._options import (
     Device,
     EmbedMaxLength,
     EmbedTruncationSide,
+    Engine,
     Overwrite,
     ReuseFeatures,
     reward_option,
@@ -23,7 +24,7 @@ from ebrm.cli._options import (
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.refine.kinds import DEFAULT_REWARD
-from ebrm.rm.names import DEFAULT_BATCH_SIZE
+from ebrm.rm.names import DEFAULT_BATCH_SIZE, DEFAULT_ENGINE
 
 
 def register(app: typer.Typer) -> None:
@@ -54,11 +55,13 @@ def register(app: typer.Typer) -> None:
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
         mode: DeprecatedMode = None,
+        engine: Engine = DEFAULT_ENGINE,
     ) -> None:
         """Pick the best candidate response per prompt (candidates in --features are read
         from it, the others embedded once)."""
         reward = reward_or_mode(reward, mode)
         _checks.need(model, "--model", _checks.EBRM_MODEL)
+        _engine.check(engine)
         _checks.input_file(candidates, "--candidates", "a JSONL file of prompts and candidates")
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
@@ -85,6 +88,7 @@ def register(app: typer.Typer) -> None:
             erm, base_rm=base_rm, features=features, device=device, placement=where,
             **settings,
         )  # fmt: skip
+        _engine.apply(erm.base_rm, engine)
         with tqdm(total=prompts, desc="bon", unit="prompt") as bar:
             write_best(
                 out, erm, iter_candidates(candidates), reward=reward, batch_size=batch_size,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks
+from ebrm.cli import _checks, _engine
 from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
@@ -16,6 +16,7 @@ from ebrm.cli._options import (
     Device,
     EmbedMaxLength,
     EmbedTruncationSide,
+    Engine,
     OutDir,
     Overwrite,
     Progress,
@@ -26,7 +27,7 @@ from ebrm.cli._options import (
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.evaluation.names import DEFAULT_N_BOOT, DEFAULT_SEED, METRICS_FILE, BenchmarkName
 from ebrm.refine.kinds import DEFAULT_REWARD
-from ebrm.rm.names import DEFAULT_BATCH_SIZE
+from ebrm.rm.names import DEFAULT_BATCH_SIZE, DEFAULT_ENGINE
 
 
 def register(app: typer.Typer) -> None:
@@ -64,10 +65,12 @@ def register(app: typer.Typer) -> None:
         features: ReuseFeatures = None,
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
+        engine: Engine = DEFAULT_ENGINE,
     ) -> None:
         """Evaluate base vs refined rewards from one scoring pass: metrics.json, report.md,
         plots. Texts in --features are read from it, the others embedded once."""
         _checks.need(model, "--model", _checks.EBRM_MODEL)
+        _engine.check(engine)
         _checks.data_spec(data)
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
@@ -94,6 +97,7 @@ def register(app: typer.Typer) -> None:
             erm, base_rm=base_rm, features=features, device=device, placement=where,
             **settings,
         )  # fmt: skip
+        _engine.apply(erm.base_rm, engine)
         metrics = evaluate(
             erm, benchmark, rows, out, batch_size=batch_size, seed=seed, progress=progress,
             n_boot=n_boot, reward=reward, make_figures=plots, data_name=data,

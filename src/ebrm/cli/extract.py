@@ -9,12 +9,13 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks
+from ebrm.cli import _checks, _engine
 from ebrm.cli._options import (
     BatchSize,
     DataSpec,
     Device,
     DType,
+    Engine,
     MaxLength,
     Progress,
 )
@@ -28,6 +29,7 @@ from ebrm.features.names import (
 from ebrm.rm.names import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,
+    DEFAULT_ENGINE,
     DEFAULT_MAX_LENGTH,
     DEFAULT_TRUNCATION_SIDE,
     DTypeName,
@@ -96,6 +98,7 @@ def register(app: typer.Typer) -> None:
         no_reuse: Annotated[
             bool, typer.Option("--no-reuse", help="Embed every text, reusing no store.")
         ] = False,
+        engine: Engine = DEFAULT_ENGINE,
     ) -> None:
         """Extract (embedding, reward) of every response into a resumable feature store.
 
@@ -106,6 +109,7 @@ def register(app: typer.Typer) -> None:
         device.
         """
         _checks.need(rm, "--rm", _checks.HF_MODEL)
+        _engine.check(engine)
         where = placement(
             device=device, device_map=device_map, max_memory=max_memory,
             offload_folder=offload_folder,
@@ -137,6 +141,8 @@ def register(app: typer.Typer) -> None:
         if device is None and state.num_processes > 1:
             device = str(state.device)  # one device per rank
         pairs = load_pairs(data, limit=limit)
+        if engine == "vllm" and device is None:
+            device = "cpu"  # the transformers copy only tokenizes, exports and checks
         model = BaseRewardModel.from_pretrained(
             rm,
             device=device,
@@ -145,6 +151,7 @@ def register(app: typer.Typer) -> None:
             truncation_side=truncation_side,
             **where,
         )
+        _engine.apply(model, engine)
         stored = None if no_reuse else _stored_rows(reuse, rm, out, model, storage_dtype)
         store = extract_features(
             model,

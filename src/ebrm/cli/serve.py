@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ebrm._config import default
-from ebrm.cli import _checks
+from ebrm.cli import _checks, _engine
 from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
@@ -16,12 +16,14 @@ from ebrm.cli._options import (
     Device,
     EmbedMaxLength,
     EmbedTruncationSide,
+    Engine,
     reward_option,
     reward_or_mode,
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.errors import ConfigError, Interrupted
 from ebrm.integrations.server_config import ServerConfig
+from ebrm.rm.names import DEFAULT_ENGINE
 
 
 def _d(name: str):
@@ -111,6 +113,7 @@ def register(app: typer.Typer) -> None:
                 "(or run several `ebrm serve` replicas).",
             ),
         ] = _d("data_parallel_size"),
+        engine: Engine = DEFAULT_ENGINE,
     ) -> None:
         """Serve refined rewards over HTTP, micro-batching concurrent requests.
 
@@ -120,11 +123,10 @@ def register(app: typer.Typer) -> None:
         if token is not None and not token:
             raise ConfigError("--token is empty (or EBRM_SERVER_TOKEN is set but empty); "
                               "give a non-empty token, or none.")  # fmt: skip
-        # MERGE(engine): pass --engine's value here instead of "transformers", and hand
-        # config.tensor_parallel_size / config.data_parallel_size to the engine's options.
-        _check_parallelism("transformers", tensor_parallel_size, data_parallel_size)
+        _check_parallelism(engine, tensor_parallel_size, data_parallel_size)
         reward = reward_or_mode(reward, mode)
         _checks.need(model, "--model", _checks.EBRM_MODEL)
+        _engine.check(engine)
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
@@ -141,6 +143,8 @@ def register(app: typer.Typer) -> None:
         kwargs = {} if special_tokens is None else {
             "special_tokens": tuple(t for t in special_tokens.split(",") if t)
         }  # fmt: skip
+        if engine == "vllm":  # the engine batches without padding: hand it whole micro-batches
+            kwargs.update(forward_batch_size=max_batch_size, forward_overhead_tokens=1e12)
         with _checks.flag_names(_FLAGS):
             config = ServerConfig(
                 host=host,
@@ -158,6 +162,11 @@ def register(app: typer.Typer) -> None:
             )
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         attach(erm, base_rm=base_rm, device=device, placement=where, **settings)  # now, not later
+        parallelism = {} if engine in _SINGLE_DEVICE_ENGINES else {
+            "tensor_parallel_size": config.tensor_parallel_size,
+            "data_parallel_size": config.data_parallel_size,
+        }  # fmt: skip
+        _engine.apply(erm.base_rm, engine, **parallelism)
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"serving {model} on http://{shown}:{bound} (reward {reward})")

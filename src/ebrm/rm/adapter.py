@@ -89,6 +89,7 @@ class BaseRewardModel:
         # start at the first real token, when the model accepts them.
         self._accepts_position_ids = "position_ids" in inspect.signature(model.forward).parameters
         self._weights_hash: str | None = None
+        self.engine = None  # None: this model's own forward; else an `ebrm.rm.engine` engine
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -195,7 +196,14 @@ class BaseRewardModel:
             "max_length": self.max_length,
             "truncation_side": self.truncation_side,
             "model_type": self.model_type,
+            **(self.engine.provenance() if self.engine else {"engine": "transformers"}),
         }
+
+    def use_engine(self, engine) -> BaseRewardModel:
+        """Run the forward on `engine` (`ebrm.rm.engine`; None: this model's own
+        `transformers` forward). Tokenization, the head and the provenance stay this RM's."""
+        self.engine = engine
+        return self
 
     def __repr__(self) -> str:
         return (
@@ -267,7 +275,10 @@ class BaseRewardModel:
     def embed_token_ids(
         self, ids: Sequence[Sequence[int]], *, batch_size: int = 16, progress: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`embed_texts` on already tokenized rows (same length-sorted batching)."""
+        """`embed_texts` on already tokenized rows (same length-sorted batching), on this
+        RM's engine when it has one (`use_engine`)."""
+        if self.engine is not None:
+            return self.engine.embed_token_ids(ids, batch_size=batch_size, progress=progress)
         n = len(ids)
         embeddings = torch.empty((n, self.hidden_size), dtype=torch.float32)
         rewards = torch.empty((n,), dtype=torch.float32)

