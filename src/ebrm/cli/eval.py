@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
             _checks.need(features, "--features", _checks.FEATURE_STORE)
         _checks.output_dir(out, "--out", overwrite=overwrite, result_file=METRICS_FILE)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
-        check_inputs(model, features=features, **settings)
+        check_inputs(model, features=features, base_rm=base_rm, **settings)
         where = placement(
             device=device, device_map=device_map, max_memory=max_memory,
             offload_folder=offload_folder,
