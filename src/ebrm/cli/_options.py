@@ -72,6 +72,16 @@ Progress = Annotated[
         help="Progress bars on a terminal, a line every 30 s otherwise; off with --no-progress.",
     ),
 ]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        envvar="EBRM_THREADS",
+        help="torch CPU threads (default: EBRM_THREADS, else OMP_NUM_THREADS, else one per "
+        "core); fewer when other jobs share the machine.",
+    ),
+]
 BaseRM = Annotated[
     str | None,
     typer.Option(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks
+from ebrm.cli import _checks, _runtime
 from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
@@ -18,6 +18,7 @@ from ebrm.cli._options import (
     EmbedTruncationSide,
     Overwrite,
     ReuseFeatures,
+    Threads,
     reward_option,
     reward_or_mode,
 )
@@ -54,6 +55,7 @@ def register(app: typer.Typer) -> None:
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
         mode: DeprecatedMode = None,
+        threads: Threads = None,
     ) -> None:
         """Pick the best candidate response per prompt (candidates in --features are read
         from it, the others embedded once)."""
@@ -80,6 +82,7 @@ def register(app: typer.Typer) -> None:
         prompts = total = 0
         for row in iter_candidates(candidates):
             prompts, total = prompts + 1, total + len(row["candidates"])
+        _runtime.use_threads(threads)
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         attach(
             erm, base_rm=base_rm, features=features, device=device, placement=where,

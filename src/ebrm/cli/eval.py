@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks
+from ebrm.cli import _checks, _runtime
 from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
@@ -21,6 +21,7 @@ from ebrm.cli._options import (
     Progress,
     ReuseFeatures,
     Seed,
+    Threads,
     reward_option,
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
@@ -64,6 +65,7 @@ def register(app: typer.Typer) -> None:
         features: ReuseFeatures = None,
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
+        threads: Threads = None,
     ) -> None:
         """Evaluate base vs refined rewards from one scoring pass: metrics.json, report.md,
         plots. Texts in --features are read from it, the others embedded once."""
@@ -87,6 +89,7 @@ def register(app: typer.Typer) -> None:
         from ebrm.evaluation import evaluate, get_benchmark
         from ebrm.model import EnergyRewardModel
 
+        _runtime.use_threads(threads)
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         rows = get_benchmark(benchmark).load(data, limit=limit)
         check_overlap(erm, rows, data=data, strict=strict)

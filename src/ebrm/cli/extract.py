@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks
+from ebrm.cli import _checks, _runtime
 from ebrm.cli._options import (
     BatchSize,
     DataSpec,
@@ -17,6 +17,7 @@ from ebrm.cli._options import (
     DType,
     MaxLength,
     Progress,
+    Threads,
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.errors import ConfigError
@@ -96,6 +97,7 @@ def register(app: typer.Typer) -> None:
         no_reuse: Annotated[
             bool, typer.Option("--no-reuse", help="Embed every text, reusing no store.")
         ] = False,
+        threads: Threads = None,
     ) -> None:
         """Extract (embedding, reward) of every response into a resumable feature store.
 
@@ -126,6 +128,7 @@ def register(app: typer.Typer) -> None:
         from ebrm.features.extract import extract_features, process_state
         from ebrm.rm import BaseRewardModel
 
+        _runtime.use_threads(threads)
         started = time.perf_counter()
         state = process_state()
         if where and state.num_processes > 1:
