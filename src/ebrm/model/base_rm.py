@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_FIX = (
-    "pass --base-rm PATH with its new place (the weights hash is checked), or in Python "
-    "model.attach_base_rm(BaseRewardModel.from_pretrained(PATH))"
+# how to give a moved base RM's new place, on the command line and in Python
+CLI_FIX = "pass --base-rm PATH with its new place (its weights hash is checked)"
+PYTHON_FIX = (
+    "attach it from its new place with model.attach_base_rm(BaseRewardModel."
+    "from_pretrained(PATH)) (on the command line: --base-rm PATH)"
 )
 
 
@@ -44,7 +46,9 @@ def is_local_path(name_or_path: str) -> bool:
     return os.path.isabs(name_or_path) or name_or_path.startswith((".", "~"))
 
 
-def check_base_rm_found(info: Mapping[str, Any], model_name: str, *, hub: bool = True) -> None:
+def check_base_rm_found(
+    info: Mapping[str, Any], model_name: str, *, hub: bool = True, fix: str = CLI_FIX
+) -> None:
     """The base RM a refined model records (`info`, its resolved `base_rm_info`) can be
     loaded from where it was recorded: a local directory still exists, and under
     HF_HUB_OFFLINE=1 a hub id is in the local Hugging Face cache. Cheap, without torch.
@@ -54,6 +58,7 @@ def check_base_rm_found(info: Mapping[str, Any], model_name: str, *, hub: bool =
         model_name: how the message names the refined model (e.g. "--model runs/demo/model").
         hub: check a hub id against the offline cache too (the CLI, before any import; the
             loader's own error says the same for a library call).
+        fix: how to give the RM's new place (`CLI_FIX` or `PYTHON_FIX`).
 
     Raises:
         IncompatibleArtifactError: one line naming the missing path (or hub id), what the
@@ -70,7 +75,7 @@ def check_base_rm_found(info: Mapping[str, Any], model_name: str, *, hub: bool =
         what = "does not exist" if not path.exists() else "holds no config.json"
         raise IncompatibleArtifactError(
             f"The base RM of {model_name} is not where the model recorded it: {path} {what} "
-            f"(config.json base_rm.name_or_path; moved or deleted?); {_FIX}"
+            f"(config.json base_rm.name_or_path; moved or deleted?); {fix}"
         )
     if hub and _hub_offline() and not _in_hub_cache(name, info.get("revision")):
         raise IncompatibleArtifactError(
@@ -165,7 +170,7 @@ def load_base_rm(
             "line, or attach one with model.attach_base_rm(BaseRewardModel.from_pretrained(...))"
         )
     if path is None:
-        check_base_rm_found(info, "this refined model", hub=False)
+        check_base_rm_found(info, "this refined model", hub=False, fix=PYTHON_FIX)
     return BaseRewardModel.from_pretrained(
         info["name_or_path"] if path is None else path,
         device=device,
