@@ -70,7 +70,24 @@ def _ece(p_chosen, n_bins: int = 15) -> float:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_bert_rm_dir):
+def forwarded():
+    """How many texts went through the base RM's forward pass, over this module's runs."""
+    from ebrm.rm.adapter import BaseRewardModel
+
+    seen: list[int] = []
+    forward = BaseRewardModel._forward_batch
+
+    def counting(self, rows):
+        seen.append(len(rows))
+        return forward(self, rows)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseRewardModel, "_forward_batch", counting)
+        yield seen
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_bert_rm_dir, forwarded):
     out = tmp_path_factory.mktemp("pipeline")
     stages = []
     result = run_pipeline(
@@ -79,7 +96,18 @@ def run(tmp_path_factory, tiny_bert_rm_dir):
         data=synthetic_pairs(40),
         on_stage=lambda stage, msg: stages.append(stage),
     )
+    forwarded.append(-1)  # the first run ends here
     return result, out, stages
+
+
+def test_each_text_is_embedded_once(run, forwarded):
+    """The base RM stage embeds the train split's texts and keeps them (base_rm/features);
+    the features stage copies those rows and embeds only the validation and test texts."""
+    result, out, _ = run
+    texts = {t for p in synthetic_pairs(40) for t in (p.chosen, p.rejected)}
+    first_run = forwarded[: forwarded.index(-1)]
+    assert sum(first_run) == len(texts)  # 80 texts, each through the forward pass once
+    assert (out / "base_rm" / "features" / "manifest.json").is_file()
 
 
 def test_pipeline_writes_the_report_folder_and_metrics_match_saved_scores(run):

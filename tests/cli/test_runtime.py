@@ -156,8 +156,7 @@ def test_a_signal_during_extract_says_what_was_kept_and_the_rerun_resumes(
     last = proc.stderr.strip().splitlines()[-1]
     # 80 rows in 32-row shards of 16-text chunks: shard 0 done, 1 chunk of shard 1 saved
     assert last == (
-        "interrupted: 1 of 3 shards kept (and 16 rows of the next); "
-        "rerun the same command to resume"
+        "interrupted: 1 of 3 shards and 16 rows of shard 2 kept; rerun the same command to resume"
     )
     assert "Traceback" not in proc.stderr
     assert main(argv) == 0

@@ -51,8 +51,7 @@ def test_interrupt_keeps_finished_shards_and_the_unfinished_rows(tmp_path, exc):
     with pytest.raises(Interrupted) as info:
         extract_features(first, PAIRS, out, **OPTIONS)
     assert str(info.value) == (
-        "interrupted: 1 of 2 shards kept (and 16 rows of the next); "
-        "rerun the same command to resume"
+        "interrupted: 1 of 2 shards and 16 rows of shard 2 kept; rerun the same command to resume"
     )
     assert info.value.signum == getattr(exc, "signum", 2)
     assert (out / partial_name(1)).is_file()
@@ -64,6 +63,51 @@ def test_interrupt_keeps_finished_shards_and_the_unfinished_rows(tmp_path, exc):
     assert len(done_before) == 48 and not done_before & set(_texts(second))  # nothing redone
     assert _equal(store.load(), reference)
     assert not list(out.glob("partial-*"))
+
+
+def test_a_rerun_says_what_it_reuses_and_its_bar_counts_only_the_texts_left(
+    tmp_path, monkeypatch, caplog
+):
+    """Issue 25 item 2: one line before the bar, and a bar of the texts still to embed."""
+    import logging
+
+    import ebrm.features.extract as extract_module
+
+    out = tmp_path / "store"
+    with pytest.raises(Interrupted):  # shard 0 (32 rows) done, 2 chunks (16) of shard 1 saved
+        extract_features(InterruptingRM(6, KeyboardInterrupt()), PAIRS, out, **OPTIONS)
+    totals = []
+    real_tqdm = extract_module.tqdm
+
+    def recording(*args, **kwargs):
+        totals.append(kwargs["total"])
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(extract_module, "tqdm", recording)
+    with caplog.at_level(logging.INFO, logger="ebrm.features.extract"):
+        extract_features(FakeRM(), PAIRS, out, **OPTIONS)
+    left = 60 - 32 - 16  # 60 unique texts, minus shard 0, minus the 16 saved rows
+    assert f"resuming {out}: 1 of 2 shards and 16 rows kept, {left} texts left" in caplog.messages
+    assert totals == [left]
+
+
+def test_one_shard_interrupted_names_it_and_never_says_the_next(tmp_path):
+    with pytest.raises(Interrupted) as info:  # 60 texts in one shard, interrupted on call 3
+        extract_features(
+            InterruptingRM(3, KeyboardInterrupt()), PAIRS, tmp_path / "s",
+            **{**OPTIONS, "shard_size": 64},
+        )  # fmt: skip
+    assert str(info.value) == (
+        "interrupted: 0 of 1 shard and 24 rows of shard 1 kept; rerun the same command to resume"
+    )
+
+
+def test_a_fresh_extraction_says_nothing_about_resuming(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="ebrm.features.extract"):
+        extract_features(FakeRM(), PAIRS, tmp_path / "s", **OPTIONS)
+    assert not [m for m in caplog.messages if "resuming" in m]
 
 
 def test_a_crash_loses_only_what_came_after_the_last_timed_checkpoint(tmp_path):

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 
 def check_inputs(
-    model, *, features=None, max_length: int | None = None, truncation_side: str | None = None
-) -> None:
-    """Before any heavy import: explicit extraction settings and a --features store agree
-    with what the refined model at `model` records about its base RM.
+    model, *, features=None, max_length: int | None = None, truncation_side: str | None = None,
+    base_rm=None,
+) -> None:  # fmt: skip
+    """Before any heavy import: the recorded base RM can be found (unless --base-rm gives
+    it), and explicit extraction settings and a --features store agree with what the
+    refined model at `model` records about its base RM.
 
     Raises:
-        ConfigError / IncompatibleArtifactError: one line naming both values and the fix.
+        ConfigError / IncompatibleArtifactError: one line naming both values (or the
+            missing path) and the fix.
     """
     from ebrm.cli._provenance import (
         check_same_base_rm,
@@ -20,8 +23,11 @@ def check_inputs(
         recorded_base_rm,
         store_base_rm,
     )
+    from ebrm.model.base_rm import check_base_rm_found, resolve_base_rm_path
 
     info = recorded_base_rm(model)
+    if base_rm is None:  # a moved RM fails here, not after the data and the model load
+        check_base_rm_found(resolve_base_rm_path(info, model), f"--model {model}")
     check_settings(info, f"--model {model}", max_length=max_length, truncation_side=truncation_side)
     if features is not None:
         check_same_base_rm(

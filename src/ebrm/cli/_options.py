@@ -80,6 +80,16 @@ Engine = Annotated[
         'batching, prefix caching; pip install "ebrm[vllm]"; see docs/engines.md).',
     ),
 ]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        envvar="EBRM_THREADS",
+        help="torch CPU threads (default: EBRM_THREADS, else OMP_NUM_THREADS, else one per "
+        "core); fewer when other jobs share the machine.",
+    ),
+]
 BaseRM = Annotated[
     str | None,
     typer.Option(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -69,6 +70,68 @@ def configure_logging() -> None:
     for name in ("httpx", "urllib3", "filelock", "accelerate"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(True)
+
+
+def thread_advice(*, load: float, threads: int, cpus: int) -> str | None:
+    """A one-line warning when `threads` torch threads on top of the machine's load would
+    oversubscribe its `cpus` (load + threads > cpus) and fewer threads would help; None
+    otherwise.
+
+    Oversubscribed torch threads wait on each other at every parallel region: a second torch
+    process on a 2-core machine took `ebrm train` from ~15 to 1.2 steps/s.
+
+    Args:
+        load: what the other processes keep busy, e.g. the 1-minute load average.
+        threads: the torch threads this command would use.
+        cpus: the CPUs this process may run on.
+
+    Example:
+        >>> thread_advice(load=1.5, threads=2, cpus=2)[:40]
+        'the machine is busy (load average 1.5 on'
+    """
+    if load + threads <= cpus or threads <= 1:
+        return None
+    suggested = max(1, math.floor(cpus - load))  # < threads, as load + threads > cpus
+    return (
+        f"the machine is busy (load average {load:.1f} on {cpus} CPUs) and torch would run "
+        f"{threads} threads, so they wait on each other and this can run several times "
+        f"slower; pass --threads {suggested} (or set EBRM_THREADS={suggested})"
+    )
+
+
+def use_threads(threads: int | None) -> int:
+    """Set torch's CPU threads for this command (`--threads`, which also reads
+    EBRM_THREADS; None keeps torch's default, which follows OMP_NUM_THREADS), warn in one
+    line when they would oversubscribe a busy machine, and say the count in one line.
+
+    Call it after the user-error checks: it imports torch.
+
+    Returns:
+        The number of torch threads in use.
+    """
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    threads = torch.get_num_threads()
+    cpus = _cpus()
+    logger = logging.getLogger("ebrm.cli")
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform: nothing to compare
+        load = None
+    if load is not None and (advice := thread_advice(load=load, threads=threads, cpus=cpus)):
+        logger.warning(advice)
+    logger.info("torch threads: %d on %d CPUs (--threads or EBRM_THREADS to change)", threads, cpus)
+    return threads
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under taskset or a container)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _isatty(stream) -> bool:

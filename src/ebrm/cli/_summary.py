@@ -38,6 +38,10 @@ def print_summary(console: Any, metrics: Mapping[str, Any], title: str) -> None:
                 [_hyphens(cells[0]), *cells[1:]] for cells in kept
             ])  # fmt: skip
         console.print(table)
+    from ebrm.evaluation.report import incomplete_note
+
+    if note := incomplete_note(metrics):
+        console.print(f"[bold yellow]{note}[/]")
     console.print(f"[bold]{metrics['delta']['verdict']}[/]")
     for sentence in (metrics.get("uncertainty") or {}).get("sentences", []):
         console.print(f"- {sentence}")

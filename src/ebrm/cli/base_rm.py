@@ -9,7 +9,7 @@ import typer
 
 from ebrm._config import default
 from ebrm._io import recover_replaced_directory
-from ebrm.cli import _checks
+from ebrm.cli import _checks, _runtime
 from ebrm.cli._options import (
     BatchSize,
     DataSpec,
@@ -19,6 +19,7 @@ from ebrm.cli._options import (
     Overwrite,
     Progress,
     Seed,
+    Threads,
     fraction,
     positive,
 )
@@ -110,6 +111,7 @@ def train(
         ),
     ] = None,
     overwrite: Overwrite = False,
+    threads: Threads = None,
 ) -> None:
     """Train a Bradley-Terry RM on preference pairs (TRL RewardTrainer, or head-only).
 
@@ -151,6 +153,7 @@ def train(
             device=device,
             progress=progress,
         )
+    _runtime.use_threads(threads)
     pairs = load_pairs(data, limit=limit)
     result, store = train_with_store(
         model or _default_model(), pairs, out, config=config, data_spec=data,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks, _engine
+from ebrm.cli import _checks, _engine, _runtime
 from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
@@ -19,6 +19,7 @@ from ebrm.cli._options import (
     Engine,
     Overwrite,
     ReuseFeatures,
+    Threads,
     reward_option,
     reward_or_mode,
 )
@@ -56,6 +57,7 @@ def register(app: typer.Typer) -> None:
         truncation_side: EmbedTruncationSide = None,
         mode: DeprecatedMode = None,
         engine: Engine = DEFAULT_ENGINE,
+        threads: Threads = None,
     ) -> None:
         """Pick the best candidate response per prompt (candidates in --features are read
         from it, the others embedded once)."""
@@ -69,7 +71,7 @@ def register(app: typer.Typer) -> None:
             _checks.need(features, "--features", _checks.FEATURE_STORE)
         _checks.output_file(out, "--out", overwrite=overwrite)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
-        check_inputs(model, features=features, **settings)
+        check_inputs(model, features=features, base_rm=base_rm, **settings)
         where = placement(
             device=device, device_map=device_map, max_memory=max_memory,
             offload_folder=offload_folder,
@@ -83,6 +85,7 @@ def register(app: typer.Typer) -> None:
         prompts = total = 0
         for row in iter_candidates(candidates):
             prompts, total = prompts + 1, total + len(row["candidates"])
+        _runtime.use_threads(threads)
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         attach(
             erm, base_rm=base_rm, features=features, device=device, placement=where,

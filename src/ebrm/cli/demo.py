@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from ebrm._config import default
-from ebrm.cli import _checks
-from ebrm.cli._options import Device, Progress, Seed
+from ebrm.cli import _checks, _runtime
+from ebrm.cli._options import Device, Progress, Seed, Threads
 from ebrm.energy.names import PresetName
 from ebrm.errors import Interrupted
 from ebrm.pipeline.config import PipelineConfig
@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
             "preset"
         ),
         progress: Progress = True,
+        threads: Threads = None,
     ) -> None:
         """Base RM -> features -> EBRM -> base vs refined on a held-out test split.
 
@@ -70,6 +71,7 @@ def register(app: typer.Typer) -> None:
         console = Console(soft_wrap=True)  # a log file gets whole lines, not 80 columns
         names = {"data": "1/5 data", "base_rm": "2/5 base RM", "features": "3/5 features",
                  "ebrm": "4/5 EBRM", "eval": "5/5 evaluation"}  # fmt: skip
+        _runtime.use_threads(threads)
         started = time.perf_counter()
         config = PipelineConfig(
             base_model=base_model, seed=seed, device=device, freeze_encoder=not full_finetune,

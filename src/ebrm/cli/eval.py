@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks, _engine
+from ebrm.cli import _checks, _engine, _runtime
 from ebrm.cli._base_rm import attach, check_inputs
 from ebrm.cli._options import (
     BaseRM,
@@ -22,6 +22,7 @@ from ebrm.cli._options import (
     Progress,
     ReuseFeatures,
     Seed,
+    Threads,
     reward_option,
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
@@ -66,6 +67,7 @@ def register(app: typer.Typer) -> None:
         max_length: EmbedMaxLength = None,
         truncation_side: EmbedTruncationSide = None,
         engine: Engine = DEFAULT_ENGINE,
+        threads: Threads = None,
     ) -> None:
         """Evaluate base vs refined rewards from one scoring pass: metrics.json, report.md,
         plots. Texts in --features are read from it, the others embedded once."""
@@ -78,7 +80,7 @@ def register(app: typer.Typer) -> None:
             _checks.need(features, "--features", _checks.FEATURE_STORE)
         _checks.output_dir(out, "--out", overwrite=overwrite, result_file=METRICS_FILE)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
-        check_inputs(model, features=features, **settings)
+        check_inputs(model, features=features, base_rm=base_rm, **settings)
         where = placement(
             device=device, device_map=device_map, max_memory=max_memory,
             offload_folder=offload_folder,
@@ -90,6 +92,7 @@ def register(app: typer.Typer) -> None:
         from ebrm.evaluation import evaluate, get_benchmark
         from ebrm.model import EnergyRewardModel
 
+        _runtime.use_threads(threads)
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         rows = get_benchmark(benchmark).load(data, limit=limit)
         check_overlap(erm, rows, data=data, strict=strict)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks, _engine
+from ebrm.cli import _checks, _engine, _runtime
 from ebrm.cli._options import (
     BatchSize,
     DataSpec,
@@ -18,6 +18,7 @@ from ebrm.cli._options import (
     Engine,
     MaxLength,
     Progress,
+    Threads,
 )
 from ebrm.cli._placement import DeviceMap, MaxMemory, OffloadFolder, placement
 from ebrm.errors import ConfigError
@@ -99,6 +100,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-reuse", help="Embed every text, reusing no store.")
         ] = False,
         engine: Engine = DEFAULT_ENGINE,
+        threads: Threads = None,
     ) -> None:
         """Extract (embedding, reward) of every response into a resumable feature store.
 
@@ -130,6 +132,7 @@ def register(app: typer.Typer) -> None:
         from ebrm.features.extract import extract_features, process_state
         from ebrm.rm import BaseRewardModel
 
+        _runtime.use_threads(threads)
         started = time.perf_counter()
         state = process_state()
         if where and state.num_processes > 1:

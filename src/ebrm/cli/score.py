@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks
-from ebrm.cli._options import Device, Overwrite, Progress
+from ebrm.cli import _checks, _runtime
+from ebrm.cli._options import Device, Overwrite, Progress, Threads
 from ebrm.cli._provenance import check_same_base_rm, recorded_base_rm, store_base_rm
 from ebrm.refine.kinds import RECORD_FIELDS, RECORD_USE
 
@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         device: Device = None,
         progress: Progress = True,
         overwrite: Overwrite = False,
+        threads: Threads = None,
     ) -> None:
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _checks.need(features, "--features", _checks.FEATURE_STORE)
@@ -46,6 +47,7 @@ def register(app: typer.Typer) -> None:
         from ebrm.features.store import FeatureStore
         from ebrm.model import EnergyRewardModel
 
+        _runtime.use_threads(threads)
         erm = EnergyRewardModel.from_pretrained(model, device=device)
         # shard by shard, the JSONL written as it goes and moved into place at the end
         written = score_store(erm, FeatureStore.open(features), out, progress=progress)

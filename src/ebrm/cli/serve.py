@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
-        check_inputs(model, **settings)
+        check_inputs(model, base_rm=base_rm, **settings)
         where = placement(
             device=device, device_map=device_map, max_memory=max_memory,
             offload_folder=offload_folder,

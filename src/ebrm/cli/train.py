@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ebrm.cli import _checks
-from ebrm.cli._options import Device, OutDir, Overwrite, Progress, Seed
+from ebrm.cli import _checks, _runtime
+from ebrm.cli._options import Device, OutDir, Overwrite, Progress, Seed, Threads
 from ebrm.energy.names import DEFAULT_PRESET, ObjectiveName, PresetName
 from ebrm.energy.presets import PRESETS
 from ebrm.errors import Interrupted
@@ -75,6 +75,7 @@ def register(app: typer.Typer) -> None:
                 help="Skip the Laplace and ensemble references (their reward kinds then fail).",
             ),
         ] = False,
+        threads: Threads = None,
     ) -> None:
         """Train the energy head with NCE+; prints validation accuracy of base vs refined."""
         _checks.need(features, "--features", _checks.FEATURE_STORE)
@@ -103,6 +104,7 @@ def register(app: typer.Typer) -> None:
             overrides.update(max_steps=steps, epochs=None, min_steps=steps)
         with _checks.flag_names(_FLAGS):
             config = TrainConfig.preset(preset, **overrides)
+        _runtime.use_threads(threads)
         store = FeatureStore.open(features)
         # validation: given, or config.validation_fraction of the pairs, whole prompts at a time
         train_features, val_features = _with_validation(store, validation_data)

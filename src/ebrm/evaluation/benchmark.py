@@ -59,6 +59,9 @@ def signed(x: float | None) -> str:
     return "-" if x is None else f"{100.0 * x:+.1f}"
 
 
+INCOMPLETE = "incomplete: not comparable with published numbers"
+
+
 def reward_names(metrics: Mapping[str, Any]) -> list[str]:
     """The rewards a metrics object holds, base first (older files: base and refined)."""
     return list(metrics.get("rewards", (BASE, REFINED)))
@@ -81,6 +84,18 @@ class BenchmarkBase:
     unit: ClassVar[str] = "pairs"
     primary_metric: ClassVar[str]
     what: ClassVar[str]  # how sentences name the primary metric, e.g. "accuracy"
+
+    def coverage(self, metrics: Mapping[str, Any]) -> tuple[int, int, str] | None:
+        """(parts present, parts in the benchmark, what a part is) when the run covered only
+        some of the parts its primary metric averages (e.g. 2 of 4 RM-Bench domains), so
+        that the number is not the published one; None when complete."""
+        return None
+
+    def primary_label(self, metrics: Mapping[str, Any], label: str) -> str:
+        """`label` ("overall"), qualified for an incomplete run: "overall over 2 of 4
+        domains"."""
+        cover = self.coverage(metrics)
+        return label if cover is None else f"{label} over {cover[0]} of {cover[1]} {cover[2]}"
 
     def rows_of(self, rows: Sequence[Any], row_type: type, what: str) -> list:
         """`rows` as a list, refused with one line when any row is not a `row_type`."""

@@ -14,6 +14,7 @@ from ebrm._io import atomic_write_json, atomic_write_text
 from ebrm.evaluation import plots
 from ebrm.evaluation.benchmark import (
     BASE,
+    INCOMPLETE,
     REFINED,
     pct,
     reward_names,
@@ -36,6 +37,16 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, ...]]:
     `summary_header(metrics)` names the columns.
     """
     return list(get_benchmark(metrics["benchmark"]).summary_rows(metrics))
+
+
+def incomplete_note(metrics: Mapping[str, Any]) -> str:
+    """The note of a run on part of a benchmark's domains, sections or subsets: "overall
+    over 2 of 4 domains (incomplete: not comparable with published numbers)"; "" when
+    complete. report.md and the CLI summary print it beside the number."""
+    bench = get_benchmark(metrics["benchmark"])
+    if bench.coverage(metrics) is None:
+        return ""
+    return f"{bench.primary_label(metrics, bench.primary_metric)} ({INCOMPLETE})"
 
 
 def verdict_of(metrics: Mapping[str, Any]) -> str:
@@ -97,6 +108,8 @@ def render_report(metrics: Mapping[str, Any], plot_files: Mapping[str, str | Pat
             "refined calibration is the energy posterior's P(chosen > rejected). Every pair "
             "is scored in both orders."
         )
+    if note := incomplete_note(metrics):
+        lines.append(f"- **{note}**")
     lines.append("")
     verdict = verdict_of(metrics)
     if verdict:

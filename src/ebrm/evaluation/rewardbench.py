@@ -237,7 +237,14 @@ class RewardBench(PairwiseBenchmark):
 
     def side_rows(self, metrics):
         rows = [(f"{key} (%)", (key,), pct) for key in SECTIONS if key in metrics["base"]]
-        return [*rows, ("score (%)", ("score",), pct), *calibration_side_rows()]
+        score = f"{self.primary_label(metrics, 'score')} (%)"
+        return [*rows, (score, ("score",), pct), *calibration_side_rows()]
+
+    def coverage(self, metrics):
+        base = metrics.get("base", {})
+        if base.get("complete", True):
+            return None
+        return sum(key in base for key in SECTIONS), len(SECTIONS), "sections"
 
     def delta_cell(self, delta, key):
         return signed(delta.get("score")) if key == ("score",) else None

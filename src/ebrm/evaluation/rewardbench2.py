@@ -304,7 +304,15 @@ class RewardBench2(BenchmarkBase):
 
     def side_rows(self, metrics):
         present = [s for s in metrics["base"] if s in SUBSETS or _is_ties(s)]
-        return [*((f"{s} (%)", (s,), pct) for s in present), ("score (%)", ("score",), pct)]
+        score = f"{self.primary_label(metrics, 'score')} (%)"
+        return [*((f"{s} (%)", (s,), pct) for s in present), (score, ("score",), pct)]
+
+    def coverage(self, metrics):
+        base = metrics.get("base", {})
+        if base.get("complete", True):
+            return None
+        present = [s for s in base if s in SUBSETS or _is_ties(s)]
+        return len(present), len(SUBSETS), "subsets"
 
     def delta_cell(self, delta, key):
         return signed(delta.get("score")) if key == ("score",) else None

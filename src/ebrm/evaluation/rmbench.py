@@ -161,7 +161,10 @@ class RMBench(BenchmarkBase):
             mask = pooled == dom
             delta[dom] = paired_difference(sb[mask], so[mask], mcnemar=False, **opts)
         delta["overall"] = paired_difference(sb, so, strata=pooled, mcnemar=False, **opts)
-        delta["verdict"] = verdict(delta["overall"], unit="prompts", what=self.what, who=who)
+        what = self.what
+        if len(present := set(pooled.tolist())) < len(DOMAINS):  # not the published Overall
+            what = f"{what} over {len(present)} of {len(DOMAINS)} domains (incomplete)"
+        delta["verdict"] = verdict(delta["overall"], unit="prompts", what=what, who=who)
         return delta
 
     def top_level(self, units, scores, *, n_boot, seed):
@@ -202,7 +205,13 @@ class RMBench(BenchmarkBase):
             if isinstance(entry, Mapping):
                 levels = ("easy", "normal", "hard", "avg")
                 rows += [(f"{dom} {lv} (%)", (dom, lv), pct) for lv in levels]
-        return [*rows, ("overall (%)", ("overall",), pct)]
+        return [*rows, (f"{self.primary_label(metrics, 'overall')} (%)", ("overall",), pct)]
+
+    def coverage(self, metrics):
+        if metrics.get("complete", True):
+            return None
+        missing = metrics.get("missing_domains") or []
+        return len(DOMAINS) - len(missing), len(DOMAINS), "domains"
 
     def delta_cell(self, delta, key):
         if key == ("overall",):

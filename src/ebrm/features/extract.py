@@ -137,8 +137,8 @@ def extract_features(
     done = {record["index"] for record in manifest["shards"]}
     todo = [k for k in range(len(ranges)) if k not in done]
     mine = todo[state.process_index :: state.num_processes]
-    if state.is_main_process and done:
-        logger.info("resuming %s: %d of %d shards already done", out, len(done), len(ranges))
+    if state.is_main_process:
+        _say_resumed(out, plan, manifest, ranges, done, batch_size)
     _extract_shards(
         rm, plan, out, manifest, mine, ranges,
         batch_size=batch_size,
@@ -184,9 +184,14 @@ def _extract_shards(
     progress_path = progress_file(out, rank)
     written: list[dict] = []
     dim = manifest["embedding_dim"]
-    total = sum(ranges[k][1] - ranges[k][0] for k in mine)
     chunk = batch_size * _BATCHES_PER_CALL
     where = dict(plan_hash=plan.plan_hash, chunk=chunk)
+    # the bar counts the texts left: rows a partial file keeps are not embedded again
+    kept = sum(
+        partial.partial_rows(out, k, start=ranges[k][0], end=ranges[k][1], dim=dim, **where)
+        for k in mine
+    )
+    total = sum(ranges[k][1] - ranges[k][0] for k in mine) - kept
     embeddings: list[torch.Tensor] = []
     rewards: list[torch.Tensor] = []
     index, start, saved = -1, 0, 0  # the shard in progress, its first row, rows on disk
@@ -197,7 +202,6 @@ def _extract_shards(
                 resumed = partial.load_partial(out, index, start=start, end=end, dim=dim, **where)
                 embeddings, rewards = ([resumed[0]], [resumed[1]]) if resumed else ([], [])
                 saved = sum(len(r) for r in rewards)
-                bar.update(saved)
                 last_save = time.monotonic()
                 for lo in range(start + saved, end, chunk):
                     texts = plan.texts[lo : min(lo + chunk, end)]
@@ -230,13 +234,29 @@ def _extract_shards(
         rows = sum(len(r) for r in rewards)
         if rows > saved:
             rows = _save_partial(out, index, start, embeddings, rewards, where)
-        kept = len(manifest["shards"]) + len(written)
-        more = f" (and {rows:,} rows of the next)" if rows else ""
+        shards = len(manifest["shards"]) + len(written)
         raise Interrupted(
-            f"interrupted: {kept} of {len(ranges)} shards kept{more}; "
+            f"interrupted: {partial.kept_text(shards, len(ranges), rows, shard=index)} kept; "
             "rerun the same command to resume",
             signum=getattr(exc, "signum", 2),
         ) from None
+
+
+def _say_resumed(out: Path, plan: ExtractionPlan, manifest, ranges, done, batch_size) -> None:
+    """One line before the bar when an earlier run's shards or partial rows are kept:
+    'resuming OUT: 1 of 3 shards and 128 rows kept, 2,410 texts left'."""
+    where = dict(
+        plan_hash=plan.plan_hash, chunk=batch_size * _BATCHES_PER_CALL,
+        dim=manifest["embedding_dim"],
+    )  # fmt: skip
+    todo = [k for k in range(len(ranges)) if k not in done]
+    rows = sum(
+        partial.partial_rows(out, k, start=ranges[k][0], end=ranges[k][1], **where) for k in todo
+    )
+    if done or rows:
+        left = sum(ranges[k][1] - ranges[k][0] for k in todo) - rows
+        kept = partial.kept_text(len(done), len(ranges), rows)
+        logger.info("resuming %s: %s kept, %s texts left", out, kept, f"{left:,}")
 
 
 def _check_sizes(**sizes: int) -> None:

@@ -61,19 +61,59 @@ def load_partial(
         logger.warning("%s cannot be read (%s); its rows will be extracted again", path, exc)
         path.unlink(missing_ok=True)
         return None
-    rows = int(rew.shape[0])
-    usable = (
-        meta.get("plan_hash") == plan_hash
-        and meta.get("start") == str(start)
-        and meta.get("chunk") == str(chunk)
-        and tuple(emb.shape) == (rows, dim)
-        and 0 < rows <= end - start
-        and (rows % chunk == 0 or rows == end - start)
-    )
-    if not usable:
+    where = dict(plan_hash=plan_hash, start=start, end=end, chunk=chunk, dim=dim)
+    if not _usable(meta, tuple(emb.shape), int(rew.shape[0]), **where):
         path.unlink(missing_ok=True)
         return None
     return emb, rew
+
+
+def partial_rows(
+    out: Path, index: int, *, plan_hash: str, start: int, end: int, chunk: int, dim: int
+) -> int:
+    """How many rows `load_partial` will return for shard `index` (0: none usable), read
+    from the file's header only, so that a resumed run can say what it kept first."""
+    from safetensors import safe_open
+
+    path = out / partial_name(index)
+    if not path.is_file():
+        return 0
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            shape = tuple(handle.get_slice("embeddings").get_shape())
+            rows = int(handle.get_slice("rewards").get_shape()[0])
+    except Exception:  # load_partial warns and discards it
+        return 0
+    where = dict(plan_hash=plan_hash, start=start, end=end, chunk=chunk, dim=dim)
+    return rows if _usable(meta, shape, rows, **where) else 0
+
+
+def _usable(
+    meta: dict, emb_shape: tuple, rows: int, *, plan_hash: str, start: int, end: int,
+    chunk: int, dim: int,
+) -> bool:  # fmt: skip
+    """A partial file continues this plan's shard with this chunking (so the batches after
+    it are exactly those of an uninterrupted run)."""
+    return (
+        meta.get("plan_hash") == plan_hash
+        and meta.get("start") == str(start)
+        and meta.get("chunk") == str(chunk)
+        and emb_shape == (rows, dim)
+        and 0 < rows <= end - start
+        and (rows % chunk == 0 or rows == end - start)
+    )
+
+
+def kept_text(shards: int, num_shards: int, rows: int, *, shard: int | None = None) -> str:
+    """'1 of 3 shards and 128 rows of shard 2': what an interrupted extraction keeps (the
+    rows of the unfinished shard, numbered from 1, are named when there are any)."""
+    text = f"{shards} of {num_shards} shard{'s' if num_shards != 1 else ''}"
+    if rows:
+        text += f" and {rows:,} row{'s' if rows != 1 else ''}"
+        if shard is not None:
+            text += f" of shard {shard + 1}"
+    return text
 
 
 def remove_partial(out: Path, index: int) -> None:

@@ -19,6 +19,7 @@ from ebrm.energy.config import EnergyHeadConfig
 from ebrm.energy.head import EnergyHead
 from ebrm.errors import ArtifactJSONError, ConfigError
 from ebrm.model import files
+from ebrm.model.base_rm import resolve_base_rm_path
 from ebrm.model.files import CARD_NAME, CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
 from ebrm.refine.config import RefineConfig
 
@@ -108,7 +109,7 @@ def load_pretrained(
         head,
         normalizer,
         refine_config,
-        _resolve_base_rm_path(config.get("base_rm") or {}, directory),
+        resolve_base_rm_path(config.get("base_rm") or {}, directory),
         config.get("train") or {},
         base_rm=base_rm,
         references=files.load_references(directory),
@@ -146,12 +147,3 @@ def _with_relative_path(info: dict, directory: Path) -> dict:
     if relative.startswith(os.path.join(os.pardir, os.pardir)):
         return info  # not beside the model: only the absolute path is meaningful
     return {**info, "relative_path": relative}
-
-
-def _resolve_base_rm_path(info: dict, directory: Path) -> dict:
-    """`info` with `name_or_path` pointing at the base RM beside the model when it is there
-    (the recorded absolute path may have moved with the directories)."""
-    relative = info.get("relative_path")
-    if relative and (directory / relative / "config.json").is_file():
-        return {**info, "name_or_path": str((directory / relative).resolve())}
-    return info

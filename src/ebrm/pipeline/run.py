@@ -16,7 +16,12 @@ import torch
 
 from ebrm._io import atomic_write_json
 from ebrm.data.types import PreferencePair
-from ebrm.errors import ConfigError, DataFormatError, IncompatibleArtifactError
+from ebrm.errors import (
+    ConfigError,
+    CorruptArtifactError,
+    DataFormatError,
+    IncompatibleArtifactError,
+)
 from ebrm.features.table import PairFeatures
 from ebrm.pipeline.config import PipelineConfig
 
@@ -251,6 +256,9 @@ def _features_stage(run: _Run, base_dir: Path, pairs: list[PreferencePair], data
     )
     run.say("features", f"embedding {2 * len(pairs)} responses with {base_dir.name}")
     kwargs = dict(batch_size=cfg.batch_size, progress=cfg.progress, data_spec=data_name)
+    # the base RM stage embedded the train split's texts into base_rm/features: copy those
+    # rows, embed only the validation and test texts (each text embedded once)
+    kwargs["reuse"] = _base_rm_rows(base_dir, rm, out)
     before = _shards_done(out)
     try:
         store = extract_features(rm, pairs, out, **kwargs)
@@ -266,6 +274,26 @@ def _features_stage(run: _Run, base_dir: Path, pairs: list[PreferencePair], data
     features = store.load()
     run.say("features", f"{features.embeddings.shape[0]} unique responses in {out}")
     return features, rm.provenance()
+
+
+def _base_rm_rows(base_dir: Path, rm, out: Path):
+    """The rows of the store the base RM stage left in `base_dir` (a `StoredRows`), or None
+    when there is none or it was made otherwise (an older run's RM directory)."""
+    from ebrm.features.layout import normalize_storage_dtype
+    from ebrm.features.names import DEFAULT_STORAGE_DTYPE
+    from ebrm.features.reuse import StoredRows
+    from ebrm.pipeline.base_rm import FEATURES_DIR
+
+    store = base_dir / FEATURES_DIR
+    if not (store / "manifest.json").is_file() or store.resolve() == out.resolve():
+        return None
+    try:
+        stored = StoredRows.open(store)
+        stored.check_extraction(rm.provenance(), normalize_storage_dtype(DEFAULT_STORAGE_DTYPE))
+    except (IncompatibleArtifactError, CorruptArtifactError) as exc:
+        logger.info("not reusing %s: %s", store, exc)
+        return None
+    return stored
 
 
 def _shards_done(store_dir: Path) -> int:
@@ -341,7 +369,10 @@ def _load(data) -> tuple[list[PreferencePair], str]:
 
 
 def _train_base(model, train, out, *, data_name: str, config: PipelineConfig) -> None:
-    from ebrm.rm.train_bt import BTTrainConfig, train_bradley_terry
+    """`ebrm base-rm train`'s way: the texts embedded for training are kept as a feature
+    store in `out/features`, which the features stage reads instead of embedding them again."""
+    from ebrm.pipeline.base_rm import train_with_store
+    from ebrm.rm.train_bt import BTTrainConfig
 
     bt_config = BTTrainConfig(
         freeze_encoder=config.freeze_encoder,
@@ -355,7 +386,7 @@ def _train_base(model, train, out, *, data_name: str, config: PipelineConfig) ->
         device=config.device,
         progress=config.progress,
     )
-    result = train_bradley_terry(model, list(train), out, config=bt_config, data_spec=data_name)
+    result, _ = train_with_store(model, list(train), out, config=bt_config, data_spec=data_name)
     logger.info("base RM train accuracy %.3f (%.0f s)", result.train_accuracy, result.seconds)
 
 
