@@ -90,9 +90,7 @@ def test_the_lock_is_released_when_the_block_raises(tmp_path):
         acquire(out).release()  # free again
 
 
-def test_a_fresh_lock_from_another_host_is_refused_and_an_old_one_taken_over(
-    tmp_path, caplog
-):
+def test_a_fresh_lock_from_another_host_is_refused_and_an_old_one_taken_over(tmp_path, caplog):
     # a network file system whose locks do not reach this host: only the record tells
     out = tmp_path / "store"
     record = {"pid": 4321, "host": "gpu-node-7", "command": "ebrm extract", "started": 1.0}

@@ -11,12 +11,12 @@ import subprocess
 import sys
 
 import pytest
+from tests.cli.test_user_errors import ROOT, RUNNER, world  # noqa: F401 - a fixture
+from tests.test_lock import start_holder
 
 from ebrm._lock import lock_path
 from ebrm.cli import main
 from ebrm.errors import Interrupted
-from tests.cli.test_user_errors import ROOT, RUNNER, world  # noqa: F401 - a fixture
-from tests.test_lock import start_holder
 
 # (command, argv with {placeholders}, the output it locks)
 WRITERS = [
