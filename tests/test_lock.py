@@ -90,6 +90,15 @@ def test_the_lock_is_released_when_the_block_raises(tmp_path):
         acquire(out).release()  # free again
 
 
+def test_directories_made_for_the_lock_go_with_it_unless_the_output_was_written(tmp_path):
+    with output_lock(tmp_path / "a" / "b" / "out"):
+        assert (tmp_path / "a" / "b").is_dir()
+    assert not (tmp_path / "a").exists()  # e.g. a command refused after taking the lock
+    with output_lock(tmp_path / "a" / "b" / "out"):
+        (tmp_path / "a" / "b" / "out").write_text("result\n")
+    assert (tmp_path / "a" / "b" / "out").read_text() == "result\n"
+
+
 def test_a_fresh_lock_from_another_host_is_refused_and_an_old_one_taken_over(tmp_path, caplog):
     # a network file system whose locks do not reach this host: only the record tells
     out = tmp_path / "store"

@@ -119,8 +119,9 @@ def _read(fd: int) -> str:
 class OutputLock:
     """An acquired output lock; `release()` (idempotent) gives it up and removes the file."""
 
-    def __init__(self, path: Path, fd: int, out: Path) -> None:
+    def __init__(self, path: Path, fd: int, out: Path, created: list[Path]) -> None:
         self.path, self.out, self._fd = path, out, fd
+        self._created = created  # directories made for the lock file, deepest first
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="ebrm-lock", daemon=True)
         self._beat.start()
@@ -142,6 +143,11 @@ class OutputLock:
         os.close(self._fd)  # closing drops the flock
         self._fd = -1
         self._beat.join()  # no thread outlives the lock (a fork after this copies none)
+        for directory in self._created:  # a refused or failed command leaves no empty dirs
+            try:
+                directory.rmdir()
+            except OSError:  # not empty: the command wrote its output there
+                break
 
 
 def acquire(
@@ -162,6 +168,7 @@ def acquire(
             host, command and start time, and the lock file.
     """
     path = lock_path(out)
+    created = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(100):  # retried only when a releasing holder unlinked the file under us
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -186,7 +193,7 @@ def acquire(
             with contextlib.suppress(OSError):
                 os.close(fd)
             raise
-        return OutputLock(path, fd, Path(out))
+        return OutputLock(path, fd, Path(out), created)
     raise OSError(errno.EAGAIN, "the lock file kept being replaced", str(path))  # pragma: no cover
 
 
