@@ -10,6 +10,7 @@ import typer
 from ebrm._config import default
 from ebrm._io import recover_replaced_directory
 from ebrm.cli import _checks, _runtime
+from ebrm.cli._lock import lock_output
 from ebrm.cli._options import (
     BatchSize,
     DataSpec,
@@ -123,6 +124,9 @@ def train(
     if model is not None:
         _checks.need(model, "--model", _checks.HF_MODEL)
     _checks.data_spec(data)
+    lock_output(out)
+    if features_out is not None:
+        lock_output(features_out, "--features-out")
     recover_replaced_directory(out.expanduser())  # a replacement killed between its renames
     kind = _checks.artifact_kind(out.expanduser())
     if kind == _checks.HF_MODEL and not (out.expanduser() / REPORT_NAME).is_file():

@@ -10,6 +10,7 @@ import typer
 
 from ebrm._config import default
 from ebrm.cli import _checks, _runtime
+from ebrm.cli._lock import lock_output
 from ebrm.cli._options import Device, Progress, Seed, Threads
 from ebrm.energy.names import PresetName
 from ebrm.errors import Interrupted
@@ -61,6 +62,7 @@ def register(app: typer.Typer) -> None:
             _checks.data_spec(data)
         if base_model is not None:
             _checks.need(base_model, "--base-model", _checks.HF_MODEL)
+        lock_output(out)
         _checks.output_dir(out, "--out", overwrite=True)  # a run directory is resumed
 
         from rich.console import Console

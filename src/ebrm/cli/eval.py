@@ -9,6 +9,7 @@ import typer
 
 from ebrm.cli import _checks, _engine, _runtime
 from ebrm.cli._base_rm import attach, check_inputs
+from ebrm.cli._lock import lock_output
 from ebrm.cli._options import (
     BaseRM,
     BatchSize,
@@ -78,6 +79,7 @@ def register(app: typer.Typer) -> None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)
         if features is not None:
             _checks.need(features, "--features", _checks.FEATURE_STORE)
+        lock_output(out)
         _checks.output_dir(out, "--out", overwrite=overwrite, result_file=METRICS_FILE)
         settings = {"max_length": max_length, "truncation_side": truncation_side}
         check_inputs(model, features=features, base_rm=base_rm, **settings)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ebrm.cli import _checks, _engine, _runtime
+from ebrm.cli._lock import lock_output
 from ebrm.cli._options import (
     BatchSize,
     DataSpec,
@@ -117,6 +118,7 @@ def register(app: typer.Typer) -> None:
             offload_folder=offload_folder,
         )  # fmt: skip
         _checks.data_spec(data)
+        lock_output(out)
         _check_out(out, overwrite=overwrite)
         if reuse is not None:
             if no_reuse:

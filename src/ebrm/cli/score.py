@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ebrm.cli import _checks, _runtime
+from ebrm.cli._lock import lock_output
 from ebrm.cli._options import Device, Overwrite, Progress, Threads
 from ebrm.cli._provenance import check_same_base_rm, recorded_base_rm, store_base_rm
 from ebrm.refine.kinds import RECORD_FIELDS, RECORD_USE
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _checks.need(features, "--features", _checks.FEATURE_STORE)
+        lock_output(out)
         _checks.output_file(out, "--out", overwrite=overwrite)
         check_same_base_rm(
             recorded_base_rm(model), f"--model {model}", store_base_rm(features),

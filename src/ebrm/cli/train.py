@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ebrm.cli import _checks, _runtime
+from ebrm.cli._lock import lock_output
 from ebrm.cli._options import Device, OutDir, Overwrite, Progress, Seed, Threads
 from ebrm.energy.names import DEFAULT_PRESET, ObjectiveName, PresetName
 from ebrm.energy.presets import PRESETS
@@ -84,6 +85,7 @@ def register(app: typer.Typer) -> None:
             and _checks.artifact_kind(Path(validation_data)) != _checks.FEATURE_STORE
         ):
             _checks.data_spec(validation_data, "--validation-data")
+        lock_output(out)
         _checks.output_dir(out, "--out", overwrite=overwrite, replaces=_checks.EBRM_MODEL)
         from rich.console import Console
         from rich.table import Table

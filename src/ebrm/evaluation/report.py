@@ -173,8 +173,9 @@ def write_outputs(
     scores: Mapping[str, UnitScores],
     make_figures: bool = True,
 ) -> dict[str, Path]:
-    """Write metrics.json (atomically), the plots, report.md and one examples-<reward>.jsonl
-    per reward (the benchmark's per-example records, for re-scoring) into `out_dir`.
+    """Write one examples-<reward>.jsonl per reward (the benchmark's per-example records,
+    for re-scoring), the plots, report.md and, last, metrics.json into `out_dir`, each
+    atomically: a directory with metrics.json holds a complete report.
 
     Returns:
         {"metrics": path, "report": path, "examples-<reward>": path, <plot title>: path, ...}
@@ -182,7 +183,10 @@ def write_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bench = get_benchmark(metrics["benchmark"])
-    files: dict[str, Path] = {"metrics": atomic_write_json(out / METRICS_FILE, dict(metrics))}
+    # metrics.json marks a finished report (readers and `ebrm eval` check for it), so it
+    # goes first when overwriting and comes back last: never beside half the new files
+    (out / METRICS_FILE).unlink(missing_ok=True)
+    files: dict[str, Path] = {}
     for name, s in scores.items():
         files[f"examples-{name}"] = write_examples(
             out / examples_file(name), bench.examples(units, s)
@@ -190,5 +194,6 @@ def write_outputs(
     figures = make_plots(metrics, out, scores) if make_figures else {}
     files["report"] = atomic_write_text(out / REPORT_FILE, render_report(metrics, figures))
     files.update(figures)
+    files["metrics"] = atomic_write_json(out / METRICS_FILE, dict(metrics))
     logger.info("wrote %s, %s and %d plots to %s", METRICS_FILE, REPORT_FILE, len(figures), out)
     return files
