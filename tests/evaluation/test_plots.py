@@ -102,8 +102,8 @@ def test_temperature_of_a_metrics_object(name, expected):
                         "laplace": {"temperature": 2.0}},
     }  # fmt: skip
     assert plots.temperature_of(metrics, name) == expected
-    # without references there is no calibration block: refined's comes from the model info
-    assert plots.temperature_of({"model": {"p_better_temperature": 1.0}}, "refined") == 1.0
+    # without references there is no calibration block: not said rather than guessed
+    assert plots.temperature_of({}, "refined") is None
 
 
 def test_labels_of_keeps_the_tail_of_a_long_data_string():

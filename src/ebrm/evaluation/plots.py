@@ -62,17 +62,14 @@ def labels_of(metrics: Mapping[str, Any], *, width: int = 60) -> dict[str, Any]:
 
 def temperature_of(metrics: Mapping[str, Any], name: str) -> float | None:
     """The temperature behind reward `name`'s P(chosen > rejected) in a metrics.json: 1.0 for
-    the base RM's raw sigmoid, the fitted one for the others; None where the file does not
-    say (older files)."""
+    the base RM's raw sigmoid, the fitted one for the others (the "calibration" block a model
+    with references writes); None where the file does not say."""
     if name == "base":
         return 1.0
     block = metrics.get("calibration") or {}
     source = "base" if name == "base-calibrated" else name
     if isinstance(block.get(source), Mapping) and "temperature" in block[source]:
         return float(block[source]["temperature"])
-    if name == "refined":
-        t = (metrics.get("model") or {}).get("p_better_temperature")
-        return None if t is None else float(t)
     return None
 
 
@@ -224,7 +221,7 @@ def rmbench_heatmaps(
 
 def _temperature_note(temperature: float | None) -> str:
     if temperature is None:
-        return ""
+        return ", temperature not recorded"
     if temperature == 1.0:
         return ", not temperature-scaled"
     return f", temperature-scaled T={temperature:.2f}"

@@ -275,8 +275,6 @@ def _evaluate_chunked(
         "refined_reward": reward,
         "method": streamed.method,
         "p_better": "posterior",
-        # 1.0: P(refined chosen > rejected) is the raw posterior (the plots say which)
-        "p_better_temperature": float(model.refine_config.p_better_temperature),
         **info.pop("model", {}),
     }
     return evaluate_scores(benchmark, units, scores, extra={"model": model_info, **info}, **options)
