@@ -200,16 +200,16 @@ def _provenance(entry: dict) -> list[str]:
     load = entry.get("load_average")
     if isinstance(load, dict):
         load = f"{load['min']}-{load['max']} (mean {load['mean']})"
-    lines = [
-        f"- command: `{entry['command']}`",
-        f"- date: {entry['date']}"
-        + (f", {entry['seconds']:.0f} s" if entry.get("seconds") else ""),
-        f"- machine: {hardware}",
-        f"- load average during the run: {load or 'not recorded'} (*{entry['conditions']}*)",
+    when = entry["date"] + (f", {entry['seconds']:.0f} s" if entry.get("seconds") else "")
+    parts = [
+        f"`{entry['command']}`",
+        when,
+        hardware,
+        f"load average during the run: {load or 'not recorded'} (*{entry['conditions']}*)",
     ]
     if not entry["source"].startswith("measured by"):
-        lines.append(f"- source: {entry['source']}")
-    return lines
+        parts.append(entry["source"])
+    return ["Measured with " + "; ".join(parts) + "."]
 
 
 def render_block(entry: dict) -> str:
