@@ -35,7 +35,7 @@ def test_every_block_has_a_result_and_every_result_a_block():
     for page in sorted((ROOT / "docs").glob("*.md")):
         names |= {m.group("name") for m in rd.BLOCK.finditer(page.read_text())}
     assert names == set(rd.load_results())
-    assert {"extract", "server", "scale"} <= names
+    assert {"reliability", "extract", "server", "scale"} <= names
 
 
 def test_a_hand_edit_inside_a_block_is_stale_and_render_undoes_it(tmp_path):
