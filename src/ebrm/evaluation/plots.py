@@ -247,7 +247,7 @@ def reliability_figure(
         n, split: what was evaluated (n counts pairs), for the title.
         min_count: bins with fewer points are greyed and left off the line.
     """
-    fig = _figure(5.2, 5.4, dpi)
+    fig = _figure(6.0, 5.6, dpi)
     ax, ax_n = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8, label="perfect")
     for i, (name, cal) in enumerate(sides.items()):
@@ -270,7 +270,7 @@ def reliability_figure(
     ax.set_title(
         _titled("reliability (every pair in both orders)", n, split)
         + f"\ngrey: bins with < {min_count} points",
-        fontsize=9,
+        fontsize=8,
     )
     ax.legend(fontsize=7, loc="upper left")
     ax_n.set_xlabel("predicted P(first > second)")
