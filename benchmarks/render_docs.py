@@ -164,9 +164,8 @@ def _energy(r: dict) -> list[str]:
          f"{pub / r['refine_grid_bf16_s']:.1f}x vs the published loop"],
     ]  # fmt: skip
     s = r["shapes"]
-    lines = _table(
-        ["what", f"{unit} ({r['threads']} thread(s))", "speed-up"], rows, ["l", "r", "l"]
-    )
+    threads = f"{r['threads']} thread" + ("s" if r["threads"] != 1 else "")
+    lines = _table(["what", f"{unit} ({threads})", "speed-up"], rows, ["l", "r", "l"])
     lines += [
         "",
         f"Shapes: embedding {s['dim']}, batch {s['batch']}, M = {s['negatives']} negatives, "
