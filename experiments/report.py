@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(description="Re-render the results of experiments/run.py.")
-    ap.add_argument("out", type=Path, help="the --out directory of experiments/run.py")
+    ap.add_argument("out", type=Path, nargs="?", help="the --out directory of experiments/run.py")
     ap.add_argument(
         "--command",
         help="the run.py command to name for cells that did not record theirs (older cells)",
@@ -381,9 +381,29 @@ def main(argv: list[str] | None = None) -> int:
         "--docs",
         type=Path,
         help="also rewrite the RESULTS block of this page (the site's results page: "
-        "docs/results.md)",
+        "docs/results.md); with --plots-from, its PLOTS block",
+    )
+    ap.add_argument(
+        "--plots-from",
+        type=Path,
+        metavar="RUN_DIR",
+        help="draw the plots of this run (an `ebrm demo` or `ebrm eval` --out) small into "
+        "docs/assets/<its name>/ and write them into the --docs page's PLOTS block",
+    )
+    ap.add_argument(
+        "--plots-command",
+        default="ebrm demo --out runs/demo",
+        help="the command that made RUN_DIR, named above the plots",
     )
     args = ap.parse_args(argv)
+    if args.out is None and args.plots_from is None:
+        raise SystemExit("give the --out directory of experiments/run.py, or --plots-from RUN_DIR")
+    if args.plots_from is not None:
+        if args.docs is None:
+            raise SystemExit("--plots-from needs --docs PAGE (the page whose PLOTS block to fill)")
+        _plots(args.plots_from, args.docs, command=args.plots_command)
+    if args.out is None:
+        return 0
     if not (args.out / "cells").is_dir():
         raise SystemExit(f"{args.out}/cells not found: run experiments/run.py --out {args.out}")
     given = argv if argv is not None else sys.argv[1:]
@@ -395,6 +415,26 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"wrote {args.out / 'results.md'}" + (f" and {args.docs}" if args.docs else ""))
     return 0
+
+
+def _plots(run_dir: Path, page: Path, *, command: str) -> None:
+    import datetime as dt
+
+    try:
+        import plots_page
+    except ImportError:  # pragma: no cover
+        from experiments import plots_page
+
+    if not (run_dir / "metrics.json").is_file():
+        raise SystemExit(f"{run_dir}/metrics.json not found: give the --out of `ebrm demo`")
+    assets = page.parent / "assets" / run_dir.name
+    made = plots_page.render_run_plots(run_dir, assets)
+    date = dt.datetime.fromtimestamp(
+        (run_dir / "metrics.json").stat().st_mtime, tz=dt.timezone.utc
+    ).date()
+    block = plots_page.plots_block(run_dir, made, page, command=command, date=str(date))
+    plots_page.update_plots_block(page, block)
+    print(f"wrote {len(made)} plots to {assets} and the PLOTS block of {page}")
 
 
 if __name__ == "__main__":

@@ -103,6 +103,10 @@ def _module_problems(module: str) -> list[str]:
 
 def command_problems(argv: list[str]) -> list[str]:
     """What is wrong with one documented command (empty: nothing we can check is wrong)."""
+    if "--" in argv[1:]:  # `runner ARGS -- COMMAND`: each part checked on its own
+        cut = argv.index("--", 1)
+        head, tail = argv[:cut], argv[cut + 1 :]
+        return command_problems(head) + (command_problems(tail) if tail else [])
     program = argv[0]
     if program in ("ebrm", ".venv/bin/ebrm"):
         return _ebrm_problems(argv[1:])

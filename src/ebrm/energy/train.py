@@ -63,8 +63,11 @@ class TrainResult:
     config: TrainConfig = field(default_factory=TrainConfig)
 
     def save_history(self, out_dir) -> None:
-        """Write `history.json` and `training_curve.png` into `out_dir`."""
-        save_history(self.history, out_dir)
+        """Write `history.json` and `training_curve.png` (the chosen checkpoint marked)."""
+        save_history(
+            self.history, out_dir, chosen_step=self.validation.get("best_step"),
+            train_pairs=self.info.get("train_pairs"), validation_pairs=self.validation.get("pairs"),
+        )  # fmt: skip
 
 
 def train_energy_head(

@@ -44,7 +44,9 @@ class Benchmark(Protocol):
 
     def examples(self, units: Units, scores: UnitScores) -> list[dict[str, Any]]: ...
 
-    def plots(self, metrics: Mapping[str, Any], out_dir: Path) -> dict[str, Path]: ...
+    def plots(
+        self, metrics: Mapping[str, Any], out_dir: Path, *, dpi: int | None = None
+    ) -> dict[str, Path]: ...
 
 
 def pct(x: float | None) -> str:
@@ -185,7 +187,9 @@ class BenchmarkBase:
     ) -> list[Row]:
         return []
 
-    def plots(self, metrics: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
+    def plots(
+        self, metrics: Mapping[str, Any], out_dir: Path, *, dpi: int | None = None
+    ) -> dict[str, Path]:
         return {}
 
 

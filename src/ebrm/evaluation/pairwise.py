@@ -145,11 +145,16 @@ class PairwiseBenchmark(BenchmarkBase):
             ("AURC (risk-coverage)", ("aurc",), _four),
         ]
 
-    def plots(self, metrics, out_dir):
+    def plots(self, metrics, out_dir, *, dpi=None):
         curves = (metrics.get("uncertainty") or {}).get("risk_coverage")
         if not curves:
             return {}
-        path = plots.risk_coverage(Path(out_dir) / "risk_coverage.png", curves)
+        path = plots.risk_coverage(
+            Path(out_dir) / "risk_coverage.png",
+            curves,
+            dpi=dpi or plots.DPI,
+            **plots.labels_of(metrics),
+        )
         return {"Risk-coverage (abstain on the pairs each reward is least sure of)": path}
 
     def delta_cell(self, delta, key):

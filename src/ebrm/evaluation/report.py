@@ -55,13 +55,19 @@ def verdict_of(metrics: Mapping[str, Any]) -> str:
 
 
 def make_plots(
-    metrics: Mapping[str, Any], out_dir: str | Path, scores: Mapping[str, UnitScores]
+    metrics: Mapping[str, Any],
+    out_dir: str | Path,
+    scores: Mapping[str, UnitScores],
+    *,
+    dpi: int = plots.DPI,
 ) -> dict[str, Path]:
     """Write the PNG plots for a run; returns {title: path}.
 
-    Rewards are in the EBRM normalised units (base and the others comparable on one axis).
+    Rewards are in the EBRM normalised units; the distributions are standardised per reward
+    so their panels share one axis. Every title names n and the data (`plots.labels_of`).
     """
     out = Path(out_dir)
+    label = {**plots.labels_of(metrics), "dpi": dpi}
 
     def flat(s: UnitScores) -> tuple[np.ndarray, np.ndarray]:
         c, r = s.chosen.ravel(), s.rejected.ravel()
@@ -70,7 +76,7 @@ def make_plots(
     sides = {name: flat(s) for name, s in scores.items()}
     made: dict[str, Path] = {
         "Chosen vs rejected reward distributions": plots.reward_distributions(
-            out / "reward_distributions.png", sides
+            out / "reward_distributions.png", sides, **label
         ),
     }
     if REFINED in sides:
@@ -80,15 +86,22 @@ def make_plots(
             np.concatenate([bc, br]),
             np.concatenate([rc, rr]),
             is_chosen=np.concatenate([np.ones(bc.size, bool), np.zeros(br.size, bool)]),
+            **label,
         )
-    made.update(get_benchmark(metrics["benchmark"]).plots(metrics, out))
+    made.update(get_benchmark(metrics["benchmark"]).plots(metrics, out, dpi=dpi))
     cal_sides = {
-        name: {"reliability": side["calibration"]["reliability"], "ece": side["ece"]}
+        name: {
+            "reliability": side["calibration"]["reliability"],
+            "ece": side["ece"],
+            "temperature": plots.temperature_of(metrics, name),
+        }
         for name in reward_names(metrics)
         if "calibration" in (side := metrics[name])
     }
     if cal_sides:
-        made["Reliability diagram"] = plots.reliability_diagram(out / "reliability.png", cal_sides)
+        made["Reliability diagram"] = plots.reliability_diagram(
+            out / "reliability.png", cal_sides, **label
+        )
     return made
 
 

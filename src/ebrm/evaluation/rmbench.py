@@ -229,11 +229,14 @@ class RMBench(BenchmarkBase):
             *(ci_text(deltas.get(n, {}).get("overall", {}).get("ci95")) for n in others),
         )]  # fmt: skip
 
-    def plots(self, metrics, out_dir):
+    def plots(self, metrics, out_dir, *, dpi=None):
         from ebrm.evaluation import plots
 
         sides = {n: metrics[n] for n in reward_names(metrics)}
-        path = plots.rmbench_heatmaps(out_dir / "rmbench_heatmaps.png", sides)
+        path = plots.rmbench_heatmaps(
+            out_dir / "rmbench_heatmaps.png", sides, dpi=dpi or plots.DPI,
+            **plots.labels_of(metrics),
+        )  # fmt: skip
         return {"RM-Bench 3x3 matrices": path}
 
 
