@@ -197,6 +197,7 @@ class BaseRewardModel:
             "dtype": str(self.dtype).removeprefix("torch."),
             "max_length": self.max_length,
             "truncation_side": self.truncation_side,
+            "padding_side": self.padding_side,
             "model_type": self.model_type,
         }
 
