@@ -61,14 +61,20 @@ def provenance_differences(
 COMPUTED_WITH = ("dtype", "max_length", "truncation_side", "padding_side", "batch_size")
 
 
-def computed_with(provenance: Mapping[str, Any], *, batch_size: int | None) -> dict[str, Any]:
-    """{"dtype", "max_length", "truncation_side", "padding_side", "batch_size"} of a base-RM
-    provenance dict and the batch size it ran with (None where not recorded: older
-    artifacts lack `padding_side`, stores before format 5 lack the batch size).
+def computed_with(source: Any, *, batch_size: int | None) -> dict[str, Any]:
+    """{"dtype", "max_length", "truncation_side", "padding_side", "batch_size"}: the settings
+    of `source` (a base-RM provenance dict, or the base RM itself: its attributes, read
+    without hashing its weights) and the batch size it ran with. None where not recorded
+    (older artifacts lack `padding_side`; stores before format 5 lack the batch size).
 
     Example:
         >>> computed_with({"dtype": "float32", "max_length": 512}, batch_size=16)["batch_size"]
         16
     """
-    record = {key: provenance.get(key) for key in COMPUTED_WITH[:-1]}
+    if isinstance(source, Mapping):
+        record = {key: source.get(key) for key in COMPUTED_WITH[:-1]}
+    else:
+        record = {key: getattr(source, key, None) for key in COMPUTED_WITH[:-1]}
+    if record["dtype"] is not None:  # torch.float32 -> "float32", as provenance records it
+        record["dtype"] = str(record["dtype"]).removeprefix("torch.")
     return {**record, "batch_size": batch_size}
