@@ -124,6 +124,14 @@ def test_pipeline_writes_the_report_folder_and_metrics_match_saved_scores(run):
     n = result.sizes["test"]
     assert metrics["benchmark"] == "pairwise" and metrics["n"] == n
     assert len(scores["ids"]) == n
+    manifest = json.loads((out / "features" / "manifest.json").read_text())
+    assert metrics["computed_with"] == {  # what the features were extracted with
+        "dtype": manifest["base_rm"]["dtype"],
+        "max_length": manifest["base_rm"]["max_length"],
+        "truncation_side": manifest["base_rm"]["truncation_side"],
+        "padding_side": manifest["base_rm"]["padding_side"],
+        "batch_size": manifest["batch_size"],
+    }
     base = _acc(scores["base_chosen"], scores["base_rejected"])
     refined = _acc(scores["refined_chosen"], scores["refined_rejected"])
     assert metrics["base"]["accuracy"] == pytest.approx(base)

@@ -26,6 +26,7 @@ def tiny_config(arch: str, *, vocab_size: int, pad_token_id: int, eos_token_id: 
         GPT2Config,
         GPTNeoXConfig,
         LlamaConfig,
+        MistralConfig,
         Qwen2Config,
     )
 
@@ -54,6 +55,17 @@ def tiny_config(arch: str, *, vocab_size: int, pad_token_id: int, eos_token_id: 
             num_attention_heads=4,
             num_key_value_heads=2,
             max_position_embeddings=512,
+            **common,
+        )
+    if arch == "mistral":
+        return MistralConfig(
+            hidden_size=HIDDEN,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            sliding_window=None,
             **common,
         )
     if arch == "gpt_neox":

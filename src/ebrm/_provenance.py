@@ -52,3 +52,29 @@ def provenance_differences(
         if str(x) != str(y):
             differ.append(template.format(what=what, key=key, a=x, b=y))
     return differ
+
+
+# The settings an embedding or reward was computed with, recorded in every output
+# (`metrics.json`, the score file's `.meta.json`, the feature store, the server's `/info`).
+# Results do not depend on the padding side or the batch size (tests/rm/test_batch_invariance.py);
+# they are recorded so that a reader can check it, and compare like with like.
+COMPUTED_WITH = ("dtype", "max_length", "truncation_side", "padding_side", "batch_size")
+
+
+def computed_with(source: Any, *, batch_size: int | None) -> dict[str, Any]:
+    """{"dtype", "max_length", "truncation_side", "padding_side", "batch_size"}: the settings
+    of `source` (a base-RM provenance dict, or the base RM itself: its attributes, read
+    without hashing its weights) and the batch size it ran with. None where not recorded
+    (older artifacts lack `padding_side`; stores before format 5 lack the batch size).
+
+    Example:
+        >>> computed_with({"dtype": "float32", "max_length": 512}, batch_size=16)["batch_size"]
+        16
+    """
+    if isinstance(source, Mapping):
+        record = {key: source.get(key) for key in COMPUTED_WITH[:-1]}
+    else:
+        record = {key: getattr(source, key, None) for key in COMPUTED_WITH[:-1]}
+    if record["dtype"] is not None:  # torch.float32 -> "float32", as provenance records it
+        record["dtype"] = str(record["dtype"]).removeprefix("torch.")
+    return {**record, "batch_size": batch_size}

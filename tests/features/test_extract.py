@@ -61,6 +61,7 @@ def test_manifest_records_provenance_shards_and_checksums(tmp_path):
     # written once (format version 4), in the provenance
     assert (m["base_rm"]["max_length"], m["base_rm"]["truncation_side"]) == (64, "left")
     assert "max_length" not in m and "truncation_side" not in m
+    assert m["batch_size"] == 1  # the forward batch size (format version 5)
     assert (m["embedding_dim"], m["storage_dtype"], m["num_pairs"]) == (8, "float32", 23)
     assert m["data"]["spec"] == "my/data.jsonl"
     ends = [0] + [s["end"] for s in m["shards"]]
@@ -308,7 +309,7 @@ def test_a_version_3_store_with_the_settings_twice_is_continued_and_rewritten_on
     rm = FakeRM()
     again = _extract(tmp_path, rm).manifest
     assert rm.calls == [] and again["shards"] == first["shards"]  # nothing re-embedded
-    assert again["format_version"] == store_format.FORMAT_VERSION == 4
+    assert again["format_version"] == store_format.FORMAT_VERSION == 5
     assert "max_length" not in again and again["base_rm"]["max_length"] == 64
     with pytest.raises(
         IncompatibleArtifactError, match="max_length: store has 64, this run has 32"

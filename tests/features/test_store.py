@@ -50,7 +50,7 @@ def test_store_directory_layout(tmp_path):
     # the manifest's fields are a contract (DESIGN §3): pin them
     assert sorted(store.manifest) == sorted([
         "format", "format_version", "ebrm_version", "versions", "base_rm", "embedding_dim",
-        "storage_dtype", "reward_dtype", "num_rows",
+        "storage_dtype", "reward_dtype", "num_rows", "batch_size",
         "num_pairs", "shard_size", "num_shards", "plan_hash", "row_order", "data",
         "pairs_sha256", "shards", "complete",
     ])  # fmt: skip

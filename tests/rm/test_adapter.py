@@ -254,6 +254,7 @@ def test_weights_hash_and_provenance(tiny_rm_factory, tmp_path):
         "dtype": "float32",
         "max_length": 64,
         "truncation_side": "left",
+        "padding_side": "right",  # the tokenizer's own
         "model_type": "llama",
         "engine": "transformers",
     }

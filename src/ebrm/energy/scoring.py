@@ -7,9 +7,11 @@ from pathlib import Path
 
 import torch
 
-from ebrm._io import atomic_write, atomic_write_text
+from ebrm._io import atomic_write, atomic_write_text, write_versioned_json
 from ebrm._progress import tqdm
+from ebrm._provenance import computed_with
 from ebrm.errors import IncompatibleArtifactError
+from ebrm.features.layout import extraction_setting
 from ebrm.features.store import FeatureStore
 from ebrm.features.table import PairFeatures
 
@@ -93,4 +95,33 @@ def score_store(
         atomic_write(path, write)
     finally:
         bar.close()
+    write_scores_meta(path, store, rows=written)
     return written
+
+
+# The side file of a scores file: what every row was computed with, once, not on each line.
+SCORES_META_FORMAT = "ebrm-scores-meta"
+SCORES_META_VERSION = 1
+
+
+def scores_meta_path(path: str | Path) -> Path:
+    """`<path>.meta.json`: the side file `score_store` writes beside the scores file."""
+    return Path(f"{path}.meta.json")
+
+
+def write_scores_meta(path: str | Path, store: FeatureStore, *, rows: int) -> Path:
+    """Write `scores_meta_path(path)`: the rows' base RM and the settings their embeddings
+    and base rewards were computed with (`ebrm._provenance.computed_with`)."""
+    settings = store.provenance
+    for key in ("max_length", "truncation_side"):  # top level in stores before format 4
+        settings[key] = extraction_setting(store.manifest, key)
+    meta = {
+        "format": SCORES_META_FORMAT,
+        "format_version": SCORES_META_VERSION,
+        "scores": Path(path).name,
+        "rows": rows,
+        "features": str(store.path),
+        "base_rm": store.provenance.get("name_or_path"),
+        "computed_with": computed_with(settings, batch_size=store.manifest.get("batch_size")),
+    }
+    return write_versioned_json(scores_meta_path(path), meta)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ebrm._provenance import computed_with
 from ebrm.data.types import Conversation
 from ebrm.errors import ConfigError, DataFormatError
 from ebrm.evaluation.benchmark import BASE, REFINED, Benchmark
@@ -366,9 +367,13 @@ def evaluate(
         part = [unique[r] for r in used[start:stop].tolist()]
         return model.base_rm.embed_conversations(part, batch_size=batch_size, progress=False)
 
+    # what the embeddings and base rewards were computed with (they do not depend on the
+    # batch size or padding side; recorded so that a reader can compare like with like)
+    settings = computed_with(model.base_rm, batch_size=batch_size)
     result = _evaluate_chunked(
         model, bench, compact, fetch, reward=reward, method=None, more={},
         progress=progress, chunk_rows=chunk_rows, data=data_name, out_dir=out_dir,
         n_boot=n_boot, seed=seed, make_figures=make_figures,
+        extra={"computed_with": settings},
     )  # fmt: skip
     return result.metrics

@@ -121,7 +121,7 @@ def extract_features(
     out = Path(out)
     state = process_state()
     plan = build_plan(rm, pairs)
-    settings = run_settings(rm, plan, shard_size, storage_dtype)
+    settings = run_settings(rm, plan, shard_size, storage_dtype, batch_size=batch_size)
     if reuse is not None:
         reuse.check_extraction(settings["base_rm"], settings["storage_dtype"])
     # Every rank checks (read-only), so a refusal reaches all ranks instead of hanging them.

@@ -41,7 +41,9 @@ from ebrm.rm.names import DTYPE_ALIASES as _DTYPE_ALIASES
 # 4: max_length and truncation_side are written once, in base_rm (the RM's provenance);
 # version <= 3 manifests also repeat them at the top level, and still load
 # (`extraction_setting` reads either).
-FORMAT_VERSION = 4
+# 5: the manifest records the rows' forward batch size (`batch_size`) and base_rm records
+# the padding side (`padding_side`); version <= 4 manifests lack them and still load.
+FORMAT_VERSION = 5
 MANIFEST = MANIFEST_NAME
 PAIRS_TENSORS = "pairs.safetensors"
 PAIRS_META = "pairs.json"

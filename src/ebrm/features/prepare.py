@@ -33,13 +33,25 @@ def progress_file(out: Path, rank: int) -> Path:
     return out / f"progress-rank-{rank:05d}.json"
 
 
-def run_settings(rm: EmbeddingModel, plan: ExtractionPlan, shard_size: int, storage_dtype: str):
+def run_settings(
+    rm: EmbeddingModel,
+    plan: ExtractionPlan,
+    shard_size: int,
+    storage_dtype: str,
+    *,
+    batch_size: int | None = None,
+):
     """The manifest fields that describe this run (RM provenance, sizes, plan hash)."""
     provenance = dict(rm.provenance())
-    for key in ("max_length", "truncation_side"):  # written once, here (format version 4)
-        provenance.setdefault(key, getattr(rm, key, None))
+    # written once, here (max_length, truncation_side: format 4; padding_side: format 5)
+    for key in ("max_length", "truncation_side", "padding_side"):
+        if key != "padding_side" or getattr(rm, key, None) is not None:
+            provenance.setdefault(key, getattr(rm, key, None))
     return {
         "base_rm": provenance,
+        # the rows' forward batch size (format 5); not compared when continuing a store:
+        # a text's row does not depend on it
+        "batch_size": batch_size,
         "embedding_dim": int(rm.hidden_size),
         "storage_dtype": storage_dtype,
         "reward_dtype": "float32",

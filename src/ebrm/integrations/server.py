@@ -1,4 +1,5 @@
-"""HTTP reward server (FastAPI): `/score`, OpenRLHF's `/get_reward`, `/health`, `/metrics`.
+"""HTTP reward server (FastAPI): `/score`, OpenRLHF's `/get_reward`, `/health`, `/metrics`,
+`/info`.
 
 Build the app with `create_app(scorer, config)` and run it with `run_server(app, config)`
 (what `ebrm serve` does). Requests from concurrent clients are micro-batched (see
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ebrm._provenance import computed_with
 from ebrm.errors import ConfigError, DataFormatError, MissingDependencyError, require
 from ebrm.integrations._common import Scorer, score_safely, to_conversation
 from ebrm.integrations._http import Guard, ServerMetrics
@@ -79,6 +81,26 @@ class RewardRequest(BaseModel):
     query: list[str]  # decoded prompt + response, special tokens included
     prompts: list[str] | None = None  # the templated prompt of each query
     labels: list[Any] | None = None  # accepted and ignored (reference answers)
+
+
+class ComputedWith(BaseModel):
+    """The settings every served reward is computed with (`ebrm._provenance.computed_with`).
+
+    A response's reward does not depend on its batch-mates, the batch size or the padding
+    side; they are reported so that clients can compare like with like."""
+
+    dtype: str | None  # the base RM's compute dtype, e.g. "float32"
+    max_length: int | None  # tokens per text; longer texts are truncated
+    truncation_side: str | None  # "left" keeps the end of a text (the response)
+    padding_side: str | None  # "left" or "right"
+    batch_size: int | None  # most responses per base-RM forward (--forward-batch-size)
+
+
+class InfoResponse(BaseModel):
+    """`GET /info`."""
+
+    reward: str  # the RewardKind a request gets unless it names one
+    computed_with: ComputedWith
 
 
 class RequestError(Exception):
@@ -331,9 +353,23 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
     app.add_api_route("/get_reward", routes.get_reward, methods=["POST"])
     app.add_api_route("/health", routes.health, methods=["GET"])
     app.add_api_route("/metrics", routes.get_metrics, methods=["GET"])
+    app.add_api_route("/info", _info_route(scorer, config), methods=["GET"])
     guarded = Guard(app, config, metrics)
     guarded.fastapi = app  # type: ignore[attr-defined]
     return guarded
+
+
+def _info_route(scorer: Scorer, config: ServerConfig) -> Callable:
+    """`GET /info`: the reward kind and what rewards are computed with."""
+    # a Scorer need not embed texts itself; one that does has its base RM attached by now
+    rm = getattr(scorer, "base_rm", None)
+    settings = computed_with(rm if rm is not None else {}, batch_size=config.forward_batch_size)
+    body = InfoResponse(reward=config.reward, computed_with=ComputedWith(**settings))
+
+    async def info() -> InfoResponse:
+        return body
+
+    return info
 
 
 def run_server(app, config: ServerConfig, *, sockets: list | None = None) -> None:

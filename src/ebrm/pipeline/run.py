@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ebrm._io import atomic_write_json
+from ebrm._provenance import computed_with
 from ebrm.data.types import PreferencePair
 from ebrm.errors import (
     ConfigError,
@@ -344,7 +345,8 @@ def _eval_stage(run: _Run, model, test: PairFeatures, pairs, data_name: str, siz
              "validation_fraction": cfg.validation_fraction}  # fmt: skip
     metrics = evaluate_split(
         model, test, run.out, pairs, data=f"{data_name} (test split, seed {cfg.seed})",
-        seed=cfg.seed, n_boot=cfg.n_boot, extra={"split": split},
+        seed=cfg.seed, n_boot=cfg.n_boot, extra={"split": split, "computed_with": computed_with(
+            model.base_rm_info, batch_size=cfg.batch_size)},
     )  # fmt: skip
     run.say("eval", metrics["delta"]["verdict"])
     return metrics

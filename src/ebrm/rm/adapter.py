@@ -29,7 +29,7 @@ from ebrm.rm.hf import (
 )
 from ebrm.rm.names import DEFAULT_DTYPE, DEFAULT_MAX_LENGTH, DEFAULT_TRUNCATION_SIDE
 from ebrm.rm.padding import choose_padding_side, setup_pad_token
-from ebrm.rm.pooling import find_score_head, pool_head_input
+from ebrm.rm.pooling import alone_index, find_score_head, pool_head_input
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -81,6 +81,9 @@ class BaseRewardModel:
             raise ConfigError(f"padding_side must be 'left' or 'right'; got {padding_side!r}.")
         self.head_name, self.head = find_score_head(model)
         self.hidden_size = int(self.head.in_features)
+        # The pad id the model pools by when it sees a text alone (None: its last token),
+        # read before `setup_pad_token` may give the config one (often = eos) for batching.
+        self.pooling_pad_id: int | None = model.config.get_text_config().pad_token_id
         self.pad_token_id = setup_pad_token(model, tokenizer, name_or_path)
         self.padding_side = choose_padding_side(
             model, tokenizer, self.head, self.pad_token_id, padding_side, name_or_path
@@ -195,6 +198,7 @@ class BaseRewardModel:
             "dtype": str(self.dtype).removeprefix("torch."),
             "max_length": self.max_length,
             "truncation_side": self.truncation_side,
+            "padding_side": self.padding_side,
             "model_type": self.model_type,
             **(self.engine.provenance() if self.engine else {"engine": "transformers"}),
         }
@@ -319,8 +323,10 @@ class BaseRewardModel:
     @torch.inference_mode()
     def _forward_batch(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = self.collate(rows)
-        captured: list[torch.Tensor] = []
-        handle = self.head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        captured: list[tuple[torch.Tensor, torch.Tensor]] = []
+        handle = self.head.register_forward_hook(
+            lambda _m, args, out: captured.append((args[0], out))
+        )
         try:
             logits = self.model(**inputs).logits  # (B, 1)
         finally:
@@ -330,9 +336,18 @@ class BaseRewardModel:
                 f"The score head {self.head_name!r} of {self.name_or_path} ran {len(captured)} "
                 "times in one forward pass; cannot tell which call produced the reward."
             )
-        pooled = pool_head_input(captured[0], inputs["input_ids"], self.pad_token_id)  # (B, H)
+        head_input, head_output = captured[0]  # (B, H) and (B, 1), or (B, T, H) and (B, T, 1)
+        pooled = pool_head_input(head_input, inputs["input_ids"], self.pad_token_id)  # (B, H)
         self._check_identity(pooled, logits)
-        return pooled.float().cpu(), logits[:, 0].float().cpu()
+        if head_input.ndim == 2:  # the model pooled before its head ([CLS]): nothing to pick
+            return pooled.float().cpu(), logits[:, 0].float().cpu()
+        # The model's own in-batch rule (pad-id equality) can depend on the padding (pad ==
+        # eos, a text of pad ids); pick the token the model pools for the text alone instead
+        # (the same token in every other case, so then the reward is exactly its logit).
+        index = alone_index(inputs["input_ids"], inputs["attention_mask"], self.pooling_pad_id)
+        index = index.to(head_input.device)
+        rows_ = torch.arange(head_input.shape[0], device=head_input.device)
+        return head_input[rows_, index].float().cpu(), head_output[rows_, index, 0].float().cpu()
 
     def _check_identity(self, pooled: torch.Tensor, logits: torch.Tensor) -> None:
         """head(pooled) must reproduce the model's logits, or the pooling is not the model's."""

@@ -75,13 +75,48 @@ def last_non_pad_index(input_ids: torch.Tensor, pad_token_id: int | None) -> tor
     return (positions * non_pad).argmax(-1).long()
 
 
+def alone_index(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_token_id: int | None
+) -> torch.Tensor:
+    """The token each row would be pooled at if the model saw it alone, unpadded.
+
+    `last_non_pad_index` is the model's rule on a padded batch; it depends on the batch
+    wherever a text's own tokens equal the pad id: with pad == eos and no pad id of its
+    own, a model alone pools the last token (a trailing eos included), the batch rule skips
+    it; a text made only of pad ids is pooled at its first token alone, at position 0 of a
+    left-padded batch. Here the padding is read from the attention mask, never from the
+    token ids, so the index does not depend on batch-mates or padding side.
+
+    Args:
+        input_ids: (B, T) token ids.
+        attention_mask: (B, T), 1 on each row's own tokens (one contiguous span).
+        pad_token_id: the pad id of the model's own config, the one it pools by even
+            alone; `None` (a config without one) pools the last token.
+
+    Returns:
+        (B,) int64 positions, each inside its row's span.
+    """
+    length = input_ids.shape[1]
+    own = attention_mask.to(torch.bool)  # (B, T)
+    positions = torch.arange(length, device=input_ids.device)
+    first = torch.where(own, positions, length).amin(-1)  # (B,)
+    last = torch.where(own, positions, -1).amax(-1)  # (B,)
+    if pad_token_id is None:
+        return last
+    poolable = own & (input_ids != pad_token_id)
+    rightmost = torch.where(poolable, positions, -1).amax(-1)  # -1: none in the row
+    # alone, `(positions * non_pad).argmax` of an all-pad row is 0: the row's first token
+    return torch.where(rightmost >= 0, rightmost, first)
+
+
 def pool_head_input(
     head_input: torch.Tensor, input_ids: torch.Tensor, pad_token_id: int | None
 ) -> torch.Tensor:
-    """Reduce what the head received to one vector per row.
+    """Reduce what the head received to one vector per row, by the model's batch rule.
 
     Encoders (BERT-style) pool before the head, so the head already sees (B, H); decoders
-    apply the head to every position (B, T, H) and pick one token afterwards.
+    apply the head to every position (B, T, H) and pick one token afterwards
+    (`last_non_pad_index`; `alone_index` is the batch-invariant choice).
 
     Returns:
         (B, H) tensor in the model's dtype.

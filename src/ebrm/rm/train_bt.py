@@ -37,6 +37,7 @@ from ebrm.rm.bt_config import BTTrainConfig
 from ebrm.rm.bt_head import fit_bt_head
 from ebrm.rm.label_noise import flip_labels
 from ebrm.rm.names import REPORT_NAME
+from ebrm.rm.padding import setup_pad_token
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ def load_trainable_rm(model_path: str | Path, config: BTTrainConfig) -> BaseRewa
     model.to(resolve_device(config.device))
     local = Path(model_path)
     name = str(local.resolve()) if local.is_dir() else str(model_path)
+    # Give the config its pad id first: training pools by it, the saved config keeps it, so
+    # the trained RM is pooled (and embedded here) as it will be when loaded again.
+    setup_pad_token(model, tokenizer, name)
     return BaseRewardModel(
         model, tokenizer, name_or_path=name, max_length=config.max_length, padding_side="right"
     )
