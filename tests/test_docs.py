@@ -114,6 +114,22 @@ def test_cli_reference_lists_every_command_and_option(site):
         assert not missing, f"{title}: the CLI reference lacks {sorted(missing)}"
 
 
+def test_cli_reference_summarises_each_command_with_its_whole_first_sentence(site):
+    # a group's command list on the page shows each command's first sentence, never click's
+    # 45-character cut ("Print the versions of ebrm, torch and...")
+    text = _TAG.sub("", html.unescape((site / "cli.html").read_text(encoding="utf-8")))
+    for path in command_paths():
+        help_text = " ".join(_help(path).split())
+        first = re.search(
+            r"Usage: .*? \[OPTIONS\](?: COMMAND \[ARGS\]\.\.\.)? (.+?\.)(?:\s|$)", help_text
+        )
+        assert first, f"ebrm {' '.join(path)}: no first sentence in its help"
+        # compared without spaces: code spans lose their backticks on the page, and the
+        # terminal wraps at hyphens ("head- only")
+        sentence = "".join(first.group(1).replace("`", "").split())
+        assert sentence in "".join(text.split()), f"ebrm {' '.join(path)}: {first.group(1)!r}"
+
+
 def test_help_parser_reads_options_and_commands():
     assert {"--features", "--out", "--progress", "--no-progress"} <= help_options(["train"])
     assert "base-rm" in help_commands([]) and "version" in help_commands([])

@@ -33,11 +33,23 @@ def cli_reference_markdown() -> str:
     from ebrm.cli import app
 
     command = typer.main.get_command(app)
+    _whole_first_sentences(command)
     ctx = typer.Context(command)
     ctx.ensure_object(dict)
     ctx.obj[typer.core.MARKUP_MODE_KEY] = app.rich_markup_mode
     text = get_docs_for_click(obj=command, ctx=ctx, indent=1, name="ebrm")
     return _escape_help_text(text).strip() + "\n"
+
+
+def _whole_first_sentences(command) -> None:
+    """Give every subcommand its help's whole first sentence as its short help: click cuts a
+    command's summary in a group's command list at 45 characters ("Print the versions of
+    ebrm, torch and..."), which the terminal's narrow listing needs and a web page does not."""
+    for sub in getattr(command, "commands", {}).values():
+        if sub.help and not sub.short_help:
+            first = sub.help.strip().split("\n\n")[0]
+            sub.short_help = " ".join(re.split(r"(?<=\.)\s", " ".join(first.split()))[:1])
+        _whole_first_sentences(sub)
 
 
 _CODE_SPAN = re.compile(r"(`[^`]*`)")
