@@ -20,13 +20,20 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from ebrm._version import __version__
 from ebrm.errors import ConfigError, DataFormatError, MissingDependencyError, require
 from ebrm.integrations._common import Scorer, score_safely, to_conversation
 from ebrm.integrations._http import Guard, ServerMetrics
 from ebrm.integrations.batcher import MicroBatcher, QueueFullError, plan_forward_batches
 from ebrm.integrations.openrlhf import query_to_conversation
+from ebrm.integrations.server_api import (
+    RewardRequest,
+    ScoreRequest,
+    openapi_schema,
+    served_rewards,
+)
 from ebrm.integrations.server_config import ServerConfig
 from ebrm.refine.kinds import REFERENCE_KINDS, resolve_reward
 from ebrm.refine.results import missing_reference
@@ -50,35 +57,7 @@ logger = logging.getLogger(__name__)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-# ---- request bodies -------------------------------------------------------------------
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: str
-    content: str
-
-
-class ScoreItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    prompt: str | list[ChatMessage]  # a user prompt, or the conversation before the response
-    response: str  # the assistant response to score
-
-
-class ScoreRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    items: list[ScoreItem]
-    reward: str | None = None  # a RewardKind; default: the server's --reward
-    mode: str | None = None  # deprecated name of `reward`
-
-
-class RewardRequest(BaseModel):
-    """OpenRLHF's remote reward request."""
-
-    model_config = ConfigDict(extra="ignore")
-    query: list[str]  # decoded prompt + response, special tokens included
-    prompts: list[str] | None = None  # the templated prompt of each query
-    labels: list[Any] | None = None  # accepted and ignored (reference answers)
+# ---- request parsing ------------------------------------------------------------------
 
 
 class RequestError(Exception):
@@ -183,6 +162,13 @@ def _reward_response(records: list[dict[str, float]], reward: str, missing: list
     return {"rewards": rewards, "scores": rewards, "extra_logs": extra}
 
 
+def _query_reward(request: Request) -> tuple[str | None, str | None]:
+    """The query's `reward` and deprecated `mode`; read here rather than declared as
+    parameters, so that FastAPI neither validates them (its 422 is not our error shape) nor
+    publishes them (`server_api.openapi_schema` does)."""
+    return request.query_params.get("reward"), request.query_params.get("mode")
+
+
 class _Routes:
     """The endpoints, sharing one config, batcher and metrics."""
 
@@ -215,23 +201,23 @@ class _Routes:
         self.metrics.items[path] += len(convs)
         return records
 
-    async def score(self, request: Request, reward: str | None = None, mode: str | None = None):
+    async def score(self, request: Request):
         """Score {prompt, response} items: body {"items": [...]} or a bare list; the reward
         from the body's or the query's `reward` (`mode`: deprecated)."""
         body = _parse(await request.body(), ScoreRequest)
         self._check_count(len(body.items))
+        reward, mode = _query_reward(request)
+        self._reward(reward, mode)  # an unknown query reward is a 422 even if the body names one
         use = self._reward(body.reward or reward, body.mode or mode)
         records = await self._submit("/score", _score_conversations(body))
         results = [_score_result(r, use) for r in records]
         return {"reward": use, "results": results, "mode": use}  # mode: deprecated
 
-    async def get_reward(
-        self, request: Request, reward: str | None = None, mode: str | None = None
-    ):
+    async def get_reward(self, request: Request):
         """OpenRLHF remote reward: {query, prompts, labels} -> {rewards, scores, extra_logs}."""
         body = _parse(await request.body(), RewardRequest)
         self._check_count(len(body.query))
-        use = self._reward(reward, mode)
+        use = self._reward(*_query_reward(request))
         convs, missing = _reward_conversations(body, self.config.special_tokens)
         self.metrics.prompt_not_found += int(sum(missing))
         records = await self._submit("/get_reward", convs)
@@ -323,7 +309,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
         finally:
             await batcher.stop()
 
-    app = FastAPI(title="ebrm reward server", lifespan=lifespan)
+    app = FastAPI(title="ebrm reward server", version=__version__, lifespan=lifespan)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
     app.add_exception_handler(RequestError, _request_error)
     routes = _Routes(config, batcher, metrics)
@@ -331,9 +317,28 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
     app.add_api_route("/get_reward", routes.get_reward, methods=["POST"])
     app.add_api_route("/health", routes.health, methods=["GET"])
     app.add_api_route("/metrics", routes.get_metrics, methods=["GET"])
+    _publish_contract(app, scorer, config, routes.item_limit)
     guarded = Guard(app, config, metrics)
     guarded.fastapi = app  # type: ignore[attr-defined]
     return guarded
+
+
+def _publish_contract(app, scorer: Scorer, config: ServerConfig, item_limit: int) -> None:
+    """Serve `server_api.openapi_schema` at /openapi.json: every request body and response
+    the server gives, not only what FastAPI can derive from the handlers' signatures."""
+    derive = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_schema(
+                derive(),
+                rewards=served_rewards(scorer),
+                item_limit=item_limit,
+                token=config.token is not None,
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def run_server(app, config: ServerConfig, *, sockets: list | None = None) -> None:
