@@ -3,6 +3,9 @@ token, and the one rule of the contract that JSON Schema cannot state."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 TOKEN = "schema-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Schemathesis's default list for invalid requests, plus 413: the server's answer to more
@@ -48,3 +51,26 @@ def one_prompt_per_query(case) -> None:
 def requests_served(app) -> int:
     """Every request the server answered (its own count, `/metrics`)."""
     return sum(app.fastapi.state.metrics.requests.values())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, *, alive, timeout: float = 180.0) -> None:
+    """Until `url`/health answers 200 with the token; RuntimeError if the process dies."""
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not alive():
+            raise RuntimeError("the server exited before it was ready")
+        try:
+            if httpx.get(f"{url}/health", headers=AUTH, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server at {url} did not become healthy in {timeout:.0f} s")
