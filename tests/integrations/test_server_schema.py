@@ -40,9 +40,9 @@ def test_contract_declares_every_response_and_the_token():
     for path in ("/score", "/get_reward"):
         operation = spec["paths"][path]["post"]
         assert operation["requestBody"]["required"] is True  # an empty body is a 422
-        assert sorted(operation["responses"]) == ["200", "401", "413", "422", "503"]
+        assert sorted(operation["responses"]) == ["200", "401", "408", "413", "422", "503"]
         assert operation["responses"]["503"]["headers"]["Retry-After"]["required"] is True
-        for status in ("401", "413", "422", "503"):
+        for status in ("401", "408", "413", "422", "503"):
             ref = operation["responses"][status]["content"]["application/json"]["schema"]
             assert ref == {"$ref": "#/components/schemas/ErrorResponse"}
     error = spec["components"]["schemas"]["ErrorResponse"]

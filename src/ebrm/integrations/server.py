@@ -5,8 +5,10 @@ Build the app with `create_app(scorer, config)` and run it with `run_server(app,
 `ebrm.integrations.batcher`). Safety: binds 127.0.0.1 unless told otherwise; with a token,
 every endpoint needs `Authorization: Bearer <token>` or `?token=<token>` (for clients such
 as OpenRLHF that cannot set headers; compared in constant time); request
-bodies are capped (413); malformed requests get 422 with a message; a full queue gets 503;
-nothing in a request is ever used as a file path. On SIGTERM uvicorn stops accepting
+bodies are capped (413) and must arrive within `body_timeout_s` (408); malformed requests
+get 422 with a message; a full queue gets 503 with `Retry-After`; every error body is
+`{"detail": "..."}`, as the published schema (`server_api`) declares; nothing in a request is
+ever used as a file path. On SIGTERM uvicorn stops accepting
 connections, finishes in-flight requests, then the batcher stops.
 """
 

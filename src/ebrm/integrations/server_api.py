@@ -7,6 +7,8 @@ schemas; `openapi_schema` declares them, with every response the server can give
 * 200 with the endpoint's body;
 * 401 `ErrorResponse` when the server has a token (bearer header, or `?token=` for
   OpenRLHF), with `WWW-Authenticate: Bearer`;
+* 408 `ErrorResponse`: a body that has not fully arrived `body_timeout_s` after the
+  headers (a client trickling it);
 * 413 `ErrorResponse`: a body over `max_body_bytes` or more items than the limit;
 * 422 `ErrorResponse`: a body that is not valid JSON or not of the declared shape, an
   unknown reward, a reference the model does not store, a conversation the RM's chat
@@ -64,7 +66,7 @@ class RewardRequest(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Every error the server sends (401, 404, 405, 413, 422, 503)."""
+    """Every error the server sends (401, 404, 405, 408, 413, 422, 503)."""
 
     detail: str  # what was wrong and how to fix it, one line
 
@@ -130,6 +132,7 @@ _JSON = "application/json"
 _ERROR = {_JSON: {"schema": {"$ref": _REF + "ErrorResponse"}}}
 _WHY = {
     401: "Missing or wrong token: send `Authorization: Bearer <token>` (or `?token=<token>`).",
+    408: "The request body did not fully arrive within the server's `body_timeout_s`.",
     413: "The body exceeds the server's byte limit, or has more items than its item limit.",
     422: "Not valid JSON, not of the declared shape, an unknown reward or one the model "
     "does not store, or a conversation the reward model cannot format.",
@@ -229,8 +232,8 @@ def openapi_schema(
     components = schema.setdefault("components", {})
     components.setdefault("schemas", {}).update(top["$defs"])
     components["schemas"].update(_request_schemas(rewards, item_limit))
-    auth = (401,) if token else ()
-    scoring = (*auth, 413, 422, 503)
+    anything = (*((401,) if token else ()), 408, 413)  # the guard's answers, on every path
+    scoring = (*anything, 422, 503)
     score_body = {
         "anyOf": [
             {"$ref": _REF + "ScoreRequest"},
@@ -244,8 +247,8 @@ def openapi_schema(
             "RewardResponse",
             scoring,
         ),
-        ("/health", "get"): (None, "HealthResponse", auth),
-        ("/metrics", "get"): (None, "MetricsResponse", auth),
+        ("/health", "get"): (None, "HealthResponse", anything),
+        ("/metrics", "get"): (None, "MetricsResponse", anything),
     }
     for (path, method), (body, model, errors) in operations.items():
         operation = schema["paths"][path][method]
