@@ -139,8 +139,8 @@ def test_every_page_of_the_nav_is_built_and_site_works_from_disk(site):
 
 def test_changelog_names_the_installed_version():
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
-    released = re.search(r"^## (?!Unreleased)(\S+)", changelog, re.M)  # after "Unreleased"
-    assert released and released.group(1) == ebrm.__version__
+    first = re.search(r"^## (?!Unreleased$)(\S+)", changelog, re.M)  # the newest release
+    assert first and first.group(1) == ebrm.__version__
     assert f"ebrm {ebrm.__version__}" in _cli_output("version")
     assert _cli_output("--version").strip() == f"ebrm {ebrm.__version__}"
 
