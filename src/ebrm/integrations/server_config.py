@@ -29,10 +29,10 @@ class ServerConfig:
     max_wait_ms: float = 5.0  # how long a request may wait for others to share its batch
     max_queue: int = 4096  # most responses waiting; beyond it requests get 503
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413
+    body_timeout_s: float = 30.0  # a request body not fully received by then gets 408
     max_items_per_request: int = 4096  # more items in one request get 413
     special_tokens: tuple[str, ...] = DEFAULT_SPECIAL_TOKENS  # stripped from /get_reward text
     graceful_timeout_s: float = 60.0  # how long SIGTERM waits for in-flight requests
-    body_timeout_s: float = 30.0  # a request body not fully received by then gets 408
     mode: str | None = None  # deprecated name of `reward` (warns; removed next release)
 
     def __post_init__(self) -> None:
