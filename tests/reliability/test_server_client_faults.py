@@ -177,3 +177,11 @@ def test_a_flood_beyond_the_queue_gets_503_with_retry_after_and_the_rest_200():
         assert rejected == codes.count(503)
     _report.count("server: flood of 200 beyond a queue of 16", "200", codes.count(200))
     _report.count("server: flood of 200 beyond a queue of 16", "503", codes.count(503))
+
+
+def test_body_timeout_must_be_positive():
+    from ebrm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'body_timeout_s' parameter of ServerConfig must be"):
+        ServerConfig(body_timeout_s=0)
+    assert ServerConfig.from_dict(ServerConfig(body_timeout_s=2.5).to_dict()).body_timeout_s == 2.5
