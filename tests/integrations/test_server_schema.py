@@ -57,3 +57,14 @@ def test_schema_run_sent_hundreds_of_requests():
     served = contract.requests_served(APP)
     print(f"schemathesis in-process: {served} requests")
     assert served >= 300, served
+
+
+def test_the_schema_offers_only_the_references_the_model_stores():
+    from types import SimpleNamespace
+
+    from ebrm.integrations.server_api import served_rewards
+
+    energy = ["refined", "mean", "mode", "median", "conservative", "base"]
+    assert served_rewards(FakeScorer()) == energy
+    laplace_only = SimpleNamespace(references=SimpleNamespace(rewards={"laplace": object()}))
+    assert served_rewards(laplace_only) == [*energy, "laplace", "laplace_lcb"]
