@@ -16,15 +16,28 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from ebrm.integrations.server import ServerConfig, create_app  # noqa: E402
 from tests.fakes import FakeScorer  # noqa: E402
 from tests.integrations import contract  # noqa: E402
+from tests.integrations.contract import schemathesis_node_id  # noqa: E402, F401
 
 ITEM_LIMIT = 8  # small, so that the schema's maxItems (and the 413 beyond it) is exercised
-APP = create_app(
-    FakeScorer(),
-    ServerConfig(token=contract.TOKEN, max_items_per_request=ITEM_LIMIT, max_body_bytes=256_000),
-)
-schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", APP, config=contract.config(seed=24, max_examples=40), headers=contract.AUTH
-)
+
+
+@pytest.fixture(scope="module")
+def app():
+    config = ServerConfig(
+        token=contract.TOKEN, max_items_per_request=ITEM_LIMIT, max_body_bytes=256_000
+    )
+    return create_app(FakeScorer(), config)
+
+
+@pytest.fixture(scope="module")
+def app_schema(app):
+    config = contract.config(seed=24, max_examples=40)
+    return schemathesis.openapi.from_asgi(
+        "/openapi.json", app, config=config, headers=contract.AUTH
+    )
+
+
+schema = schemathesis.pytest.from_fixture("app_schema")  # loaded when the test runs
 
 
 @schema.parametrize()
@@ -34,8 +47,8 @@ def test_server_keeps_its_published_contract(case):
     case.call_and_validate()
 
 
-def test_contract_declares_every_response_and_the_token():
-    spec = APP.fastapi.openapi()
+def test_contract_declares_every_response_and_the_token(app):
+    spec = app.fastapi.openapi()
     assert spec["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
     for path in ("/score", "/get_reward"):
         operation = spec["paths"][path]["post"]
@@ -52,9 +65,9 @@ def test_contract_declares_every_response_and_the_token():
     assert "refined" in rewards and "laplace" not in rewards
 
 
-def test_schema_run_sent_hundreds_of_requests():
+def test_schema_run_sent_hundreds_of_requests(app):
     """Runs after the generated cases (file order): they must have added up to hundreds."""
-    served = contract.requests_served(APP)
+    served = contract.requests_served(app)
     print(f"schemathesis in-process: {served} requests")
     assert served >= 300, served
 

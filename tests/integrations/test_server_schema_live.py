@@ -21,6 +21,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from tests.integrations import contract  # noqa: E402
+from tests.integrations.contract import schemathesis_node_id  # noqa: E402, F401
 
 pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("EBRM_SCHEMA_EXAMPLES", "800"))
@@ -62,13 +63,6 @@ def live_schema(live_server):
 
 
 schema = schemathesis.pytest.from_fixture("live_schema")
-
-
-@pytest.fixture(autouse=True)
-def _node_id_for_schemathesis(request):
-    """schemathesis 4.32's lazy schemas read `node._nodeid`, which pytest 9.2 renamed."""
-    if not hasattr(request.node, "_nodeid"):
-        request.node._nodeid = request.node.nodeid
 
 
 @schema.parametrize()
