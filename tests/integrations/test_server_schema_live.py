@@ -1,7 +1,7 @@
 """`ebrm serve` (a real process, a tiny model, a token) against its own published schema:
 schemathesis with every check, >= 10,000 generated requests, zero failures.
 
-Slow (about 15 minutes on 2 shared cores); run it with
+Slow (2 minutes on 2 quiet cores, 15 under heavy load); run it with
 `python -m pytest -m slow -s tests/integrations/test_server_schema_live.py`.
 EBRM_SCHEMA_EXAMPLES sets the examples per operation (default 800); the request count,
 as the server's own /metrics counts it, is printed and must reach 10,000.
