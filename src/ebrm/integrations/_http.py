@@ -2,11 +2,13 @@
 
 The guard runs before FastAPI sees a request: it checks the bearer token (header, or
 `?token=` for clients that cannot set headers) in constant time, refuses bodies over the
-limit with 413 whether or not Content-Length is sent, and records status and latency.
+limit with 413 whether or not Content-Length is sent, answers 408 to a body that has not
+fully arrived `body_timeout_s` after the request's headers, and records status and latency.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -117,8 +119,15 @@ class Guard:
             await send_json(send, 413, too_large)
             return
         body = bytearray()
+        deadline = time.monotonic() + self.config.body_timeout_s
         while True:
-            message = await receive()
+            try:  # a client trickling its body must not hold a request forever
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except asyncio.TimeoutError:  # (TimeoutError itself only from Python 3.11)
+                timeout = self.config.body_timeout_s
+                detail = f"request body not received within {timeout:g} s; send it at once"
+                await send_json(send, 408, {"detail": detail}, {"Connection": "close"})
+                return
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")

@@ -6,8 +6,10 @@ Build the app with `create_app(scorer, config)` and run it with `run_server(app,
 `ebrm.integrations.batcher`). Safety: binds 127.0.0.1 unless told otherwise; with a token,
 every endpoint needs `Authorization: Bearer <token>` or `?token=<token>` (for clients such
 as OpenRLHF that cannot set headers; compared in constant time); request
-bodies are capped (413); malformed requests get 422 with a message; a full queue gets 503;
-nothing in a request is ever used as a file path. On SIGTERM uvicorn stops accepting
+bodies are capped (413) and must arrive within `body_timeout_s` (408); malformed requests
+get 422 with a message; a full queue gets 503 with `Retry-After`; every error body is
+`{"detail": "..."}`, as the published schema (`server_api`) declares; nothing in a request is
+ever used as a file path. On SIGTERM uvicorn stops accepting
 connections, finishes in-flight requests, then the batcher stops.
 """
 
@@ -21,14 +23,21 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ebrm._provenance import computed_with
+from ebrm._version import __version__
 from ebrm.errors import ConfigError, DataFormatError, MissingDependencyError, require
 from ebrm.integrations._common import Scorer, score_safely, to_conversation
 from ebrm.integrations._http import Guard, ServerMetrics
 from ebrm.integrations.batcher import MicroBatcher, QueueFullError, plan_forward_batches
 from ebrm.integrations.openrlhf import query_to_conversation
+from ebrm.integrations.server_api import (
+    RewardRequest,
+    ScoreRequest,
+    openapi_schema,
+    served_rewards,
+)
 from ebrm.integrations.server_config import ServerConfig
 from ebrm.refine.kinds import REFERENCE_KINDS, resolve_reward
 from ebrm.refine.results import missing_reference
@@ -52,35 +61,7 @@ logger = logging.getLogger(__name__)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-# ---- request bodies -------------------------------------------------------------------
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: str
-    content: str
-
-
-class ScoreItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    prompt: str | list[ChatMessage]  # a user prompt, or the conversation before the response
-    response: str  # the assistant response to score
-
-
-class ScoreRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    items: list[ScoreItem]
-    reward: str | None = None  # a RewardKind; default: the server's --reward
-    mode: str | None = None  # deprecated name of `reward`
-
-
-class RewardRequest(BaseModel):
-    """OpenRLHF's remote reward request."""
-
-    model_config = ConfigDict(extra="ignore")
-    query: list[str]  # decoded prompt + response, special tokens included
-    prompts: list[str] | None = None  # the templated prompt of each query
-    labels: list[Any] | None = None  # accepted and ignored (reference answers)
+# ---- request parsing ------------------------------------------------------------------
 
 
 class ComputedWith(BaseModel):
@@ -205,6 +186,13 @@ def _reward_response(records: list[dict[str, float]], reward: str, missing: list
     return {"rewards": rewards, "scores": rewards, "extra_logs": extra}
 
 
+def _query_reward(request: Request) -> tuple[str | None, str | None]:
+    """The query's `reward` and deprecated `mode`; read here rather than declared as
+    parameters, so that FastAPI neither validates them (its 422 is not our error shape) nor
+    publishes them (`server_api.openapi_schema` does)."""
+    return request.query_params.get("reward"), request.query_params.get("mode")
+
+
 class _Routes:
     """The endpoints, sharing one config, batcher and metrics."""
 
@@ -237,23 +225,23 @@ class _Routes:
         self.metrics.items[path] += len(convs)
         return records
 
-    async def score(self, request: Request, reward: str | None = None, mode: str | None = None):
+    async def score(self, request: Request):
         """Score {prompt, response} items: body {"items": [...]} or a bare list; the reward
         from the body's or the query's `reward` (`mode`: deprecated)."""
         body = _parse(await request.body(), ScoreRequest)
         self._check_count(len(body.items))
+        reward, mode = _query_reward(request)
+        self._reward(reward, mode)  # an unknown query reward is a 422 even if the body names one
         use = self._reward(body.reward or reward, body.mode or mode)
         records = await self._submit("/score", _score_conversations(body))
         results = [_score_result(r, use) for r in records]
         return {"reward": use, "results": results, "mode": use}  # mode: deprecated
 
-    async def get_reward(
-        self, request: Request, reward: str | None = None, mode: str | None = None
-    ):
+    async def get_reward(self, request: Request):
         """OpenRLHF remote reward: {query, prompts, labels} -> {rewards, scores, extra_logs}."""
         body = _parse(await request.body(), RewardRequest)
         self._check_count(len(body.query))
-        use = self._reward(reward, mode)
+        use = self._reward(*_query_reward(request))
         convs, missing = _reward_conversations(body, self.config.special_tokens)
         self.metrics.prompt_not_found += int(sum(missing))
         records = await self._submit("/get_reward", convs)
@@ -345,7 +333,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
         finally:
             await batcher.stop()
 
-    app = FastAPI(title="ebrm reward server", lifespan=lifespan)
+    app = FastAPI(title="ebrm reward server", version=__version__, lifespan=lifespan)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
     app.add_exception_handler(RequestError, _request_error)
     routes = _Routes(config, batcher, metrics)
@@ -354,6 +342,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None):
     app.add_api_route("/health", routes.health, methods=["GET"])
     app.add_api_route("/metrics", routes.get_metrics, methods=["GET"])
     app.add_api_route("/info", _info_route(scorer, config), methods=["GET"])
+    _publish_contract(app, scorer, config, routes.item_limit)
     guarded = Guard(app, config, metrics)
     guarded.fastapi = app  # type: ignore[attr-defined]
     return guarded
@@ -370,6 +359,24 @@ def _info_route(scorer: Scorer, config: ServerConfig) -> Callable:
         return body
 
     return info
+
+
+def _publish_contract(app, scorer: Scorer, config: ServerConfig, item_limit: int) -> None:
+    """Serve `server_api.openapi_schema` at /openapi.json: every request body and response
+    the server gives, not only what FastAPI can derive from the handlers' signatures."""
+    derive = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_schema(
+                derive(),
+                rewards=served_rewards(scorer),
+                item_limit=item_limit,
+                token=config.token is not None,
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def run_server(app, config: ServerConfig, *, sockets: list | None = None) -> None:
