@@ -379,6 +379,21 @@ def _publish_contract(app, scorer: Scorer, config: ServerConfig, item_limit: int
     app.openapi = openapi
 
 
+def uvicorn_config(app, config: ServerConfig, **overrides: Any):
+    """uvicorn's settings for serving `app` with `config` (its limits and timeouts)."""
+    uvicorn = require("uvicorn", "server")
+    settings = {
+        "host": config.host,
+        "port": config.port,
+        "timeout_graceful_shutdown": config.graceful_timeout_s,
+        "timeout_keep_alive": config.keep_alive_s,
+        "access_log": False,
+        "log_level": "info",
+        "lifespan": "on",
+    }
+    return uvicorn.Config(app, **{**settings, **overrides})
+
+
 def run_server(app, config: ServerConfig, *, sockets: list | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then finish in-flight requests (uvicorn's graceful exit)."""
     uvicorn = require("uvicorn", "server")
@@ -388,13 +403,4 @@ def run_server(app, config: ServerConfig, *, sockets: list | None = None) -> Non
             config.host,
             "" if config.token else " and has NO token (use --token)",
         )
-    uv_config = uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        timeout_graceful_shutdown=config.graceful_timeout_s,
-        access_log=False,
-        log_level="info",
-        lifespan="on",
-    )
-    uvicorn.Server(uv_config).run(sockets=sockets)
+    uvicorn.Server(uvicorn_config(app, config)).run(sockets=sockets)

@@ -30,6 +30,9 @@ class ServerConfig:
     max_queue: int = 4096  # most responses waiting; beyond it requests get 503
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get 413
     body_timeout_s: float = 30.0  # a request body not fully received by then gets 408
+    keep_alive_s: float = 30.0  # an idle kept-alive connection is closed after this long;
+    # longer than clients keep idle connections (httpx: 5 s), so that a client never reuses
+    # a connection the server is closing at that moment (a ReadError under load)
     max_items_per_request: int = 4096  # more items in one request get 413
     special_tokens: tuple[str, ...] = DEFAULT_SPECIAL_TOKENS  # stripped from /get_reward text
     graceful_timeout_s: float = 60.0  # how long SIGTERM waits for in-flight requests
@@ -64,6 +67,7 @@ class ServerConfig:
         check_float(self, "forward_overhead_tokens", low=0.0, optional=True)
         check_float(self, "graceful_timeout_s", low=0.0)
         check_float(self, "body_timeout_s", low=0.0, low_open=True)
+        check_float(self, "keep_alive_s", low=0.0, low_open=True)
         tokens = self.special_tokens
         if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
             raise invalid(self, "special_tokens", "a sequence of str", tokens)
