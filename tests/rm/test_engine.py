@@ -109,3 +109,14 @@ def test_backbone_export_is_the_rm_without_its_head_and_cached(tiny_rm_dir, tmp_
     mtime = (path / "model.safetensors").stat().st_mtime_ns
     assert export_backbone(rm, tmp_path) == path  # reused, not written again
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize(
+    ("engine", "device", "expected"),
+    [("transformers", None, None), ("transformers", "cuda", "cuda"), ("vllm", None, "cpu"),
+     ("vllm", "cuda:1", "cuda:1")],
+)  # fmt: skip
+def test_the_transformers_copy_stays_off_the_engines_gpu_unless_asked(engine, device, expected):
+    from ebrm.cli._engine import device_for
+
+    assert device_for(engine, device) == expected

@@ -13,6 +13,13 @@ def check(engine: str) -> None:
     require_engine(engine)
 
 
+def device_for(engine: str, device: str | None) -> str | None:
+    """The device of the in-process transformers copy of the RM: with an inference engine it
+    only tokenizes, exports the backbone and checks the engine, so it stays on the CPU (and
+    off the engine's GPU memory) unless --device says otherwise."""
+    return "cpu" if engine != "transformers" and device is None else device
+
+
 def apply(rm: Any, engine: str, **options: Any) -> Any:
     """Make `rm` (a base RM, or one reusing a feature store) embed on `engine`; returns it.
     `options`: further `EngineOptions` fields (e.g. serve's parallelism)."""

@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
         reward = reward_or_mode(reward, mode)
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _engine.check(engine)
+        device = _engine.device_for(engine, device)
         _checks.input_file(candidates, "--candidates", "a JSONL file of prompts and candidates")
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)

@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
         plots. Texts in --features are read from it, the others embedded once."""
         _checks.need(model, "--model", _checks.EBRM_MODEL)
         _engine.check(engine)
+        device = _engine.device_for(engine, device)
         _checks.data_spec(data)
         if base_rm is not None:
             _checks.need(base_rm, "--base-rm", _checks.HF_MODEL)

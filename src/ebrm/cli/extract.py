@@ -146,8 +146,7 @@ def register(app: typer.Typer) -> None:
         if device is None and state.num_processes > 1:
             device = str(state.device)  # one device per rank
         pairs = load_pairs(data, limit=limit)
-        if engine == "vllm" and device is None:
-            device = "cpu"  # the transformers copy only tokenizes, exports and checks
+        device = _engine.device_for(engine, device)
         model = BaseRewardModel.from_pretrained(
             rm,
             device=device,
