@@ -37,35 +37,17 @@ def tiny_config(arch: str, *, vocab_size: int, pad_token_id: int, eos_token_id: 
         bos_token_id=eos_token_id,
         eos_token_id=eos_token_id,
     )
-    if arch == "llama":
-        return LlamaConfig(
+    decoders = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig}
+    if arch in decoders:
+        extra = {"sliding_window": None} if arch == "mistral" else {}
+        return decoders[arch](
             hidden_size=HIDDEN,
             intermediate_size=64,
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,
             max_position_embeddings=512,
-            **common,
-        )
-    if arch == "qwen2":
-        return Qwen2Config(
-            hidden_size=HIDDEN,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-            **common,
-        )
-    if arch == "mistral":
-        return MistralConfig(
-            hidden_size=HIDDEN,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-            sliding_window=None,
+            **extra,
             **common,
         )
     if arch == "gpt_neox":

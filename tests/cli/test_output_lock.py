@@ -4,14 +4,11 @@ and the lock is released when the command fails or is interrupted."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
-from tests.cli.test_user_errors import ROOT, RUNNER, world  # noqa: F401 - a fixture
+from tests.cli.test_user_errors import ROOT, RUNNER, run_cli, world  # noqa: F401 - a fixture
 from tests.test_lock import start_holder
 
 from ebrm._lock import lock_path
@@ -40,17 +37,11 @@ def test_a_second_writer_is_refused_naming_the_holder(case, argv, locked, world,
              "store": world["root"] / "store", "pairs": world["root"] / "pairs.jsonl",
              "cands": world["root"] / "cands.jsonl"}  # fmt: skip
     holder = start_holder(locked.format(**names))
-    result_file = tmp_path / "result.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", RUNNER, str(result_file), *argv.format(**names).split()],
-            capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
-        )  # fmt: skip
+        proc, result = run_cli(argv.format(**names).split(), tmp_path)
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
-    result = json.loads(result_file.read_text())
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert result["code"] == 2, proc.stderr
     assert len(lines) == 1, proc.stderr

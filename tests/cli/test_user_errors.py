@@ -214,6 +214,18 @@ CASES = [
 ]  # fmt: skip
 
 
+def run_cli(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """`ebrm ARGS` in a fresh interpreter (RUNNER): the process and what RUNNER recorded
+    (exit code, seconds, whether torch was imported)."""
+    result_file = cwd / "result.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(result_file), *args],
+        capture_output=True, text=True, env=env, timeout=120, cwd=cwd,
+    )  # fmt: skip
+    return proc, json.loads(result_file.read_text())
+
+
 def _tree(root: Path) -> dict[str, str]:
     """Every file under `root` and its sha256: nothing may change."""
     return {
@@ -234,16 +246,10 @@ def test_user_error(case, argv, expected, world, tmp_path):
         "report": root / "report", "baserm": root / "baserm", "port": busy.getsockname()[1],
     }  # fmt: skip
     before = _tree(root)
-    result_file = tmp_path / "result.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", RUNNER, str(result_file), *argv.format(**names).split()],
-            capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
-        )  # fmt: skip
+        proc, result = run_cli(argv.format(**names).split(), tmp_path)
     finally:
         busy.close()
-    result = json.loads(result_file.read_text())
     print(f"{case}: exit {result['code']} after {result['seconds']:.2f} s")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert result["code"] == 2, proc.stderr
