@@ -87,14 +87,20 @@ def forwarded():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_bert_rm_dir, forwarded):
+def said():
+    """What the first run printed, one "stage message" line per report."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_bert_rm_dir, forwarded, said):
     out = tmp_path_factory.mktemp("pipeline")
     stages = []
     result = run_pipeline(
         out,
         PipelineConfig(base_model=tiny_bert_rm_dir, **FAST),
         data=synthetic_pairs(40),
-        on_stage=lambda stage, msg: stages.append(stage),
+        on_stage=lambda stage, msg: (stages.append(stage), said.append(f"{stage} {msg}")),
     )
     forwarded.append(-1)  # the first run ends here
     return result, out, stages
@@ -108,6 +114,19 @@ def test_each_text_is_embedded_once(run, forwarded):
     first_run = forwarded[: forwarded.index(-1)]
     assert sum(first_run) == len(texts)  # 80 texts, each through the forward pass once
     assert (out / "base_rm" / "features" / "manifest.json").is_file()
+
+
+def test_the_features_stage_says_which_rows_it_copied_and_which_it_embedded(run, said):
+    """Its bar counts every unique text; the line after it says how many were copied from
+    base_rm/features (the train split's texts) and how many embedded (the others)."""
+    _, out, _ = run
+    texts = {t for p in synthetic_pairs(40) for t in (p.chosen, p.rejected)}
+    manifest = json.loads((out / "base_rm" / "features" / "manifest.json").read_text())
+    copied = manifest["num_rows"]  # the train split's unique texts, all among `texts`
+    assert 0 < copied < len(texts)
+    (line,) = [m for m in said if m.startswith("features") and "unique responses" in m]
+    assert line.endswith(f": {copied} copied, {len(texts) - copied} embedded"), line
+    assert any("are copied, not embedded" in m for m in said if m.startswith("features"))
 
 
 def test_pipeline_writes_the_report_folder_and_metrics_match_saved_scores(run):

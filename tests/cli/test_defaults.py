@@ -106,7 +106,7 @@ def test_choices_are_the_librarys_literals():
     assert choices("extract", "dtype") == choices("extract", "storage_dtype") == DTYPE_NAMES
     for command in ("eval", "serve", "bon"):
         option = _params(command)["reward"]
-        assert option.metavar == f"<{'|'.join(REWARD_KINDS)}>", command
+        assert option.help.endswith(f" One of {', '.join(REWARD_KINDS)}."), command
         for kind in REWARD_KINDS:
             assert option.callback(None, option, kind) == kind
         with pytest.raises(typer.BadParameter, match="'best' is not one of refined, mean"):
@@ -159,3 +159,18 @@ def test_library_defaults_agree():
     load = BaseRewardModel.from_pretrained
     assert _params("extract")["max_length"].default == default(load, "max_length")
     assert _params("extract")["truncation_side"].default == default(load, "truncation_side")
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["", "version", "demo", "split", "extract", "train", "eval", "score", "serve", "bon",
+     "overopt", "base-rm", "base-rm train"],
+)  # fmt: skip
+def test_help_fits_80_columns(command):
+    """`ebrm ... --help` in an 80-column terminal: no line wider (a wider one wraps mid-word)."""
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    wide = [line for line in result.output.splitlines() if len(line) > 80]
+    assert not wide, wide

@@ -47,7 +47,8 @@ def test_extract_then_refuse_other_settings_then_overwrite(tmp_path, tiny_rm_dir
 
     assert main([*argv, "--storage-dtype", "bf16", "--truncation-side", "right"]) == 2
     error = capsys.readouterr().err
-    assert "truncation side: store has 'left', this run has 'right'" in error
+    # named from the store's manifest, by flag, before the RM loads
+    assert "extracted with --truncation-side left, not right: pass its settings" in error
     assert "--overwrite" in error
     assert (
         main([*argv, "--storage-dtype", "bf16", "--truncation-side", "right", "--overwrite"]) == 0

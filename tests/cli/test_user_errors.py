@@ -103,6 +103,17 @@ CASES = [
      "--rm {store} is a feature store"),
     ("extract --rm missing", "extract --rm {root}/nope --data {pairs} --out {root}/s2",
      "--rm {root}/nope does not exist"),
+    # a relative path that is missing reads as a hub id too: offline and not cached, it is
+    # refused at once (it once loaded the data and torch, then printed the hub's message)
+    ("extract --rm missing, relative", "extract --rm runs/nope --data {pairs} --out {root}/s2",
+     "--rm runs/nope does not exist here, and as a hub id it is not in the local Hugging Face "
+     "cache (HF_HUB_OFFLINE=1"),
+    # a store at --out resumes only with its own settings: refused before torch loads
+    ("extract --out store of another max length", "extract --rm {rm} --data {pairs} --out "
+     "{root}/store-ml --max-length 32", "--out {root}/store-ml is a feature store extracted "
+     "with --max-length 64, not 32: pass its settings to resume it"),
+    ("extract --out store of another truncation side", "extract --rm {rm} --data {pairs} "
+     "--out {root}/store-ts", "--truncation-side right, not left"),
     ("extract --data missing", "extract --rm {rm} --data {root}/nope.jsonl --out {root}/s2",
      "--data {root}/nope.jsonl does not exist"),
     ("extract --out is a file", "extract --rm {rm} --data {pairs} --out {afile}",

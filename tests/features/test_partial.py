@@ -91,6 +91,35 @@ def test_a_rerun_says_what_it_reuses_and_its_bar_counts_only_the_texts_left(
     assert totals == [left]
 
 
+def test_a_rerun_of_a_finished_extraction_says_so_and_shows_no_empty_bar(
+    tmp_path, monkeypatch, caplog
+):
+    """Rerunning a finished `ebrm extract` once said "resuming OUT: 2 of 2 shards kept, 0
+    texts left" above two empty bars; it says the store is complete and embeds nothing."""
+    import logging
+
+    import ebrm.features.extract as extract_module
+
+    out = tmp_path / "store"
+    reference = extract_features(FakeRM(), PAIRS, out, **OPTIONS).load()
+    shards = -(-60 // OPTIONS["shard_size"])  # 60 unique texts
+    enabled = []
+    real_tqdm = extract_module.tqdm
+
+    def recording(*args, **kwargs):
+        enabled.append(not kwargs["disable"])
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(extract_module, "tqdm", recording)
+    again = FakeRM()
+    with caplog.at_level(logging.INFO, logger="ebrm.features.extract"):
+        store = extract_features(again, PAIRS, out, **{**OPTIONS, "progress": True})
+    assert f"{out} is already complete ({shards} shards): nothing to embed" in caplog.messages
+    assert not [m for m in caplog.messages if "resuming" in m]
+    assert enabled == [False] and not _texts(again)
+    assert _equal(store.load(), reference)
+
+
 def test_one_shard_interrupted_names_it_and_never_says_the_next(tmp_path):
     with pytest.raises(Interrupted) as info:  # 60 texts in one shard, interrupted on call 3
         extract_features(

@@ -2,8 +2,9 @@
 
 Each check raises `ConfigError` (exit 2, one line) naming the user's flag and path, what is
 there and what was expected. Only the standard library and the library's torch-free name
-modules are imported here: a wrong path must be reported in a fraction of a second, not
-after torch and a model have loaded.
+modules (and `ebrm.model.base_rm`'s hub-cache lookup, torch-free too) are imported here: a
+wrong path must be reported in a fraction of a second, not after torch and a model have
+loaded.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ebrm._text import plural  # noqa: F401 - re-exported for the commands
 from ebrm.errors import ConfigError
 from ebrm.features.names import FORMAT_NAME as FEATURE_STORE_FORMAT
 from ebrm.features.names import MANIFEST_NAME
+from ebrm.model.base_rm import missing_offline
 from ebrm.model.names import CONFIG_NAME
 from ebrm.model.names import FORMAT_NAME as EBRM_MODEL_FORMAT
 
@@ -101,6 +103,14 @@ def need(path: str | Path, flag: str, expected: str) -> Path:
     if kind == expected:
         return p
     if expected == HF_MODEL and kind == MISSING and _looks_like_hub_id(text):
+        # `runs/rm` is a relative path as much as a hub id: offline, a hub id missing from
+        # the cache cannot load, so say so now rather than after the data and torch load
+        if missing_offline(text):
+            raise ConfigError(
+                f"{flag} {text} does not exist here, and as a hub id it is not in the local "
+                "Hugging Face cache (HF_HUB_OFFLINE=1 forbids downloading it); pass an "
+                "existing model directory, or unset HF_HUB_OFFLINE to download it."
+            )
         return p
     if expected == HF_MODEL and kind == OTHER_DIR and not (p / "config.json").exists():
         raise ConfigError(

@@ -147,9 +147,13 @@ def _warn(message: str) -> None:
 # --help; the value is checked by a callback so that an earlier release's spelling still
 # works (with a warning) for one release.
 def reward_option(help: str):
-    """The `--reward` option of a command, with its own help."""
+    """The `--reward` option of a command, with its own help and the kinds listed after it
+    (as a `<a|b|...>` metavar, the ten kinds made a 97-column line in `--help`)."""
     return typer.Option(
-        "--reward", callback=_check_reward, metavar=f"<{'|'.join(REWARD_KINDS)}>", help=help
+        "--reward",
+        callback=_check_reward,
+        metavar="<kind>",
+        help=f"{help} One of {', '.join(REWARD_KINDS)}.",
     )
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ebrm._io import read_json_object as _read_json
 from ebrm.cli import _checks, _engine, _runtime
 from ebrm.cli._lock import lock_output
 from ebrm.cli._options import (
@@ -129,6 +130,8 @@ def register(app: typer.Typer) -> None:
                     f"--reuse {reuse} is the --out store itself (rerunning resumes it anyway); "
                     "pass another store to reuse, or none."
                 )
+        if not overwrite:
+            _check_resumable(out, rm, max_length, truncation_side, shard_size)
 
         from ebrm.data import load_pairs
         from ebrm.features.extract import extract_features, process_state
@@ -198,6 +201,38 @@ def _check_out(out: Path, *, overwrite: bool) -> None:
         raise ConfigError(
             f"--out {out} {_checks.describe(kind)}; expected a new or empty directory or a "
             "feature store to continue. Choose another --out."
+        )
+
+
+def _check_resumable(out: Path, rm: str, max_length: int, side: str, shard_size: int) -> None:
+    """A store at --out continues only with its own settings: the flags that differ are
+    named now, from its manifest, rather than by the extraction after torch, the data and the
+    RM have loaded (that check, which also compares the RM's weights, still runs)."""
+    if _checks.artifact_kind(out) != _checks.FEATURE_STORE:
+        return
+    manifest = _read_json(out / "manifest.json")
+    recorded = {**manifest, **(manifest.get("base_rm") or {})}  # format < 4: top level
+    # the RM caps --max-length at its position limit (`ebrm.rm.hf.clamp_to_positions`); a
+    # hub id's limit is unknown before it loads, so only a local RM's is compared here
+    config = Path(rm).expanduser() / "config.json"
+    effective: int | None = None
+    if config.is_file():
+        rm_config = _read_json(config)
+        limit = rm_config.get("max_position_embeddings") or rm_config.get("n_positions")
+        effective = min(max_length, limit) if isinstance(limit, int) and limit > 0 else max_length
+    differ = [
+        f"{flag} {theirs}, not {ours}"
+        for flag, ours, theirs in (
+            ("--max-length", effective, recorded.get("max_length")),
+            ("--truncation-side", side, recorded.get("truncation_side")),
+            ("--shard-size", shard_size, manifest.get("shard_size")),
+        )
+        if ours is not None and theirs is not None and ours != theirs
+    ]
+    if differ:
+        raise ConfigError(
+            f"--out {out} is a feature store extracted with {'; '.join(differ)}: pass "
+            "its settings to resume it, choose a new --out, or pass --overwrite to discard it."
         )
 
 

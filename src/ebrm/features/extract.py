@@ -22,6 +22,7 @@ import torch
 
 from ebrm._io import atomic_write_json
 from ebrm._progress import tqdm
+from ebrm._text import plural
 from ebrm.data.types import PreferencePair
 from ebrm.errors import ConfigError, CorruptArtifactError, Interrupted
 from ebrm.features import layout, partial
@@ -196,7 +197,7 @@ def _extract_shards(
     rewards: list[torch.Tensor] = []
     index, start, saved = -1, 0, 0  # the shard in progress, its first row, rows on disk
     try:
-        with tqdm(total=total, disable=not progress, unit="text", desc="extract") as bar:
+        with tqdm(total=total, disable=not (progress and mine), unit="text", desc="extract") as bar:
             for index in mine:
                 start, end = ranges[index]
                 resumed = partial.load_partial(out, index, start=start, end=end, dim=dim, **where)
@@ -250,6 +251,10 @@ def _say_resumed(out: Path, plan: ExtractionPlan, manifest, ranges, done, batch_
         dim=manifest["embedding_dim"],
     )  # fmt: skip
     todo = [k for k in range(len(ranges)) if k not in done]
+    if not todo:  # a rerun of a finished extraction: nothing to resume, no empty bar
+        shards = plural(len(done), "shard")
+        logger.info("%s is already complete (%s): nothing to embed", out, shards)
+        return
     rows = sum(
         partial.partial_rows(out, k, start=ranges[k][0], end=ranges[k][1], **where) for k in todo
     )

@@ -77,13 +77,19 @@ def check_base_rm_found(
             f"The base RM of {model_name} is not where the model recorded it: {path} {what} "
             f"(config.json base_rm.name_or_path; moved or deleted?); {fix}"
         )
-    if hub and _hub_offline() and not _in_hub_cache(name, info.get("revision")):
+    if hub and missing_offline(name, info.get("revision")):
         raise IncompatibleArtifactError(
             f"The base RM of {model_name} is the hub model {name!r} (config.json "
             "base_rm.name_or_path), which is not in the local Hugging Face cache and "
             "HF_HUB_OFFLINE=1 forbids downloading it; unset HF_HUB_OFFLINE to download it, "
             "or pass --base-rm PATH with a local copy"
         )
+
+
+def missing_offline(repo_id: str, revision: str | None = None) -> bool:
+    """Whether HF_HUB_OFFLINE=1 is set and the hub model `repo_id` is not in the local
+    Hugging Face cache, so that loading it must fail. Cheap, without torch."""
+    return _hub_offline() and not _in_hub_cache(repo_id, revision)
 
 
 def _hub_offline() -> bool:

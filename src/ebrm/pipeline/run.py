@@ -255,11 +255,12 @@ def _features_stage(run: _Run, base_dir: Path, pairs: list[PreferencePair], data
     rm = BaseRewardModel.from_pretrained(
         str(base_dir), device=cfg.device, max_length=cfg.max_length
     )
-    run.say("features", f"embedding {2 * len(pairs)} responses with {base_dir.name}")
     kwargs = dict(batch_size=cfg.batch_size, progress=cfg.progress, data_spec=data_name)
     # the base RM stage embedded the train split's texts into base_rm/features: copy those
     # rows, embed only the validation and test texts (each text embedded once)
-    kwargs["reuse"] = _base_rm_rows(base_dir, rm, out)
+    kwargs["reuse"] = reuse = _base_rm_rows(base_dir, rm, out)
+    copied = f" (rows {base_dir.name}/features holds are copied, not embedded)" if reuse else ""
+    run.say("features", f"{2 * len(pairs)} responses with {base_dir.name}{copied}")
     before = _shards_done(out)
     try:
         store = extract_features(rm, pairs, out, **kwargs)
@@ -273,7 +274,11 @@ def _features_stage(run: _Run, base_dir: Path, pairs: list[PreferencePair], data
             "features" if before >= total else f"features ({before} of {total} shards)"
         )
     features = store.load()
-    run.say("features", f"{features.embeddings.shape[0]} unique responses in {out}")
+    # the progress bar counts every unique text, copied or embedded: say which were which
+    copied = ""
+    if reuse is not None and reuse.reused + reuse.embedded:  # 0 when every shard was done
+        copied = f": {reuse.reused} copied, {reuse.embedded} embedded"
+    run.say("features", f"{features.embeddings.shape[0]} unique responses in {out}{copied}")
     return features, rm.provenance()
 
 
