@@ -1,14 +1,19 @@
 """Fuzzed data files: `load_pairs` returns pairs or raises a `DataFormatError` naming the
 file, never anything else (malformed JSON, missing fields, empty or huge strings, invalid
-UTF-8, lone surrogates, mixed layouts in one file or one directory)."""
+UTF-8, lone surrogates, mixed layouts in one file or one directory).
+
+`make test` tries 100 files and 100 directories; the slow test below tries 10,000 files
+(EBRM_FUZZ_FILES to change): `pytest -m slow -s tests/reliability/test_fuzz_data.py`."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -154,6 +159,17 @@ FUZZ = settings(
 def test_fuzzed_file_loads_or_names_the_file(spec):
     with tempfile.TemporaryDirectory() as tmp:
         check_load(write(Path(tmp), "data", spec), "data loader: one fuzzed file")
+
+
+VOLUME_FILES = int(os.environ.get("EBRM_FUZZ_FILES", "10000"))
+
+
+@pytest.mark.slow
+@settings(FUZZ, max_examples=VOLUME_FILES)
+@given(spec=files)
+def test_ten_thousand_fuzzed_files_load_or_name_the_file(spec):
+    with tempfile.TemporaryDirectory() as tmp:
+        check_load(write(Path(tmp), "data", spec), "data loader: fuzzed files at volume")
 
 
 @FUZZ
