@@ -124,7 +124,10 @@ def worker(args) -> int:
     t0 = time.perf_counter()
     erm = EnergyRewardModel.from_pretrained(args.model, device=device)
     if engine == "vllm":
-        use_engine(erm.base_rm, EngineOptions(engine="vllm", enforce_eager=args.eager))
+        options = EngineOptions(
+            engine="vllm", enforce_eager=args.eager, enable_prefix_caching=args.prefix_caching
+        )
+        use_engine(erm.base_rm, options)
     load_s = time.perf_counter() - t0
     rm = erm.base_rm
     convs = extraction_conversations(args.texts)
@@ -165,6 +168,7 @@ def start_worker(engine: str, model_dir: Path, args) -> tuple[subprocess.Popen, 
         "--device", args.device, "--texts", str(args.texts), "--batch-size", str(args.batch_size),
         "--repeats", str(args.repeats), "--max-batch-size", str(args.max_batch_size),
         "--max-wait-ms", str(args.max_wait_ms), "--eager" if args.eager else "--no-eager",
+        "--prefix-caching" if args.prefix_caching else "--no-prefix-caching",
     ]  # fmt: skip
     path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
     env = dict(os.environ, PYTHONPATH=path)
@@ -272,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         "--eager", action=argparse.BooleanOptionalAction, default=None,
         help="vLLM without graph capture/compilation (default: on a CPU only)",
     )  # fmt: skip
+    parser.add_argument(
+        "--prefix-caching", action=argparse.BooleanOptionalAction, default=True,
+        help="vLLM's prefix caching (on, as `ebrm serve`; off to see what it gives)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
@@ -301,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "texts": args.texts, "batch_size": args.batch_size, "clients": args.clients,
         "group_size": args.group_size, "duration_s": args.duration,
         "max_batch_size": args.max_batch_size, "vllm_eager": args.eager,
+        "vllm_prefix_caching": args.prefix_caching,
         "engines": {}, "skipped": skipped,
     }  # fmt: skip
     groups = grpo_groups(64, args.group_size)
