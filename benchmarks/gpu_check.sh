@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check: one command, about 6-8 minutes on one GPU.
+# The prepared GPU check: one command, about 8-11 minutes on one GPU (6-8 without vLLM).
 #
 #   benchmarks/gpu_check.sh OUT_DIR            # on a GPU machine (needs CUDA)
 #   benchmarks/gpu_check.sh OUT_DIR --small    # the same steps end to end on a CPU, tiny model
@@ -12,7 +12,10 @@
 #   3. bench_energy.py --device cuda (grid vs paper mode vs the published per-sample loop);
 #   4. bench_extract.py on that RM (texts/s, peak GPU memory);
 #   5. bench_server.py on that RM (micro-batching ratio, refinement overhead, peak memory);
-#   6. with more than one GPU visible: extraction with 2 processes under `accelerate launch`.
+#   6. with more than one GPU visible: extraction with 2 processes under `accelerate launch`;
+#   7. bench_engines.py on that RM: vLLM against transformers, extraction and GRPO-shaped
+#      serving (skipped, with a line in the log, where `vllm` is not importable; --small
+#      uses the benchmark's own small Llama RM: vLLM's CPU attention refuses head_dim 16).
 # Writes OUT_DIR/summary.json (the numbers) and OUT_DIR/gpu_check.log (everything printed);
 # the RM's weights are deleted at the end. Exit status 0 when every step passed.
 set -u
@@ -43,13 +46,15 @@ if [ -n "$SMALL" ]; then
   ENERGY_ARGS=(--tiny --repeats 1)
   EXTRACT_ARGS=(--limit 8 --batch-size 4 --max-length 64 --repeats 1)
   SERVER_ARGS=(--sets short --texts 8 --clients 2 --duration 0.5 --warmup 0.2 --repeats 1)
-  LIMITS=(300 300 300 300 300 300)  # a smoke run: generous on a busy machine
+  ENGINES_ARGS=(--hidden 128 --layers 2 --heads 2 --texts 16 --clients 4 --duration 1 --warmup 0.5 --repeats 1)
+  LIMITS=(300 300 300 300 300 300 300)  # a smoke run: generous on a busy machine
 else
   DEVICE=cuda SIZE=1b DTYPE=bfloat16
   ENERGY_ARGS=(--repeats 2)
   EXTRACT_ARGS=(--limit 512 --batch-size 16 --max-length 512 --repeats 2)
   SERVER_ARGS=(--clients 32 --duration 10 --warmup 2 --repeats 3 --forward-batch-size 32)
-  LIMITS=(60 60 50 60 170 45)  # with env (30 s): at most 475 s in all
+  ENGINES_ARGS=(--rm "$OUT/rm" --dtype "$DTYPE" --texts 512 --clients 32 --duration 10 --warmup 2 --repeats 1 --eager)
+  LIMITS=(60 60 50 60 170 45 200)  # with env (30 s): at most 675 s in all
 fi
 
 # step NAME SECONDS COMMAND...: run with a time limit, stdout to OUT/NAME.out, stderr to the log
@@ -91,7 +96,13 @@ GPUS=$("$PY" -c "import json; print(json.load(open('$OUT/env.out'))['gpus'])" 2>
 if [ "${GPUS:-0}" -gt 1 ]; then
   step accelerate_extract "${LIMITS[5]}" "$PY" benchmarks/gpu_check_summary.py accelerate-extract "$OUT/rm" "$OUT/store" --dtype "$DTYPE"
 fi
-rm -rf "$OUT/rm" "$OUT/store" "$OUT/data"
+if "$PY" -c "import vllm" > /dev/null 2>&1; then
+  export EBRM_ENGINE_CACHE="$OUT/engine-cache"  # the backbone export, deleted below
+  step bench_engines "${LIMITS[6]}" "$PY" benchmarks/bench_engines.py --json --device "$DEVICE" "${ENGINES_ARGS[@]}"
+else
+  echo "=== bench_engines: skipped, vllm is not importable here (pip install vllm to run it)" >> "$LOG"
+fi
+rm -rf "$OUT/rm" "$OUT/store" "$OUT/data" "$OUT/engine-cache"
 "$PY" benchmarks/gpu_check_summary.py summarise "$OUT" > "$OUT/summary.json" 2>> "$LOG"
 rc=$?
 cat "$OUT/summary.json"

@@ -122,6 +122,15 @@ def summarise(out: Path) -> dict:
             for name, r in server["texts"].items()
         }
     result["accelerate_extract"] = _json_from(out / "accelerate_extract.out")
+    engines = _json_from(out / "bench_engines.out")  # absent where vllm is not importable
+    if engines:
+        result["engines"] = {
+            "ratio_vllm_over_transformers": engines.get("ratio_vllm_over_transformers"),
+            **{name: {"load_s": r["extraction"]["load_s"],
+                      "extract_texts_per_s": r["extraction"]["texts_per_s"],
+                      **{k: r["serving"][k] for k in ("responses_per_s", "p50_ms", "p99_ms")}}
+               for name, r in engines["engines"].items()},
+        }  # fmt: skip
     result["ok"] = bool(steps) and all(s["exit"] == 0 for s in steps.values())
     return result
 

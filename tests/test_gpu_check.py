@@ -44,6 +44,17 @@ def test_gpu_check_small_runs_every_step_on_cpu(tmp_path):
     assert short["throughput_ratio"] == pytest.approx(short["batched_rps"] / short["unbatched_rps"])
     assert "accelerate_extract" in summary  # None here: it needs two GPUs
     assert not (out / "rm").exists()  # the weights are not left behind
+    try:  # the engine step runs only where vLLM is importable, and says so where not
+        import vllm  # noqa: F401
+
+        ratio = summary["engines"]["ratio_vllm_over_transformers"]["serving_responses_per_s"]
+        vllm_rps = summary["engines"]["vllm"]["responses_per_s"]
+        assert ratio == pytest.approx(
+            vllm_rps / summary["engines"]["transformers"]["responses_per_s"]
+        )
+    except ImportError:
+        assert "=== bench_engines: skipped, vllm is not importable" in log
+        assert "engines" not in summary
     for name in STEPS:
         assert f"=== {name}: exit 0" in log
 

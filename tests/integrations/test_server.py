@@ -106,19 +106,22 @@ def test_concurrent_single_requests_share_batches(server):
         assert resp.json()["rewards"] == pytest.approx([fake_rewards([conv]).reward[0].item()])
 
 
+# (/score body, what its 422's detail says); tests/engines reuses them on the vLLM engine
+INVALID_BODIES = [
+    (b"{not json", "not valid JSON"),
+    (b'{"items": [{"prompt": "a"}]}', "items.0.response: Field required"),
+    (b'{"items": [{"prompt": 1, "response": "b"}]}', "items.0.prompt"),
+    (b'{"items": "x"}', "items: Input should be a valid list"),
+    (b'{"items": [], "reward": "best"}', "Unknown reward 'best'"),
+    (b'"\\ud800"', "invalid request"),
+    (b"\xff\xfe", "not valid JSON"),
+    (b"[" * 5000 + b"]" * 5000, "request"),
+]
+
+
 def test_validation_errors_are_422_with_a_clear_message(server):
     url, _, _ = server
-    cases = [
-        (b"{not json", "not valid JSON"),
-        (b'{"items": [{"prompt": "a"}]}', "items.0.response: Field required"),
-        (b'{"items": [{"prompt": 1, "response": "b"}]}', "items.0.prompt"),
-        (b'{"items": "x"}', "items: Input should be a valid list"),
-        (b'{"items": [], "reward": "best"}', "Unknown reward 'best'"),
-        (b'"\\ud800"', "invalid request"),
-        (b"\xff\xfe", "not valid JSON"),
-        (b"[" * 5000 + b"]" * 5000, "request"),
-    ]
-    for body, message in cases:
+    for body, message in INVALID_BODIES:
         resp = httpx.post(
             f"{url}/score", content=body, headers={"content-type": "application/json"}
         )
