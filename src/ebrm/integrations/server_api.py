@@ -118,6 +118,26 @@ class HealthResponse(BaseModel):
     queue_items: int  # responses waiting to be scored
 
 
+class ComputedWith(BaseModel):
+    """The settings every served reward is computed with (`ebrm._provenance.computed_with`).
+
+    A response's reward does not depend on its batch-mates, the batch size or the padding
+    side; they are reported so that clients can compare like with like."""
+
+    dtype: str | None  # the base RM's compute dtype, e.g. "float32"
+    max_length: int | None  # tokens per text; longer texts are truncated
+    truncation_side: str | None  # "left" keeps the end of a text (the response)
+    padding_side: str | None  # "left" or "right"
+    batch_size: int | None  # most responses per base-RM forward (--forward-batch-size)
+
+
+class InfoResponse(BaseModel):
+    """`GET /info`."""
+
+    reward: str  # the RewardKind a request gets unless it names one
+    computed_with: ComputedWith
+
+
 class MetricsResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
     uptime_s: float
