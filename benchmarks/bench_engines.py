@@ -196,6 +196,7 @@ def stop(proc: subprocess.Popen) -> None:
 async def grpo_load(url: str, groups: list, *, clients: int, duration: float, warmup: float):
     """`clients` loops, each posting one group at a time; completions in the measured window."""
     import httpx
+    from bench_server import latency_ms  # benchmarks/ is on sys.path (main)
 
     latencies: list[float] = []
     errors, counter, responses = 0, 0, 0
@@ -230,15 +231,10 @@ async def grpo_load(url: str, groups: list, *, clients: int, duration: float, wa
         await asyncio.gather(*[loop() for _ in range(clients)])
         metrics = (await client.get("/metrics")).json()
     latencies.sort()
-
-    def pick(q: float) -> float | None:
-        if not latencies:
-            return None
-        return 1000.0 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-
     return {
         "groups": len(latencies), "responses": responses, "errors": errors,
-        "responses_per_s": responses / duration, "p50_ms": pick(0.50), "p99_ms": pick(0.99),
+        "responses_per_s": responses / duration,
+        "p50_ms": latency_ms(latencies, 0.50), "p99_ms": latency_ms(latencies, 0.99),
         "server_mean_batch_size": metrics["batching"]["mean_batch_size"],
     }  # fmt: skip
 

@@ -194,6 +194,14 @@ def measure_forward_cost(model_dir: Path, *, device: str = "cpu", repeats: int =
 # ---- server throughput ------------------------------------------------------------------
 
 
+def latency_ms(latencies: list[float], q: float) -> float | None:
+    """The `q` quantile (nearest rank, from below) of sorted latencies in seconds, in ms;
+    None when nothing completed."""
+    if not latencies:
+        return None
+    return 1000.0 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -277,18 +285,12 @@ async def load(url: str, items: list, *, clients: int, duration: float, warmup: 
         await asyncio.gather(*[worker() for _ in range(clients)])
         metrics = (await client.get("/metrics")).json()
     latencies.sort()
-
-    def pick(q: float) -> float | None:
-        if not latencies:
-            return None
-        return 1000.0 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-
     return {
         "requests": len(latencies),
         "errors": errors,
         "throughput_rps": len(latencies) / duration,
-        "p50_ms": pick(0.50),
-        "p99_ms": pick(0.99),
+        "p50_ms": latency_ms(latencies, 0.50),
+        "p99_ms": latency_ms(latencies, 0.99),
         "server_mean_batch_size": metrics["batching"]["mean_batch_size"],
     }
 
