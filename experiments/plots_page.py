@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ebrm._io import atomic_write, atomic_write_text
+from ebrm._io import atomic_write
 from ebrm.energy.history import HISTORY_NAME, history_figure
 from ebrm.evaluation.benchmark import reward_names
 from ebrm.evaluation.names import METRICS_FILE
@@ -102,15 +102,3 @@ def plots_block(
         rel = Path(path).resolve().relative_to(page.resolve().parent).as_posix()
         lines += [f"**{title}**", "", f"![{title}]({rel})", ""]
     return "\n".join(lines)
-
-
-def update_plots_block(page: Path, block: str) -> None:
-    """Replace the text between the page's PLOTS markers with `block`."""
-    text = page.read_text(encoding="utf-8")
-    start, end = text.find(PLOTS_BEGIN), text.find(PLOTS_END)
-    if start < 0 or end < start:
-        raise SystemExit(
-            f"{page}: no '{PLOTS_BEGIN}' ... '{PLOTS_END}' block to fill; add the two markers "
-            "where the plots belong"
-        )
-    atomic_write_text(page, f"{text[: start + len(PLOTS_BEGIN)]}\n{block}\n{text[end:]}")

@@ -344,6 +344,19 @@ def write_results(
     return rows
 
 
+def replace_marked_block(page: Path, begin: str, end: str, block: str, *, what: str) -> None:
+    """Replace the text between `page`'s `begin` and `end` markers with `block` (atomically);
+    without the markers, exit naming them and `what` belongs there, leaving the page as is."""
+    text = page.read_text(encoding="utf-8")
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise SystemExit(
+            f"{page}: no '{begin}' ... '{end}' block to fill; add the two markers where {what} "
+            "belong"
+        )
+    atomic_write_text(page, f"{text[: start + len(begin)]}\n{block}\n{text[stop:]}")
+
+
 def update_results_page(
     page: Path,
     rows: list[dict],
@@ -353,19 +366,13 @@ def update_results_page(
     out: Path = Path("runs/experiments"),
 ) -> None:
     """Replace the text between the page's RESULTS markers with the generated tables."""
-    text = page.read_text(encoding="utf-8")
-    start, end = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
-    if start < 0 or end < start:
-        raise SystemExit(
-            f"{page}: no '{RESULTS_BEGIN}' ... '{RESULTS_END}' block to fill; add the two "
-            "markers where the results tables belong"
-        )
     block = results_markdown(
         rows, command=command, rendered_by=rendered_by, per_seed=False, level=4
     )
     footer = f"Per-seed rows with intervals and McNemar p-values: `{out.as_posix()}/results.md`."
-    new = f"{text[: start + len(RESULTS_BEGIN)]}\n{block}\n{footer}\n{text[end:]}"
-    atomic_write_text(page, new)
+    replace_marked_block(
+        page, RESULTS_BEGIN, RESULTS_END, f"{block}\n{footer}", what="the results tables"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -433,7 +440,8 @@ def _plots(run_dir: Path, page: Path, *, command: str) -> None:
         (run_dir / "metrics.json").stat().st_mtime, tz=dt.timezone.utc
     ).date()
     block = plots_page.plots_block(run_dir, made, page, command=command, date=str(date))
-    plots_page.update_plots_block(page, block)
+    replace_marked_block(page, plots_page.PLOTS_BEGIN, plots_page.PLOTS_END, block,
+                         what="the plots")  # fmt: skip
     print(f"wrote {len(made)} plots to {assets} and the PLOTS block of {page}")
 
 
