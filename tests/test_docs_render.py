@@ -4,23 +4,19 @@ edit inside a block fails here), and the renderer's tables follow from the resul
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location(
-        "render_docs", ROOT / "benchmarks" / "render_docs.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path("benchmarks/render_docs.py"), "render_docs")
 
 
 rd = _load()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-_SPEC = importlib.util.spec_from_file_location(
-    "experiments_fair_report",
-    Path(__file__).resolve().parents[1] / "experiments" / "fair_report.py",
-)
-fair = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(fair)
+from tests.scripts import load_script
+
+fair = load_script(Path("experiments/fair_report.py"), "experiments_fair_report")
 
 AXES = [a for a, _, _ in fair.AXES]
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.scripts import load_script
 
 _DIR = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -15,11 +16,7 @@ _DIR = Path(__file__).resolve().parents[1] / "experiments"
 def run():
     sys.path.insert(0, str(_DIR))  # run.py imports its siblings (embeddings, heads, report)
     try:
-        spec = importlib.util.spec_from_file_location("experiments_run", _DIR / "run.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclass looks its module up there
-        spec.loader.exec_module(module)
-        return module
+        return load_script(_DIR / "run.py", "experiments_run", register=True)
     finally:
         sys.path.remove(str(_DIR))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,13 +10,10 @@ import pytest
 
 from ebrm.evaluation import evaluate
 from tests.evaluation.test_fair import _pairs, model_with_references  # noqa: F401
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-_SPEC = importlib.util.spec_from_file_location(
-    "experiments_report", ROOT / "experiments" / "report.py"
-)
-report = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(report)
+report = load_script(Path("experiments/report.py"), "experiments_report")
 
 
 @pytest.fixture

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "experiments_report", Path(__file__).resolve().parents[1] / "experiments" / "report.py"
-)
-report = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(report)
+from tests.scripts import load_script
+
+report = load_script(Path("experiments/report.py"), "experiments_report")
 
 
 def _row(seed: int, label: str, base_acc: float, refined: float, *, noise=0.0, chat=0.0):

@@ -9,24 +9,19 @@ tests/integrations/test_server_shutdown.py; here SIGTERM after the load must exi
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 from pathlib import Path
 
 from tests.reliability import _report
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS, SECONDS, WARMUP, RSS_BOUND_MB = 64, 5.0, 1.0, 64.0
 
 
 def load_soak():
-    spec = importlib.util.spec_from_file_location(
-        "soak_server", ROOT / "benchmarks" / "soak_server.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path("benchmarks/soak_server.py"), "soak_server")
 
 
 def test_64_clients_for_5_seconds(tmp_path, fork_server, tiny_rm_dir):
